@@ -1,0 +1,1 @@
+//! carat-api: to be written.

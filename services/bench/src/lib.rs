@@ -1,0 +1,1 @@
+//! carat-bench: to be written.

@@ -1,0 +1,380 @@
+//! Every tunable of carat in one place, with the reason for each default.
+//!
+//! Loaded from TOML (`carat.toml`, see `config/` at the repository root) by the binaries;
+//! every field has a default so a partial file works. [`Config::validate`] checks the
+//! relations between fields and names the key at fault.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ConfigError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub ingest: IngestConfig,
+    pub record: RecordConfig,
+    pub window: WindowConfig,
+    pub retention: RetentionConfig,
+    pub limits: ServiceLimits,
+    pub retry: RetryConfig,
+    pub redis: RedisConfig,
+    pub flusher: FlusherConfig,
+    pub resources: Resources,
+}
+
+/// What the ingest API accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Points older than this are rejected. 24 h: Mackerel accepts a day of backfill,
+    /// and the Redis head must keep a window this long after it closes.
+    pub max_lateness_secs: i64,
+    /// Points further in the future are rejected. 10 min covers clock skew of agents
+    /// without letting a wrong clock open far-future windows.
+    pub max_skew_secs: i64,
+    /// Largest request body. 5 MiB stays under API Gateway's and Lambda's 6 MB payload
+    /// limits with room for headers; larger bodies get 413.
+    pub max_body_bytes: usize,
+    /// Most points in one request; keeps one request within one PutRecords deadline.
+    pub max_points_per_request: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_lateness_secs: 24 * 3600,
+            max_skew_secs: 600,
+            max_body_bytes: 5 * 1024 * 1024,
+            max_points_per_request: 200_000,
+        }
+    }
+}
+
+/// How points are packed into Kinesis records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordConfig {
+    /// Hash buckets a series is spread over. A bucket is the partition key and the Redis
+    /// hash tag. 1024 ≫ any shard count (so shards stay even) and ≫ 3 Redis masters,
+    /// while one record still gathers many series of a busy bucket.
+    pub buckets: u32,
+    /// Largest encoded record. Kinesis accepts 1 MiB of data plus the partition key per
+    /// record; 1,000,000 leaves margin for the key.
+    pub max_record_bytes: usize,
+}
+
+impl Default for RecordConfig {
+    fn default() -> Self {
+        Self {
+            buckets: 1024,
+            max_record_bytes: 1_000_000,
+        }
+    }
+}
+
+/// Window lengths and when a window is flushed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WindowConfig {
+    /// Raw window length. One day: 1,440 one-minute points make a chunk of ~3 KB, so a
+    /// million points cost ~700 items (~2,100 write units) — hourly windows would cost
+    /// 16,700 items. Tests shrink it to seconds.
+    pub raw_secs: i64,
+    /// A window is flushed this long after it ends, so points in flight are included.
+    pub grace_secs: i64,
+    /// An open window is flushed early once it holds this many points (entries in the
+    /// head), and again at every further multiple: bounds the loss window of a very
+    /// busy series without flushing a normal one (1,440/day at 1-minute steps) early.
+    pub flush_point_threshold: u64,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        Self {
+            raw_secs: 86_400,
+            grace_secs: 120,
+            flush_point_threshold: 20_000,
+        }
+    }
+}
+
+/// How long each tier keeps data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// TTL of raw chunks in DynamoDB, counted from the window's end; after it the
+    /// archive (S3) serves them. 30 days keeps the hot month in DynamoDB.
+    pub raw_secs: i64,
+    /// TTL of rollup items (5 m / 1 h / 1 d), counted from the window's end. 460 days
+    /// gives the "400+ days" of the original goal with margin.
+    pub rollup_secs: i64,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        Self {
+            raw_secs: 30 * 86_400,
+            rollup_secs: 460 * 86_400,
+        }
+    }
+}
+
+/// Hard limits of the AWS services, enforced by carat's own code (the local stand-in
+/// does not enforce them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServiceLimits {
+    /// BatchWriteItem: at most 25 items per call.
+    pub dynamodb_batch_items: usize,
+    /// BatchWriteItem: at most 16 MiB per call.
+    pub dynamodb_batch_bytes: usize,
+    /// DynamoDB: at most 400 KB per item.
+    pub dynamodb_item_bytes: usize,
+    /// PutRecords: at most 500 records per call.
+    pub kinesis_batch_records: usize,
+    /// PutRecords: at most 5 MiB per call (data + partition keys).
+    pub kinesis_batch_bytes: usize,
+}
+
+impl Default for ServiceLimits {
+    fn default() -> Self {
+        Self {
+            dynamodb_batch_items: 25,
+            dynamodb_batch_bytes: 16 * 1024 * 1024,
+            dynamodb_item_bytes: 400 * 1024,
+            kinesis_batch_records: 500,
+            kinesis_batch_bytes: 5 * 1024 * 1024,
+        }
+    }
+}
+
+/// Retries of partial failures and throttling (UnprocessedItems, FailedRecordCount, …).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Total time one call may spend retrying before it surfaces a retryable error.
+    /// 10 s fits inside the ingest API's 29 s API Gateway limit and a writer invocation.
+    pub deadline_ms: u64,
+    /// First backoff; doubled on every attempt, with full jitter.
+    pub base_backoff_ms: u64,
+    /// Cap on one backoff.
+    pub max_backoff_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            deadline_ms: 10_000,
+            base_backoff_ms: 25,
+            max_backoff_ms: 1_000,
+        }
+    }
+}
+
+/// The Redis head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Seed nodes of the cluster.
+    pub nodes: Vec<String>,
+    /// Every Redis call is bounded by this: redis-rs cluster connections can hang on
+    /// some failures, and a hung writer blocks its shard.
+    pub command_timeout_ms: u64,
+    /// Connecting (and reconnecting after a failover) is bounded by this.
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            nodes: (7000..7006)
+                .map(|p| format!("redis://127.0.0.1:{p}"))
+                .collect(),
+            command_timeout_ms: 2_000,
+            connect_timeout_ms: 2_000,
+        }
+    }
+}
+
+/// The scheduled flusher.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FlusherConfig {
+    /// Most windows flushed per run, so a run fits its schedule (one minute) and its
+    /// Lambda timeout; the rest wait for the next run.
+    pub max_windows_per_run: usize,
+    /// Seconds between runs (EventBridge schedule in AWS, a timer in carat-local).
+    pub interval_secs: u64,
+}
+
+impl Default for FlusherConfig {
+    fn default() -> Self {
+        Self {
+            max_windows_per_run: 5_000,
+            interval_secs: 60,
+        }
+    }
+}
+
+/// Names of the AWS resources (the CDK stack and the local init script create them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Resources {
+    pub stream: String,
+    pub table: String,
+    pub archive_bucket: String,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Self {
+            stream: "carat-points".to_string(),
+            table: "carat-windows".to_string(),
+            archive_bucket: "carat-archive".to_string(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a TOML document and validates it.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the key that failed to parse or validate.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let cfg: Self = toml_de(text)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks the relations between fields.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first key at fault.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let err = |key, reason: &str| {
+            Err(ConfigError {
+                key,
+                reason: reason.to_string(),
+            })
+        };
+        if self.window.raw_secs <= 0 {
+            return err("window.raw_secs", "must be positive");
+        }
+        if self.window.grace_secs < 0 {
+            return err("window.grace_secs", "must not be negative");
+        }
+        if self.window.flush_point_threshold == 0 {
+            return err("window.flush_point_threshold", "must be at least 1");
+        }
+        if self.ingest.max_lateness_secs < 0 || self.ingest.max_skew_secs < 0 {
+            return err(
+                "ingest.max_lateness_secs",
+                "lateness and skew must not be negative",
+            );
+        }
+        // Head entries store the ingest stamp as i32 milliseconds from the window start
+        // (crate::head): the window plus lateness and skew must fit in ±24.8 days.
+        let span_ms =
+            (self.window.raw_secs + self.ingest.max_lateness_secs + self.ingest.max_skew_secs)
+                .saturating_mul(1000);
+        if span_ms > i64::from(i32::MAX) {
+            return err(
+                "window.raw_secs",
+                "window + max_lateness + max_skew must stay under 24 days (head stamp range)",
+            );
+        }
+        if self.record.buckets == 0 {
+            return err("record.buckets", "must be at least 1");
+        }
+        if self.record.max_record_bytes < 1024 || self.record.max_record_bytes > 1_048_576 {
+            return err(
+                "record.max_record_bytes",
+                "must be between 1 KiB and 1 MiB (Kinesis limit)",
+            );
+        }
+        if self.limits.dynamodb_batch_items == 0 || self.limits.dynamodb_batch_items > 25 {
+            return err(
+                "limits.dynamodb_batch_items",
+                "must be 1..=25 (BatchWriteItem limit)",
+            );
+        }
+        if self.limits.kinesis_batch_records == 0 || self.limits.kinesis_batch_records > 500 {
+            return err(
+                "limits.kinesis_batch_records",
+                "must be 1..=500 (PutRecords limit)",
+            );
+        }
+        if self.retention.raw_secs <= 0 || self.retention.rollup_secs <= 0 {
+            return err("retention.raw_secs", "retentions must be positive");
+        }
+        if self.redis.nodes.is_empty() {
+            return err("redis.nodes", "needs at least one seed node");
+        }
+        if self.redis.command_timeout_ms == 0 {
+            return err(
+                "redis.command_timeout_ms",
+                "must be positive: every Redis call needs a timeout",
+            );
+        }
+        if self.retry.base_backoff_ms == 0 || self.retry.max_backoff_ms < self.retry.base_backoff_ms
+        {
+            return err(
+                "retry.max_backoff_ms",
+                "needs 0 < base_backoff_ms <= max_backoff_ms",
+            );
+        }
+        Ok(())
+    }
+
+    /// Seconds after which a window that contains `time` is flushed: its end plus grace.
+    #[must_use]
+    pub fn flush_due(&self, window_start: i64) -> i64 {
+        window_start + self.window.raw_secs + self.window.grace_secs
+    }
+
+    /// When the head may forget a window: after its end, the longest lateness, and the
+    /// grace. Points for such a window can no longer arrive from ingest.
+    #[must_use]
+    pub fn head_expiry(&self, window_start: i64) -> i64 {
+        window_start + self.window.raw_secs + self.ingest.max_lateness_secs + self.window.grace_secs
+    }
+}
+
+fn toml_de(text: &str) -> Result<Config, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError {
+        key: "config",
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn partial_toml_keeps_defaults_and_unknown_keys_fail() {
+        let c = Config::from_toml("[window]\nraw_secs = 60\n").unwrap();
+        assert_eq!(c.window.raw_secs, 60);
+        assert_eq!(c.record, RecordConfig::default());
+        let e = Config::from_toml("[window]\nraw_sec = 60\n").unwrap_err();
+        assert!(e.reason.contains("raw_sec"), "{e}");
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let mut c = Config::default();
+        c.window.raw_secs = 0;
+        assert_eq!(c.validate().unwrap_err().key, "window.raw_secs");
+        let mut c = Config::default();
+        c.limits.dynamodb_batch_items = 26;
+        assert_eq!(c.validate().unwrap_err().key, "limits.dynamodb_batch_items");
+        let mut c = Config::default();
+        c.window.raw_secs = 30 * 86_400;
+        assert_eq!(c.validate().unwrap_err().key, "window.raw_secs");
+    }
+}

@@ -1,0 +1,29 @@
+//! carat-core: the pure heart of carat. No I/O, no AWS, no tokio.
+//!
+//! Module map, in the order data flows through the write path:
+//! - [`series`]: tenants, series names, the Mackerel host/service mapping, the
+//!   storage keys derived from them and the hash bucket that picks a Kinesis shard.
+//! - [`point`]: a point (time, value) and the all-or-nothing validation of a request
+//!   (charset, length, finite values, `max_lateness`, `max_skew`), errors naming index and field.
+//! - [`record`]: the Kinesis record format v1: many series of one bucket, packed and compressed.
+//! - [`window`]: UTC-aligned windows, pure functions of (length, time).
+//! - [`head`]: the 16-byte entries the writer appends to the Redis head, and the
+//!   deterministic merge (latest ingest stamp wins) that makes replays idempotent.
+//! - [`chunk`]: the chunk format v1 stored in DynamoDB and S3 (delta-of-delta times,
+//!   decimal-aware values, XOR fallback), bit-exact for every f64.
+//! - [`config`]: every tunable, with why it has the value it has.
+//! - [`error`]: one error enum per concern.
+
+pub mod chunk;
+pub mod config;
+pub mod error;
+pub mod head;
+pub mod point;
+pub mod record;
+pub mod series;
+pub mod window;
+
+pub use config::Config;
+pub use error::{ChunkError, ConfigError, RecordError, ValidationError};
+pub use point::Point;
+pub use series::{SeriesKey, SeriesName, Tenant};

@@ -1,0 +1,1 @@
+//! carat-flusher: to be written.

@@ -1,0 +1,172 @@
+//! The ports: small traits over the four storage services. Handlers depend on these,
+//! never on an SDK; adapters implement them per service and `fake` in memory.
+
+use async_trait::async_trait;
+use carat_core::SeriesKey;
+
+use crate::StoreError;
+
+/// One window of one series in the head. `bucket` is `key.bucket(config.record.buckets)`,
+/// carried so adapters need not know the bucket count; it is the Redis hash tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WindowRef {
+    pub bucket: u32,
+    pub key: SeriesKey,
+    pub start: i64,
+}
+
+/// Entries to append to one window of the head (see `carat_core::head`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeadAppend {
+    pub window: WindowRef,
+    /// Concatenated 16-byte head entries.
+    pub entries: Vec<u8>,
+    /// Epoch seconds at which the window becomes due for its flush (end + grace).
+    pub flush_due: i64,
+    /// Epoch seconds after which the head may forget the window.
+    pub expire_at: i64,
+}
+
+/// The Redis head: open windows as append-only entry logs, plus per-bucket dirty marks.
+#[async_trait]
+pub trait Head: Send + Sync {
+    /// Appends entries to windows of one bucket and marks each window dirty (due at
+    /// `flush_due`), atomically per bucket. Returns, for each append in order, how many
+    /// entries the window holds afterwards (used for the point-count flush threshold).
+    async fn append(&self, bucket: u32, appends: &[HeadAppend]) -> Result<Vec<u64>, StoreError>;
+
+    /// The entry bytes of a window; empty if the head does not hold it.
+    async fn read(&self, window: &WindowRef) -> Result<Vec<u8>, StoreError>;
+
+    /// Dirty windows of `bucket` whose flush is due at or before `now`, at most `limit`.
+    async fn due(&self, bucket: u32, now: i64, limit: usize) -> Result<Vec<WindowRef>, StoreError>;
+
+    /// After a flush that read `len` bytes: clears the window's dirty mark if nothing
+    /// was appended since (atomic check), and returns whether it did.
+    async fn settle(&self, window: &WindowRef, len: usize) -> Result<bool, StoreError>;
+}
+
+/// One DynamoDB item: a chunk (or rollups) of one series window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowItem {
+    /// `<tenant>#<series>#<resolution>` (see `SeriesKey::table_pk`).
+    pub pk: String,
+    /// Window start, epoch seconds.
+    pub sk: i64,
+    /// Format version of `body`.
+    pub version: u8,
+    /// The encoded chunk.
+    pub body: Vec<u8>,
+    /// Points (or buckets) in `body`, for cheap inspection.
+    pub count: u32,
+    /// TTL attribute: epoch seconds after which DynamoDB may delete the item.
+    pub expires_at: i64,
+}
+
+/// The DynamoDB window table.
+#[async_trait]
+pub trait WindowTable: Send + Sync {
+    /// Writes items (whole-item puts: idempotent), split into batches within the
+    /// service limits, unprocessed items retried with backoff until the deadline.
+    async fn put(&self, items: &[WindowItem]) -> Result<(), StoreError>;
+
+    async fn get(&self, pk: &str, sk: i64) -> Result<Option<WindowItem>, StoreError>;
+
+    /// Items of `pk` with `from_sk <= sk <= to_sk`, ascending.
+    async fn query(
+        &self,
+        pk: &str,
+        from_sk: i64,
+        to_sk: i64,
+    ) -> Result<Vec<WindowItem>, StoreError>;
+}
+
+/// The S3 archive of expired items.
+#[async_trait]
+pub trait Archive: Send + Sync {
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError>;
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+}
+
+/// A record to put on the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogRecord {
+    pub partition_key: String,
+    pub data: Vec<u8>,
+}
+
+/// A record read back from the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub shard_id: String,
+    /// Opaque: AWS gives 56-digit decimals, moto small integers. Compare with
+    /// [`cmp_sequence`], never as strings.
+    pub sequence_number: String,
+    pub partition_key: String,
+    pub data: Vec<u8>,
+    /// Approximate arrival time, epoch milliseconds.
+    pub arrival_ms: i64,
+}
+
+/// Where a shard reader starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartAt {
+    TrimHorizon,
+    Latest,
+    /// Epoch milliseconds.
+    AtTimestamp(i64),
+    AfterSequence(String),
+    AtSequence(String),
+}
+
+/// One read from a shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogBatch {
+    pub records: Vec<LogEntry>,
+    /// `None` when the shard is closed and fully read.
+    pub next_iterator: Option<String>,
+    pub millis_behind_latest: i64,
+}
+
+/// The Kinesis log.
+#[async_trait]
+pub trait Log: Send + Sync {
+    /// Puts records, split into calls within the service limits; failed records are
+    /// retried with backoff until the deadline. Returns the sequence numbers in input
+    /// order, only once every record was acknowledged.
+    async fn put(&self, records: &[LogRecord]) -> Result<Vec<String>, StoreError>;
+
+    async fn shards(&self) -> Result<Vec<String>, StoreError>;
+
+    async fn iterator(&self, shard_id: &str, start: &StartAt) -> Result<String, StoreError>;
+
+    async fn read(&self, iterator: &str, limit: usize) -> Result<LogBatch, StoreError>;
+}
+
+/// Orders two Kinesis sequence numbers numerically (decimal strings of any length).
+#[must_use]
+pub fn cmp_sequence(a: &str, b: &str) -> std::cmp::Ordering {
+    let a = a.trim_start_matches('0');
+    let b = b.trim_start_matches('0');
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cmp_sequence;
+    use std::cmp::Ordering;
+
+    #[test]
+    fn sequence_numbers_compare_as_numbers() {
+        assert_eq!(cmp_sequence("9", "10"), Ordering::Less);
+        assert_eq!(cmp_sequence("0010", "10"), Ordering::Equal);
+        assert_eq!(
+            cmp_sequence(
+                "49590338271490256608559692538361571095921575989136588898",
+                "49590338271490256608559692538361571095921575989136588899"
+            ),
+            Ordering::Less
+        );
+    }
+}

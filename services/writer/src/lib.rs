@@ -1,0 +1,1 @@
+//! carat-writer: to be written.
