@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Installs what the local system needs, and nothing that is already there:
+#   - Debian packages: redis-server, redis-tools (and curl, python3-venv if missing);
+#   - a Python venv at .run/venv with scripts/requirements.txt (moto server, aws CLI, cargo-lambda);
+#   - the CDK's node modules (npm ci in cdk/) when cdk/package-lock.json exists.
+# Idempotent: a second run checks and returns in a few seconds. Uses sudo only when not root.
+set -euo pipefail
+. "$(dirname "$0")/env.sh"
+
+as_root() {
+  if ((EUID == 0)); then "$@"; else sudo "$@"; fi
+}
+
+# --- Debian packages -------------------------------------------------------------
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
+command -v curl >/dev/null || missing+=(curl)
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+if ((${#missing[@]})); then
+  say "installing Debian packages: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Debian starts a redis-server on 6379 after installing it; carat does not use it.
+fi
+
+# --- Python venv -----------------------------------------------------------------
+req="$CARAT_ROOT/scripts/requirements.txt"
+stamp="$VENV/.carat-requirements"
+if [[ -x $VENV/bin/python ]] && cmp -s "$req" "$stamp"; then
+  :
+else
+  say "creating the Python venv at $VENV (moto, aws CLI, cargo-lambda; a minute or two)"
+  mkdir -p "$RUN_DIR"
+  [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+  cp "$req" "$stamp"
+fi
+
+# --- CDK node modules ------------------------------------------------------------
+cdk="$CARAT_ROOT/cdk"
+if [[ -f $cdk/package-lock.json ]]; then
+  # npm ci wipes node_modules: run it only when the lock file is newer than npm's own
+  # record of the last install (node_modules/.package-lock.json), as npm itself judges.
+  if [[ $cdk/node_modules/.package-lock.json -nt $cdk/package-lock.json ]]; then
+    :
+  else
+    command -v npm >/dev/null || die "npm not found: install Node.js 20 (the CDK needs it)"
+    say "npm ci in cdk/"
+    (cd "$cdk" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi
+
+say "dependencies: ok (redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), moto $("$VENV/bin/python" -c "import moto; print(moto.__version__)"), venv $VENV)"
