@@ -19,6 +19,8 @@ pub struct Config {
     pub retry: RetryConfig,
     pub redis: RedisConfig,
     pub flusher: FlusherConfig,
+    pub writer: WriterConfig,
+    pub poller: PollerConfig,
     pub resources: Resources,
 }
 
@@ -216,6 +218,66 @@ impl Default for FlusherConfig {
     }
 }
 
+/// The writer (Kinesis records ⇒ head ⇒ window table).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WriterConfig {
+    /// Buckets of one batch appended (and flushed) concurrently. Buckets live in
+    /// different Redis slots, often on different nodes: 16 in flight hides the round
+    /// trip without queueing much on 3 masters.
+    pub bucket_concurrency: usize,
+    /// Closed windows of a touched bucket flushed per batch (the window-close trigger).
+    /// Bounds the extra work of the batch that sees a day end; the rest goes to later
+    /// batches and the scheduled flusher.
+    pub due_flushes_per_bucket: usize,
+}
+
+impl Default for WriterConfig {
+    fn default() -> Self {
+        Self {
+            bucket_concurrency: 16,
+            due_flushes_per_bucket: 32,
+        }
+    }
+}
+
+/// carat-local's stand-in for Lambda's Kinesis event source mapping (one poller per shard).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PollerConfig {
+    /// Most records per writer invocation (the ESM's BatchSize). 100 is the ESM
+    /// default; a record carries many points, so a batch is already large.
+    pub batch_size: usize,
+    /// How long a poller gathers records before invoking the writer with a partial
+    /// batch (the ESM's MaximumBatchingWindowInSeconds). 200 ms keeps local end-to-end
+    /// latency well under the 2 s target.
+    pub max_batching_window_ms: u64,
+    /// Pause between GetRecords calls on an idle shard. Kinesis allows 5 reads per
+    /// shard per second; 200 ms is that limit.
+    pub idle_poll_ms: u64,
+    /// First backoff after a failed batch; doubled per failure up to `max_backoff_ms`.
+    pub retry_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Where pollers persist the last processed sequence number per shard.
+    pub checkpoint_dir: String,
+    /// Where undecodable records are written (one file each), as an on-failure destination.
+    pub failed_records_dir: String,
+}
+
+impl Default for PollerConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 100,
+            max_batching_window_ms: 200,
+            idle_poll_ms: 200,
+            retry_backoff_ms: 100,
+            max_backoff_ms: 5_000,
+            checkpoint_dir: ".run/checkpoints".to_string(),
+            failed_records_dir: ".run/failed-records".to_string(),
+        }
+    }
+}
+
 /// Names of the AWS resources (the CDK stack and the local init script create them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -314,6 +376,20 @@ impl Config {
             return err(
                 "redis.command_timeout_ms",
                 "must be positive: every Redis call needs a timeout",
+            );
+        }
+        if self.writer.bucket_concurrency == 0 {
+            return err("writer.bucket_concurrency", "must be at least 1");
+        }
+        if self.poller.batch_size == 0 || self.poller.batch_size > 10_000 {
+            return err("poller.batch_size", "must be 1..=10000 (GetRecords limit)");
+        }
+        if self.poller.retry_backoff_ms == 0
+            || self.poller.max_backoff_ms < self.poller.retry_backoff_ms
+        {
+            return err(
+                "poller.max_backoff_ms",
+                "needs 0 < retry_backoff_ms <= max_backoff_ms",
             );
         }
         if self.retry.base_backoff_ms == 0 || self.retry.max_backoff_ms < self.retry.base_backoff_ms
