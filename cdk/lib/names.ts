@@ -1,0 +1,45 @@
+/**
+ * Names shared with the Rust code: environment variables the functions read and the
+ * metrics they emit. Change one here only together with the code that reads it.
+ */
+
+/** Environment variables handed to the functions. */
+export const ENV = {
+  /** Kinesis stream name (the log). */
+  stream: 'CARAT_STREAM',
+  /** DynamoDB table name (window chunks). */
+  table: 'CARAT_TABLE',
+  /** S3 bucket name (archived chunks). */
+  archiveBucket: 'CARAT_ARCHIVE_BUCKET',
+  /** Comma-separated Redis URLs; in AWS the cluster configuration endpoint as rediss://host:port. */
+  redisNodes: 'CARAT_REDIS_NODES',
+  /** Secrets Manager ARN of the Redis AUTH token (plain string). */
+  redisAuthSecretArn: 'CARAT_REDIS_AUTH_SECRET_ARN',
+  /** Secrets Manager ARN of the API keys. */
+  apiKeysSecretArn: 'CARAT_API_KEYS_SECRET_ARN',
+  /** Optional carat.toml text. */
+  config: 'CARAT_CONFIG',
+  /** Name of the deployment (the configuration environment, e.g. staging): the probe's metric dimension. */
+  deployment: 'CARAT_DEPLOYMENT',
+  /** Base URL of the HTTP API, for the probe. */
+  apiUrl: 'CARAT_API_URL',
+} as const;
+
+/** Metrics emitted by the functions with CloudWatch EMF (see docs/probe-metric.md). */
+export const METRICS = {
+  namespace: 'Carat',
+  /** Points the writer processed; dimension Function = the Lambda function name. */
+  processedPoints: { name: 'ProcessedPoints', dimension: 'Function', unit: 'Count' },
+  /** Post → readable latency measured by the probe; dimension Deployment = CARAT_DEPLOYMENT. */
+  endToEndLatency: { name: 'EndToEndLatency', dimension: 'Deployment', unit: 'Milliseconds' },
+} as const;
+
+/** The Rust binaries (cargo packages under services/, one Lambda each). */
+export type Binary = 'carat-api' | 'carat-writer' | 'carat-flusher' | 'carat-archiver' | 'carat-reader' | 'carat-probe';
+
+/**
+ * The binaries that exist in the workspace today. Adding one here is the one line that
+ * deploys it: the Services stack wires its function, mapping or schedule, grants and
+ * routes, and the Monitoring stack its alarms.
+ */
+export const LANDED_BINARIES: readonly Binary[] = ['carat-api', 'carat-writer', 'carat-flusher'];

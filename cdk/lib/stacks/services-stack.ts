@@ -1,0 +1,251 @@
+import { CfnOutput, Duration, Stack, StackProps } from 'aws-cdk-lib';
+import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
+import * as acm from 'aws-cdk-lib/aws-certificatemanager';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { KinesisEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+import type { EnvironmentConfig } from '../config';
+import { Archiver } from '../constructs/archiver';
+import { CaratFunction } from '../constructs/carat-function';
+import { EndToEndProbe } from '../constructs/end-to-end-probe';
+import { Binary, ENV, LANDED_BINARIES } from '../names';
+import { suppressFunctionRole } from '../nag';
+import { StorageStack } from './storage-stack';
+
+export interface ServicesStackProps extends StackProps {
+  readonly deployment: string;
+  readonly config: EnvironmentConfig;
+  readonly storage: StorageStack;
+  /** Binaries to deploy; default LANDED_BINARIES (tests pass all to check what is declared). */
+  readonly binaries?: readonly Binary[];
+}
+
+/** A deployed function and what the Monitoring stack needs to know about it. */
+export interface ServiceFunction {
+  /** Domain name of the role, used in alarm names and construct ids: api, writer, … */
+  readonly role: string;
+  readonly fn: CaratFunction;
+  /** Reads a stream through an event source mapping (has an IteratorAge metric). */
+  readonly streamConsumer: boolean;
+}
+
+/**
+ * The functions and how they are triggered: ingest API (HTTP API), writer and backup writer
+ * (Kinesis mappings), flusher (schedule), and — once their binaries land — archiver
+ * (DynamoDB-stream mapping), reader (HTTP API) and probe (schedule).
+ */
+export class ServicesStack extends Stack {
+  readonly functions: ServiceFunction[] = [];
+  readonly httpApi: apigw.HttpApi;
+  /** Base URL of the API (the custom domain when configured). */
+  readonly apiUrl: string;
+  readonly apiUrlOutput: CfnOutput;
+  /** On-failure destination of every mapping: records of batches that kept failing. */
+  readonly failureQueue: sqs.Queue;
+  readonly writer: CaratFunction;
+  readonly backupWriter: CaratFunction;
+
+  constructor(scope: Construct, id: string, props: ServicesStackProps) {
+    super(scope, id, props);
+    const cfg = props.config;
+    const storage = props.storage;
+    const binaries = new Set(props.binaries ?? LANDED_BINARIES);
+    const has = (b: Binary): boolean => binaries.has(b);
+    for (const required of ['carat-api', 'carat-writer', 'carat-flusher'] as const) {
+      if (!has(required)) throw new Error(`ServicesStack: ${required} is required (the write path)`);
+    }
+
+    // Resource names go to every function (the Rust Resources config reads them together);
+    // what a function may do with them is decided by its grants below.
+    const names: Record<string, string> = {
+      [ENV.stream]: storage.stream.streamName,
+      [ENV.table]: storage.table.tableName,
+      [ENV.archiveBucket]: storage.archiveBucket.bucketName,
+      ...(cfg.serviceConfigToml === undefined ? {} : { [ENV.config]: cfg.serviceConfigToml }),
+    };
+    const head: Record<string, string> = {
+      [ENV.redisNodes]: storage.head.nodesUrl,
+      [ENV.redisAuthSecretArn]: storage.head.authSecret.secretArn,
+    };
+    const apiKeys = { [ENV.apiKeysSecretArn]: storage.apiKeysSecret.secretArn };
+    const inVpc = { vpc: storage.vpc, securityGroup: storage.functionSecurityGroup };
+    const common = { logRetentionDays: cfg.logRetentionDays };
+
+    this.failureQueue = new sqs.Queue(this, 'MappingFailures', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    NagSuppressions.addResourceSuppressions(this.failureQueue, [
+      { id: 'AwsSolutions-SQS3', reason: 'This queue is itself the dead-letter store: the on-failure destination of the event source mappings.' },
+    ]);
+
+    // Ingest API.
+    const api = new CaratFunction(this, 'Api', {
+      ...common,
+      binary: 'carat-api',
+      description: 'carat ingest API: validates points and puts them on the stream',
+      config: cfg.api,
+      environment: { ...names, ...apiKeys },
+    });
+    storage.stream.grantWrite(api.function);
+    storage.apiKeysSecret.grantRead(api.function);
+    this.functions.push({ role: 'api', fn: api, streamConsumer: false });
+
+    // Writer, and the backup writer: the same binary on a second mapping of the same stream,
+    // disabled until a replay is needed. A function of its own so its iterator age (which is
+    // days while replaying) does not trip the writer's alarm, and its concurrency is separate.
+    const writerEnv = { ...names, ...head };
+    this.writer = new CaratFunction(this, 'Writer', {
+      ...common,
+      binary: 'carat-writer',
+      description: 'carat writer: stream records into the head, closed windows into the table',
+      config: cfg.writer,
+      environment: writerEnv,
+      vpc: inVpc,
+    });
+    this.backupWriter = new CaratFunction(this, 'BackupWriter', {
+      ...common,
+      binary: 'carat-writer',
+      description: 'carat backup writer: replays the stream (idempotent); mapping disabled unless replaying',
+      config: cfg.writer,
+      environment: writerEnv,
+      vpc: inVpc,
+    });
+    const mapping = {
+      batchSize: cfg.writer.batchSize,
+      maxBatchingWindow: Duration.seconds(cfg.writer.maxBatchingWindowSeconds),
+      parallelizationFactor: cfg.writer.parallelizationFactor,
+      bisectBatchOnError: true,
+      reportBatchItemFailures: true,
+      retryAttempts: cfg.writer.retryAttempts,
+      onFailure: new SqsDlq(this.failureQueue),
+    };
+    // TRIM_HORIZON: a (re)created mapping loses nothing; the writer is idempotent.
+    this.writer.function.addEventSource(new KinesisEventSource(storage.stream, {
+      ...mapping,
+      startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+    }));
+    const replay = cfg.backupReplay;
+    this.backupWriter.function.addEventSource(new KinesisEventSource(storage.stream, {
+      ...mapping,
+      enabled: replay.enabled,
+      startingPosition: lambda.StartingPosition[replay.startingPosition],
+      startingPositionTimestamp: replay.startingTimestamp === undefined
+        ? undefined
+        : Math.floor(Date.parse(replay.startingTimestamp) / 1000),
+    }));
+    for (const w of [this.writer, this.backupWriter]) {
+      storage.table.grantReadWriteData(w.function);
+      storage.head.authSecret.grantRead(w.function);
+    }
+    this.functions.push({ role: 'writer', fn: this.writer, streamConsumer: true });
+    this.functions.push({ role: 'backup-writer', fn: this.backupWriter, streamConsumer: true });
+
+    // Flusher: flushes the windows of series that went quiet.
+    const flusher = new CaratFunction(this, 'Flusher', {
+      ...common,
+      binary: 'carat-flusher',
+      description: 'carat flusher: flushes due windows of quiet series from the head to the table',
+      config: cfg.flusher,
+      environment: { ...names, ...head },
+      vpc: inVpc,
+    });
+    storage.table.grantReadWriteData(flusher.function);
+    storage.head.authSecret.grantRead(flusher.function);
+    new events.Rule(this, 'FlusherSchedule', {
+      description: 'carat flusher',
+      schedule: events.Schedule.rate(Duration.minutes(cfg.flusher.scheduleMinutes)),
+      // A missed run is not retried: the next run flushes whatever is due by then.
+      targets: [new targets.LambdaFunction(flusher.function, { retryAttempts: 0 })],
+    });
+    this.functions.push({ role: 'flusher', fn: flusher, streamConsumer: false });
+
+    // HTTP API: writes (POST) to the ingest function, reads (GET, and Graphite's POSTs) to the
+    // reader. Keys are checked by the functions (X-Api-Key or Bearer, as Mackerel agents and
+    // Prometheus send them), so API Gateway has no authorizer.
+    const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention: cfg.logRetentionDays as logs.RetentionDays });
+    this.httpApi = new apigw.HttpApi(this, 'HttpApi', {
+      description: 'carat ingest and read API',
+      createDefaultStage: false,
+    });
+    const domain = cfg.api.domainName === undefined || cfg.api.certificateArn === undefined
+      ? undefined
+      : new apigw.DomainName(this, 'ApiDomain', {
+        domainName: cfg.api.domainName,
+        certificate: acm.Certificate.fromCertificateArn(this, 'ApiCertificate', cfg.api.certificateArn),
+      });
+    const stage = new apigw.HttpStage(this, 'DefaultStage', {
+      httpApi: this.httpApi,
+      stageName: '$default',
+      autoDeploy: true,
+      throttle: { rateLimit: cfg.api.throttleRatePerSecond, burstLimit: cfg.api.throttleBurst },
+      accessLogSettings: { destination: new apigw.LogGroupLogDestination(accessLogs) },
+      domainMapping: domain === undefined ? undefined : { domainName: domain },
+    });
+    this.httpApi.addRoutes({
+      path: '/{proxy+}',
+      methods: [apigw.HttpMethod.POST],
+      integration: new HttpLambdaIntegration('Ingest', api.function),
+    });
+    this.apiUrl = domain === undefined ? stage.url.replace(/\/$/, '') : `https://${cfg.api.domainName}`;
+    this.apiUrlOutput = new CfnOutput(this, 'ApiUrl', { value: this.apiUrl, description: 'Base URL of the carat API' });
+
+    // Functions whose binaries land later: each block below is switched on by LANDED_BINARIES.
+    if (has('carat-reader')) {
+      const reader = new CaratFunction(this, 'Reader', {
+        ...common,
+        binary: 'carat-reader',
+        description: 'carat reader: head, table and archive read concurrently and merged',
+        config: cfg.reader,
+        environment: { ...names, ...head, ...apiKeys },
+        vpc: inVpc,
+      });
+      storage.table.grantReadData(reader.function);
+      storage.archiveBucket.grantRead(reader.function);
+      storage.head.authSecret.grantRead(reader.function);
+      storage.apiKeysSecret.grantRead(reader.function);
+      const read = new HttpLambdaIntegration('Read', reader.function);
+      this.httpApi.addRoutes({ path: '/{proxy+}', methods: [apigw.HttpMethod.GET], integration: read });
+      // Grafana's Graphite data source POSTs its queries.
+      this.httpApi.addRoutes({ path: '/render', methods: [apigw.HttpMethod.POST], integration: read });
+      this.httpApi.addRoutes({ path: '/metrics/find', methods: [apigw.HttpMethod.POST], integration: read });
+      this.functions.push({ role: 'reader', fn: reader, streamConsumer: false });
+    }
+    if (has('carat-archiver')) {
+      const archiver = new Archiver(this, 'Archive', {
+        table: storage.table,
+        archiveBucket: storage.archiveBucket,
+        failureQueue: this.failureQueue,
+        config: cfg,
+        environment: names,
+      });
+      this.functions.push({ role: 'archiver', fn: archiver.fn, streamConsumer: true });
+    }
+    if (has('carat-probe')) {
+      const probe = new EndToEndProbe(this, 'EndToEnd', {
+        deployment: props.deployment,
+        apiUrl: this.apiUrl,
+        apiKeysSecret: storage.apiKeysSecret,
+        config: cfg,
+        environment: names,
+      });
+      this.functions.push({ role: 'probe', fn: probe.fn, streamConsumer: false });
+    }
+
+    // Roles get their policies from the grants above: suppress once they are complete.
+    for (const f of this.functions) suppressFunctionRole(f.fn.function);
+    NagSuppressions.addResourceSuppressions(this.httpApi, [
+      {
+        id: 'AwsSolutions-APIG4',
+        reason: 'Every route checks an API key inside the function (X-Api-Key or Authorization: Bearer, as Mackerel agents and Prometheus remote_write send them; keys and their scopes live in Secrets Manager).',
+      },
+    ], true);
+  }
+}
