@@ -1,12 +1,40 @@
-//! Kinesis record format v1 (see docs/formats.md). TO BE WRITTEN by the codec work:
-//! signatures are fixed here so the API and the writer can be built against them.
+//! Kinesis record format v1 (byte layout and versioning rules: docs/formats.md).
+//!
+//! ```text
+//! u8 version (1) · u8 codec (0 stored, 1 raw DEFLATE) · varint body length · payload
+//! body: tenant · stamp_ms · base time · series names (front-coded) · point counts ·
+//!       times (deltas) · values (decimal codes)
+//! ```
+//!
+//! The body is columnar so that DEFLATE finds the repetition: names share prefixes
+//! (`host.<hostId>.`), times of one request are equal or close, and values that are
+//! short decimals (12.34, 225260.0) take 2–5 bytes before compression.
 
+use miniz_oxide::{deflate, inflate};
+
+use crate::chunk::values::{dec, to_int};
+use crate::chunk::varint::{self, Cursor, VarintError};
 use crate::error::RecordError;
 use crate::point::Point;
 use crate::series::{SeriesName, Tenant};
 
 /// Format version written first in every record.
 pub const VERSION: u8 = 1;
+
+/// Largest body the decoder accepts (after decompression), so a small corrupt or
+/// hostile record cannot inflate to gigabytes. 4 MiB is four times Kinesis's 1 MiB
+/// record limit: [`pack`] never comes near it.
+pub const MAX_BODY_BYTES: usize = 4 << 20;
+
+const CODEC_STORED: u8 = 0;
+const CODEC_DEFLATE: u8 = 1;
+/// DEFLATE level: 6 is zlib's default; higher levels gain < 1 % on records.
+const DEFLATE_LEVEL: u8 = 6;
+
+/// Value codes: the low 4 bits of a value's varint. 0–14: the value is the decimal
+/// `m / 10^code`, with `m` zigzagged in the higher bits. 15: 8 raw bytes follow.
+const RAW_VALUE: u64 = 15;
+const MAX_DECIMAL_CODE: i8 = 14;
 
 /// The points of one series inside a record, in request order.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,8 +55,86 @@ pub struct Record {
 /// Encodes one record.
 #[must_use]
 pub fn encode(record: &Record) -> Vec<u8> {
-    let _ = record;
-    todo!("record format v1")
+    let body = encode_body(record);
+    let packed = deflate::compress_to_vec(&body, DEFLATE_LEVEL);
+    let (codec, payload) = if packed.len() < body.len() {
+        (CODEC_DEFLATE, packed.as_slice())
+    } else {
+        (CODEC_STORED, body.as_slice())
+    };
+    let mut out = Vec::with_capacity(payload.len() + 12);
+    out.push(VERSION);
+    out.push(codec);
+    varint::put_u64(&mut out, body.len() as u64);
+    out.extend_from_slice(payload);
+    out
+}
+
+/// The value's code (see [`RAW_VALUE`]): the shortest decimal that gives back the
+/// same bits, else raw.
+fn value_code(v: f64) -> (u64, Option<u64>) {
+    for e in 0..=MAX_DECIMAL_CODE {
+        if let Some(m) = to_int(v, e) {
+            if dec(m, e).to_bits() == v.to_bits() {
+                return ((varint::zigzag(m) << 4) | e as u64, None);
+            }
+        }
+    }
+    (RAW_VALUE, Some(v.to_bits()))
+}
+
+fn value_len(v: f64) -> usize {
+    match value_code(v) {
+        (h, None) => varint::len_u64(h),
+        (h, Some(_)) => varint::len_u64(h) + 8,
+    }
+}
+
+fn shared_prefix(a: &str, b: &str) -> usize {
+    a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count()
+}
+
+fn encode_body(record: &Record) -> Vec<u8> {
+    let mut out = Vec::new();
+    let tenant = record.tenant.as_str().as_bytes();
+    varint::put_u64(&mut out, tenant.len() as u64);
+    out.extend_from_slice(tenant);
+    varint::put_i64(&mut out, record.stamp_ms);
+    let base = first_time(&record.series);
+    varint::put_i64(&mut out, base);
+    varint::put_u64(&mut out, record.series.len() as u64);
+    let mut prev = "";
+    for s in &record.series {
+        let name = s.series.as_str();
+        let shared = shared_prefix(prev, name);
+        varint::put_u64(&mut out, shared as u64);
+        varint::put_u64(&mut out, (name.len() - shared) as u64);
+        out.extend_from_slice(&name.as_bytes()[shared..]);
+        prev = name;
+    }
+    for s in &record.series {
+        varint::put_u64(&mut out, s.points.len() as u64);
+    }
+    let mut t = base;
+    for p in record.series.iter().flat_map(|s| &s.points) {
+        varint::put_i64(&mut out, p.time.wrapping_sub(t));
+        t = p.time;
+    }
+    for p in record.series.iter().flat_map(|s| &s.points) {
+        let (h, raw) = value_code(p.value);
+        varint::put_u64(&mut out, h);
+        if let Some(bits) = raw {
+            out.extend_from_slice(&bits.to_le_bytes());
+        }
+    }
+    out
+}
+
+fn first_time(series: &[SeriesPoints]) -> i64 {
+    series
+        .iter()
+        .find_map(|s| s.points.first())
+        .map_or(0, |p| p.time)
 }
 
 /// Decodes one record. Never panics, whatever the bytes.
@@ -36,12 +142,179 @@ pub fn encode(record: &Record) -> Vec<u8> {
 /// # Errors
 /// A typed [`RecordError`] for empty, truncated, corrupt or unknown-version input.
 pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
-    let _ = bytes;
-    todo!("record format v1")
+    let mut cur = Cursor::new(bytes);
+    let version = cur.u8().ok_or(RecordError::Empty)?;
+    if version != VERSION {
+        return Err(RecordError::UnsupportedVersion(version));
+    }
+    let codec = cur.u8().ok_or(RecordError::Truncated {
+        offset: 1,
+        what: "codec",
+    })?;
+    let body_len = read_len(&mut cur, MAX_BODY_BYTES, "body length")?;
+    let payload_at = cur.pos();
+    let payload = cur.take(cur.remaining()).unwrap_or_default();
+    let inflated;
+    let body = match codec {
+        CODEC_STORED => payload,
+        CODEC_DEFLATE => {
+            inflated = inflate::decompress_to_vec_with_limit(payload, body_len)
+                .map_err(|e| corrupt(payload_at, format!("DEFLATE stream: {e}")))?;
+            inflated.as_slice()
+        }
+        other => return Err(corrupt(1, format!("unknown codec {other}"))),
+    };
+    if body.len() != body_len {
+        return Err(corrupt(
+            payload_at,
+            format!("body is {} bytes, header says {body_len}", body.len()),
+        ));
+    }
+    decode_body(body).map_err(|e| match e {
+        // Offsets inside a compressed body are offsets into the decompressed body.
+        RecordError::Truncated { offset, what } if codec == CODEC_STORED => {
+            RecordError::Truncated {
+                offset: offset + payload_at,
+                what,
+            }
+        }
+        other => other,
+    })
+}
+
+fn corrupt(offset: usize, what: impl Into<String>) -> RecordError {
+    RecordError::Corrupt {
+        offset,
+        what: what.into(),
+    }
+}
+
+fn varint_err(offset: usize, what: &'static str, e: VarintError) -> RecordError {
+    match e {
+        VarintError::Truncated => RecordError::Truncated { offset, what },
+        VarintError::Overflow => corrupt(offset, format!("{what}: varint over 64 bits")),
+    }
+}
+
+fn read_u64(cur: &mut Cursor<'_>, what: &'static str) -> Result<u64, RecordError> {
+    let offset = cur.pos();
+    cur.u64().map_err(|e| varint_err(offset, what, e))
+}
+
+fn read_i64(cur: &mut Cursor<'_>, what: &'static str) -> Result<i64, RecordError> {
+    let offset = cur.pos();
+    cur.i64().map_err(|e| varint_err(offset, what, e))
+}
+
+fn read_len(cur: &mut Cursor<'_>, max: usize, what: &'static str) -> Result<usize, RecordError> {
+    let offset = cur.pos();
+    let v = read_u64(cur, what)?;
+    match usize::try_from(v) {
+        Ok(v) if v <= max => Ok(v),
+        _ => Err(corrupt(
+            offset,
+            format!("{what} {v} is over the limit of {max}"),
+        )),
+    }
+}
+
+fn read_bytes<'a>(
+    cur: &mut Cursor<'a>,
+    n: usize,
+    what: &'static str,
+) -> Result<&'a [u8], RecordError> {
+    let offset = cur.pos();
+    cur.take(n).ok_or(RecordError::Truncated { offset, what })
+}
+
+fn decode_body(body: &[u8]) -> Result<Record, RecordError> {
+    let mut cur = Cursor::new(body);
+    let tenant_len = read_len(&mut cur, crate::series::MAX_TENANT_LEN, "tenant length")?;
+    let tenant_at = cur.pos();
+    let tenant = read_bytes(&mut cur, tenant_len, "tenant")?;
+    let tenant = std::str::from_utf8(tenant)
+        .ok()
+        .and_then(|t| Tenant::parse(t).ok())
+        .ok_or_else(|| corrupt(tenant_at, "tenant is not a valid tenant id"))?;
+    let stamp_ms = read_i64(&mut cur, "stamp")?;
+    let base = read_i64(&mut cur, "base time")?;
+    // Every series costs at least 3 body bytes (prefix, suffix length, count).
+    let max_series = cur.remaining() / 3;
+    let n_series = read_len(&mut cur, max_series, "series count")?;
+    let mut names: Vec<SeriesName> = Vec::with_capacity(n_series);
+    let mut prev = String::new();
+    for _ in 0..n_series {
+        let at = cur.pos();
+        let shared = read_len(&mut cur, prev.len(), "shared name prefix")?;
+        let suffix_len = read_len(&mut cur, crate::series::MAX_SERIES_LEN, "name length")?;
+        let suffix = read_bytes(&mut cur, suffix_len, "series name")?;
+        let mut name = prev.get(..shared).unwrap_or_default().to_string();
+        name.push_str(
+            std::str::from_utf8(suffix).map_err(|_| corrupt(at, "series name is not UTF-8"))?,
+        );
+        let parsed = SeriesName::parse(&name, "name")
+            .map_err(|e| corrupt(at, format!("series name {name:?}: {e}")))?;
+        names.push(parsed);
+        prev = name;
+    }
+    // Every point costs at least 2 body bytes (time delta, value code).
+    let mut left = cur.remaining() / 2;
+    let mut counts = Vec::with_capacity(n_series);
+    for _ in 0..n_series {
+        let c = read_len(&mut cur, left, "point count")?;
+        left -= c;
+        counts.push(c);
+    }
+    let total: usize = counts.iter().sum();
+    let mut times = Vec::with_capacity(total);
+    let mut t = base;
+    for _ in 0..total {
+        t = t.wrapping_add(read_i64(&mut cur, "time")?);
+        times.push(t);
+    }
+    let mut values = Vec::with_capacity(total);
+    for _ in 0..total {
+        let at = cur.pos();
+        let h = read_u64(&mut cur, "value")?;
+        let code = h & 15;
+        let v = if code == RAW_VALUE {
+            if h >> 4 != 0 {
+                return Err(corrupt(at, "raw value code with a payload"));
+            }
+            let raw = read_bytes(&mut cur, 8, "raw value")?;
+            let mut b = [0u8; 8];
+            b.copy_from_slice(raw);
+            f64::from_bits(u64::from_le_bytes(b))
+        } else {
+            dec(varint::unzigzag(h >> 4), code as i8)
+        };
+        values.push(v);
+    }
+    if cur.remaining() != 0 {
+        return Err(corrupt(cur.pos(), "trailing bytes after the values"));
+    }
+    let mut points = times.into_iter().zip(values).map(|(t, v)| Point::new(t, v));
+    let series = names
+        .into_iter()
+        .zip(counts)
+        .map(|(series, c)| SeriesPoints {
+            series,
+            points: points.by_ref().take(c).collect(),
+        })
+        .collect();
+    Ok(Record {
+        tenant,
+        stamp_ms,
+        series,
+    })
 }
 
 /// Packs the series of one bucket into as few records as fit `max_bytes` each,
 /// splitting a series across records when it alone is too large.
+///
+/// Records are filled by their uncompressed size, so each one fits even where DEFLATE
+/// gains nothing. Series and points keep their order; a series split across records
+/// continues, in order, at the start of the next one.
 ///
 /// # Errors
 /// [`RecordError::TooLarge`] if not even one point fits `max_bytes`.
@@ -51,6 +324,155 @@ pub fn pack(
     series: Vec<SeriesPoints>,
     max_bytes: usize,
 ) -> Result<Vec<Vec<u8>>, RecordError> {
-    let _ = (tenant, stamp_ms, series, max_bytes);
-    todo!("record format v1")
+    let mut records = Vec::new();
+    let mut b = Builder::new(tenant, stamp_ms);
+    for s in series {
+        let mut first = true;
+        if s.points.is_empty() && !b.push(&s.series, None, true, max_bytes) {
+            b.flush(&mut records, tenant, stamp_ms, max_bytes)?;
+            if !b.push(&s.series, None, true, max_bytes) {
+                return Err(b.too_large(&s.series, None, max_bytes));
+            }
+        }
+        for p in s.points {
+            if !b.push(&s.series, Some(p), first, max_bytes) {
+                b.flush(&mut records, tenant, stamp_ms, max_bytes)?;
+                if !b.push(&s.series, Some(p), true, max_bytes) {
+                    return Err(b.too_large(&s.series, Some(p), max_bytes));
+                }
+            }
+            first = false;
+        }
+    }
+    if !b.record.series.is_empty() {
+        records.push(encode(&b.record));
+    }
+    Ok(records)
 }
+
+/// Builds one record while tracking its exact uncompressed size.
+struct Builder {
+    record: Record,
+    /// Body bytes, except the series-count varint and the point-count varints.
+    body: usize,
+    counts_len: usize,
+    prev_time: Option<i64>,
+}
+
+impl Builder {
+    fn new(tenant: &Tenant, stamp_ms: i64) -> Self {
+        let t = tenant.as_str().len();
+        Self {
+            record: Record {
+                tenant: tenant.clone(),
+                stamp_ms,
+                series: Vec::new(),
+            },
+            body: varint::len_u64(t as u64) + t + varint::len_u64(varint::zigzag(stamp_ms)),
+            counts_len: 0,
+            prev_time: None,
+        }
+    }
+
+    /// The size of the record if it were stored uncompressed (an upper bound).
+    fn record_size(body: usize) -> usize {
+        2 + varint::len_u64(body as u64) + body
+    }
+
+    /// The body size with `name` (as a new series when `new`) and `point` added.
+    fn size_with(&self, name: &SeriesName, point: Option<Point>, new: bool) -> (usize, usize) {
+        let mut body = self.body;
+        let mut counts_len = self.counts_len;
+        let n_series = self.record.series.len() + usize::from(new);
+        if new {
+            let prev = self.record.series.last().map_or("", |s| s.series.as_str());
+            let name = name.as_str();
+            let shared = shared_prefix(prev, name);
+            body += varint::len_u64(shared as u64)
+                + varint::len_u64((name.len() - shared) as u64)
+                + (name.len() - shared);
+            counts_len += 1;
+        }
+        if let Some(p) = point {
+            let count = if new {
+                0
+            } else {
+                self.record.series.last().map_or(0, |s| s.points.len())
+            };
+            counts_len += varint::len_u64(count as u64 + 1) - varint::len_u64(count as u64);
+            let delta = match self.prev_time {
+                // The first point is the base time: delta 0, and the base varint.
+                None => varint::len_u64(varint::zigzag(p.time)) + 1,
+                Some(t) => varint::len_u64(varint::zigzag(p.time.wrapping_sub(t))),
+            };
+            body += delta + value_len(p.value);
+        }
+        let base = if self.prev_time.is_none() && point.is_none() {
+            1
+        } else {
+            0
+        };
+        let total = body + base + counts_len + varint::len_u64(n_series as u64);
+        (body, total)
+    }
+
+    fn push(&mut self, name: &SeriesName, point: Option<Point>, new: bool, max: usize) -> bool {
+        let (body, total) = self.size_with(name, point, new);
+        if Self::record_size(total) > max {
+            return false;
+        }
+        self.body = body;
+        if new {
+            self.counts_len += 1;
+            self.record.series.push(SeriesPoints {
+                series: name.clone(),
+                points: Vec::new(),
+            });
+        }
+        if let Some(p) = point {
+            let last = self
+                .record
+                .series
+                .last_mut()
+                .expect("a series was pushed above or before");
+            let count = last.points.len() as u64;
+            self.counts_len += varint::len_u64(count + 1) - varint::len_u64(count);
+            last.points.push(p);
+            self.prev_time = Some(p.time);
+        }
+        true
+    }
+
+    fn flush(
+        &mut self,
+        records: &mut Vec<Vec<u8>>,
+        tenant: &Tenant,
+        stamp_ms: i64,
+        max: usize,
+    ) -> Result<(), RecordError> {
+        if self.record.series.is_empty() {
+            return Ok(());
+        }
+        let done = std::mem::replace(self, Self::new(tenant, stamp_ms));
+        let bytes = encode(&done.record);
+        if bytes.len() > max {
+            return Err(RecordError::TooLarge {
+                size: bytes.len(),
+                limit: max,
+            });
+        }
+        records.push(bytes);
+        Ok(())
+    }
+
+    fn too_large(&self, name: &SeriesName, point: Option<Point>, max: usize) -> RecordError {
+        let (_, total) = self.size_with(name, point, true);
+        RecordError::TooLarge {
+            size: Self::record_size(total),
+            limit: max,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
