@@ -194,7 +194,7 @@ export class ServicesStack extends Stack {
       methods: [apigw.HttpMethod.POST],
       integration: new HttpLambdaIntegration('Ingest', api.function),
     });
-    this.apiUrl = domain === undefined ? stage.url.replace(/\/$/, '') : `https://${cfg.api.domainName}`;
+    this.apiUrl = domain === undefined ? this.httpApi.apiEndpoint : `https://${cfg.api.domainName}`;
     this.apiUrlOutput = new CfnOutput(this, 'ApiUrl', { value: this.apiUrl, description: 'Base URL of the carat API' });
 
     // Functions whose binaries land later: each block below is switched on by LANDED_BINARIES.
