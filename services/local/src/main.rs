@@ -1,1 +1,50 @@
-fn main() {}
+//! `carat`: carat on one machine. `carat local` serves the local system (see `serve`).
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "carat", version, about = "carat on one machine")]
+struct Cli {
+    /// carat config (TOML); without it the built-in defaults, which match the local system.
+    #[arg(long, env = "CARAT_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve health (and later ingest) on 127.0.0.1:8080 and run the stream pollers and schedules.
+    Local(carat_local::serve::LocalArgs),
+    // Next: Replay(carat_local::replay::ReplayArgs) — backup writer from TRIM_HORIZON / AT_TIMESTAMP.
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,aws_config=warn".into()),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .init();
+    let cli = Cli::parse();
+    let result = async {
+        let config =
+            carat_local::config::load(cli.config.as_deref(), |name| std::env::var(name).ok())?;
+        match cli.command {
+            Command::Local(args) => carat_local::serve::run(config, &args).await,
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("carat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! `GET /health`: asks every dependency at once and answers
+//!
+//! ```json
+//! {"status":"ok","dependencies":[
+//!   {"name":"redis","target":"redis://127.0.0.1:7000,…","ok":true,"latency_ms":2},
+//!   {"name":"dynamodb","target":"table carat-windows","ok":false,"latency_ms":2000,"error":"timed out after 2000 ms"}]}
+//! ```
+//!
+//! with 200 when every dependency is up and 503 (`"status":"unavailable"`) otherwise, so
+//! `curl -f` and load balancers can use it as it is.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use axum::{extract::State, http::StatusCode, routing::get, Json, Router};
+use serde::Serialize;
+
+use crate::clients::NamedProbe;
+
+/// Longest wait for one dependency. A healthy local answer takes milliseconds; 2 s keeps
+/// `/health` well inside the 1 s × 60 polling of `make local-up` even when all time out.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where the probes come from: `Clients::probes` in the server, fixed answers in tests.
+pub type Probes = Arc<dyn Fn() -> Vec<NamedProbe> + Send + Sync>;
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Health {
+    pub status: &'static str,
+    pub dependencies: Vec<Dependency>,
+}
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct Dependency {
+    pub name: &'static str,
+    pub target: String,
+    pub ok: bool,
+    pub latency_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The `/health` route.
+pub fn router(probes: Probes) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .with_state(probes)
+}
+
+async fn health(State(probes): State<Probes>) -> (StatusCode, Json<Health>) {
+    let report = check(probes()).await;
+    let code = if report.status == "ok" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(report))
+}
+
+/// Runs every probe concurrently, each bounded by [`PROBE_TIMEOUT`].
+pub async fn check(probes: Vec<NamedProbe>) -> Health {
+    let dependencies = futures::future::join_all(probes.into_iter().map(|p| async move {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(PROBE_TIMEOUT, p.probe).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("timed out after {} ms", PROBE_TIMEOUT.as_millis())),
+        };
+        Dependency {
+            name: p.name,
+            target: p.target,
+            ok: result.is_ok(),
+            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            error: result.err(),
+        }
+    }))
+    .await;
+    let status = if dependencies.iter().all(|d| d.ok) {
+        "ok"
+    } else {
+        "unavailable"
+    };
+    Health {
+        status,
+        dependencies,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, http::Request};
+    use tower::ServiceExt;
+
+    use super::*;
+
+    fn probe(name: &'static str, result: Result<(), &'static str>) -> NamedProbe {
+        NamedProbe {
+            name,
+            target: format!("{name} target"),
+            probe: Box::pin(async move { result.map_err(str::to_string) }),
+        }
+    }
+
+    async fn get_health(probes: Probes) -> (StatusCode, serde_json::Value) {
+        let response = router(probes)
+            .oneshot(
+                Request::get("/health")
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await
+            .expect("router answers");
+        let status = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .expect("body");
+        (status, serde_json::from_slice(&body).expect("JSON body"))
+    }
+
+    #[tokio::test]
+    async fn all_up_is_200() {
+        let (status, body) = get_health(Arc::new(|| {
+            vec![probe("redis", Ok(())), probe("s3", Ok(()))]
+        }))
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "ok");
+        assert_eq!(body["dependencies"][0]["name"], "redis");
+        assert_eq!(body["dependencies"][1]["ok"], true);
+        assert!(body["dependencies"][1].get("error").is_none());
+    }
+
+    #[tokio::test]
+    async fn one_down_is_503_and_names_it() {
+        let (status, body) = get_health(Arc::new(|| {
+            vec![
+                probe("redis", Ok(())),
+                probe("kinesis", Err("stream missing")),
+            ]
+        }))
+        .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "unavailable");
+        assert_eq!(body["dependencies"][1]["name"], "kinesis");
+        assert_eq!(body["dependencies"][1]["ok"], false);
+        assert_eq!(body["dependencies"][1]["error"], "stream missing");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hung_dependency_times_out() {
+        let hung = NamedProbe {
+            name: "dynamodb",
+            target: "table t".to_string(),
+            probe: Box::pin(futures::future::pending()),
+        };
+        let report = check(vec![hung]).await;
+        assert_eq!(report.status, "unavailable");
+        assert_eq!(
+            report.dependencies[0].error.as_deref(),
+            Some("timed out after 2000 ms")
+        );
+    }
+}

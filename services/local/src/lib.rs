@@ -1,0 +1,19 @@
+//! carat-local: every carat handler on one machine, playing the part of Lambda's event
+//! source mappings and schedules, for development and the end-to-end tests.
+//!
+//! Module map (data flows config → clients → server and tasks):
+//! - [`config`]: the carat config from a TOML file plus `CARAT_*` environment overrides.
+//! - [`clients`]: connects once to the Redis cluster, DynamoDB, Kinesis and S3, and tells
+//!   whether each answers.
+//! - [`health`]: `GET /health`, one entry per dependency; 200 when all are up, 503 otherwise.
+//! - [`serve`]: `carat local` — the HTTP server on 127.0.0.1:8080 (the router merge point)
+//!   and the background tasks (the task list), stopped together on SIGINT/SIGTERM.
+//! - [`error`]: [`LocalError`].
+
+pub mod clients;
+pub mod config;
+pub mod error;
+pub mod health;
+pub mod serve;
+
+pub use error::LocalError;

@@ -1,0 +1,151 @@
+//! `carat local`: one process that serves HTTP on 127.0.0.1:8080 and runs the background
+//! work that Lambda's event source mappings and schedules do in AWS.
+//!
+//! To add a handler, add one line: an HTTP router to [`router`], a background task to
+//! [`spawn_tasks`]. Both get the shared [`AppState`]; tasks also get a [`Shutdown`] and
+//! must return soon after it fires.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::Router;
+use carat_core::Config;
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tracing::{error, info, warn};
+
+use crate::{clients::Clients, health, LocalError};
+
+/// Options of `carat local`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LocalArgs {
+    /// Address of the HTTP server (health, and the ingest API once it lands).
+    #[arg(long, env = "CARAT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}
+
+/// What every route and task shares: the config and the clients, built once.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub clients: Clients,
+}
+
+/// Every HTTP route of carat-local, one `.merge` per router.
+pub fn router(state: &AppState) -> Router {
+    let clients = state.clients.clone();
+    Router::new().merge(health::router(Arc::new(move || clients.probes())))
+    // Next: .merge(<ingest router of carat-api>) — the write path issue.
+}
+
+/// Every background task of carat-local, one `tasks.spawn` per task. A task returns
+/// `Ok(())` once `shutdown` fires; an error (or an early return) stops the process.
+pub fn spawn_tasks(state: &AppState, shutdown: &Shutdown, tasks: &mut JoinSet<TaskResult>) {
+    // Next: per-shard Kinesis pollers running the writer, the flusher schedule (write
+    // path issue); the DynamoDB-stream poller running the archiver and the TTL sweeper.
+    let _ = (state, shutdown, tasks);
+}
+
+/// How a background task ends: `Err` names the task and the cause.
+pub type TaskResult = Result<(), LocalError>;
+
+/// Fires once, on SIGINT/SIGTERM or when a task fails; every task watches it.
+#[derive(Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    /// Resolves once shutdown has been asked for.
+    pub async fn wait(mut self) {
+        // An error means the sender is gone, which also means: stop.
+        let _ = self.0.wait_for(|stop| *stop).await;
+    }
+
+    #[must_use]
+    pub fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+}
+
+/// How long tasks get to finish after shutdown before the process exits anyway.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Serves until SIGINT/SIGTERM or a task failure.
+///
+/// # Errors
+/// The first task failure, or a bind/serve failure.
+pub async fn run(config: Config, args: &LocalArgs) -> Result<(), LocalError> {
+    let config = Arc::new(config);
+    let clients = Clients::connect(Arc::clone(&config)).await?;
+    let state = AppState { config, clients };
+
+    let (stop, stop_rx) = watch::channel(false);
+    let stop = Arc::new(stop);
+    let shutdown = Shutdown(stop_rx);
+    tokio::spawn(on_signal(Arc::clone(&stop)));
+
+    let mut tasks = JoinSet::new();
+    spawn_tasks(&state, &shutdown, &mut tasks);
+
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|source| LocalError::Bind {
+            addr: args.listen,
+            source,
+        })?;
+    info!(listen = %args.listen, tasks = tasks.len(), "carat-local serving");
+    let server =
+        axum::serve(listener, router(&state)).with_graceful_shutdown(shutdown.clone().wait());
+    let mut server = tokio::spawn(async move { server.await.map_err(LocalError::Serve) });
+
+    let mut failure = None;
+    loop {
+        tokio::select! {
+            served = &mut server => {
+                if let Err(e) = served.map_err(|e| LocalError::Serve(std::io::Error::other(e))).and_then(|r| r) {
+                    failure.get_or_insert(e);
+                }
+                break;
+            }
+            Some(ended) = tasks.join_next(), if !tasks.is_empty() => {
+                let result = ended.unwrap_or_else(|e| Err(LocalError::Task { task: "unknown", detail: e.to_string() }));
+                if !shutdown.is_set() {
+                    let e = result.err().unwrap_or(LocalError::Task { task: "unknown", detail: "ended before shutdown".to_string() });
+                    error!(error = %e, "background task failed; stopping");
+                    failure.get_or_insert(e);
+                    stop.send_replace(true);
+                }
+            }
+        }
+    }
+    stop.send_replace(true);
+    if tokio::time::timeout(DRAIN, async { while tasks.join_next().await.is_some() {} })
+        .await
+        .is_err()
+    {
+        warn!("background tasks did not stop within {DRAIN:?}; exiting anyway");
+    }
+    info!("carat-local stopped");
+    failure.map_or(Ok(()), Err)
+}
+
+async fn on_signal(stop: Arc<watch::Sender<bool>>) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "cannot listen for SIGTERM");
+                futures::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = futures::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        () = term => {}
+    }
+    info!("shutdown requested");
+    stop.send_replace(true);
+}
