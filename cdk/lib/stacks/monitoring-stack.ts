@@ -243,15 +243,14 @@ export class MonitoringStack extends Stack {
     }
 
     // Throughput: points the writer processed per minute (EMF metric of the writer).
-    const processed = (fnName: string, label: string): cw.Metric => new cw.Metric({
+    const processed = (fnName: string): cw.Metric => new cw.Metric({
       namespace: METRICS.namespace,
       metricName: METRICS.processedPoints.name,
       dimensionsMap: { [METRICS.processedPoints.dimension]: fnName },
       statistic: 'Sum',
       period: ONE_MINUTE,
-      label,
     });
-    const processedPoints = processed(writer.functionName, 'writer');
+    const processedPoints = processed(writer.functionName);
     this.alarm({
       name: 'processed-points', runbook: 'processed-points', metric: processedPoints,
       what: `The writer processed fewer than ${a.processedPointsPerMinuteMin} points per minute for ${a.processedPointsMinutes} minutes.`,
@@ -268,7 +267,6 @@ export class MonitoringStack extends Stack {
       unit: cw.Unit.MILLISECONDS,
       statistic: 'Maximum',
       period: ONE_MINUTE,
-      label: 'end-to-end latency (ms)',
     });
     this.alarm({
       name: 'end-to-end-latency', runbook: 'end-to-end-latency', metric: endToEnd,
@@ -292,7 +290,7 @@ export class MonitoringStack extends Stack {
     this.dashboard.addWidgets(new cw.AlarmStatusWidget({ title: 'alarms', alarms: this.alarms, width: 24, height: 6 }));
     this.dashboard.addWidgets(
       new cw.GraphWidget({ title: 'throughput: points processed per minute', width: 8,
-        left: [processedPoints, processed(services.backupWriter.function.functionName, 'backup writer')] }),
+        left: [processedPoints.with({ label: 'writer' }), processed(services.backupWriter.function.functionName).with({ label: 'backup writer' })] }),
       new cw.GraphWidget({ title: 'end-to-end latency (ms)', width: 8, left: [endToEnd],
         leftAnnotations: [{ value: a.endToEndLatencyMs, label: 'alarm' }] }),
       new cw.GraphWidget({ title: 'writer concurrency ÷ shard capacity', width: 8, left: [concurrency],
