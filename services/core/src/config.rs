@@ -258,6 +258,10 @@ pub struct PollerConfig {
     /// First backoff after a failed batch; doubled per failure up to `max_backoff_ms`.
     pub retry_backoff_ms: u64,
     pub max_backoff_ms: u64,
+    /// Attempts of a batch whose writer invocation fails (not retryable) before it is
+    /// written to `failed_records_dir` and skipped (the ESM's MaximumRetryAttempts and
+    /// on-failure destination). 3: a transient fault gets two more chances.
+    pub max_retry_attempts: u32,
     /// Where pollers persist the last processed sequence number per shard.
     pub checkpoint_dir: String,
     /// Where undecodable records are written (one file each), as an on-failure destination.
@@ -272,6 +276,7 @@ impl Default for PollerConfig {
             idle_poll_ms: 200,
             retry_backoff_ms: 100,
             max_backoff_ms: 5_000,
+            max_retry_attempts: 3,
             checkpoint_dir: ".run/checkpoints".to_string(),
             failed_records_dir: ".run/failed-records".to_string(),
         }
