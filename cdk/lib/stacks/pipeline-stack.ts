@@ -1,5 +1,6 @@
 import { ArnFormat, Stack, StackProps } from 'aws-cdk-lib';
 import * as codebuild from 'aws-cdk-lib/aws-codebuild';
+import * as codepipeline from 'aws-cdk-lib/aws-codepipeline';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as pipelines from 'aws-cdk-lib/pipelines';
 import { NagSuppressions } from 'cdk-nag';
@@ -19,6 +20,8 @@ export interface PipelineStackProps extends StackProps {
  */
 export class PipelineStack extends Stack {
   readonly pipeline: pipelines.CodePipeline;
+  readonly staging: CaratStage;
+  readonly production: CaratStage;
 
   constructor(scope: Construct, id: string, props: PipelineStackProps) {
     super(scope, id, { ...props, env: { account: props.pipeline.account, region: props.pipeline.region } });
@@ -36,6 +39,7 @@ export class PipelineStack extends Stack {
 
     this.pipeline = new pipelines.CodePipeline(this, 'Pipeline', {
       pipelineName: 'carat',
+      pipelineType: codepipeline.PipelineType.V2,
       crossAccountKeys: crossAccount,
       enableKeyRotation: crossAccount,
       synth: new pipelines.CodeBuildStep('Build', {
@@ -55,7 +59,7 @@ export class PipelineStack extends Stack {
       },
     });
 
-    const staging = new CaratStage(this, 'staging', {
+    const staging = this.staging = new CaratStage(this, 'staging', {
       deployment: p.stagingEnvironment,
       config: stagingConfig,
       env: { account: stagingConfig.account ?? p.account, region: stagingConfig.region ?? p.region },
@@ -82,7 +86,7 @@ export class PipelineStack extends Stack {
     });
     this.pipeline.addStage(staging, { post: [smoke] });
 
-    const production = new CaratStage(this, 'production', {
+    const production = this.production = new CaratStage(this, 'production', {
       deployment: p.productionEnvironment,
       config: productionConfig,
       env: { account: productionConfig.account ?? p.account, region: productionConfig.region ?? p.region },

@@ -181,7 +181,7 @@ export class ServicesStack extends Stack {
         domainName: cfg.api.domainName,
         certificate: acm.Certificate.fromCertificateArn(this, 'ApiCertificate', cfg.api.certificateArn),
       });
-    const stage = new apigw.HttpStage(this, 'DefaultStage', {
+    new apigw.HttpStage(this, 'DefaultStage', {
       httpApi: this.httpApi,
       stageName: '$default',
       autoDeploy: true,
