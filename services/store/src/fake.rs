@@ -31,6 +31,7 @@ use crate::ports::{
     cmp_sequence, Archive, Head, HeadAppend, Log, LogBatch, LogEntry, LogRecord, StartAt,
     WindowItem, WindowRef, WindowTable,
 };
+use crate::redis_head::dirty_member;
 use crate::StoreError;
 
 const SERVICE: &str = "fake";
@@ -150,15 +151,6 @@ pub struct FakeHead {
     faults: Faults,
 }
 
-/// The dirty-set member of a window, as the Redis head writes it.
-#[must_use]
-pub fn dirty_member(window: &WindowRef) -> String {
-    format!(
-        "{}:{}:{}",
-        window.key.tenant, window.key.series, window.start
-    )
-}
-
 impl FakeHead {
     #[must_use]
     pub fn new() -> Self {
@@ -253,11 +245,14 @@ impl Head for FakeHead {
             slot.0.extend_from_slice(&a.entries);
             slot.1 = a.expire_at;
             counts.push((slot.0.len() / ENTRY_BYTES) as u64);
+            // Like `ZADD LT`: the earliest due time a window was given stays.
             state
                 .dirty
                 .entry(bucket)
                 .or_default()
-                .insert(dirty_member(&a.window), (a.flush_due, a.window.clone()));
+                .entry(dirty_member(&a.window))
+                .and_modify(|(due, _)| *due = (*due).min(a.flush_due))
+                .or_insert_with(|| (a.flush_due, a.window.clone()));
         }
         Ok(counts)
     }
@@ -541,7 +536,7 @@ fn shard_for(partition_key: &str, shards: usize) -> usize {
     h ^= h >> 33;
     // Even split of the hash range, as Kinesis splits its hash-key range.
     let shards = shards.max(1) as u128;
-    usize::try_from(u128::from(h) * shards >> 64).expect("result is below the shard count")
+    usize::try_from((u128::from(h) * shards) >> 64).expect("result is below the shard count")
 }
 
 /// Iterator strings: `fake:<generation>:<shard>:<position>`.

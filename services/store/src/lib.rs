@@ -7,11 +7,35 @@
 //! - [`error`]: [`StoreError`], which says whether a failure is worth retrying.
 //! - [`fake`]: in-memory ports with injectable faults, for handler unit tests.
 //! - [`retry`]: backoff with full jitter until a deadline, used by every adapter.
-//! - adapters (one per service) follow.
+//! - adapters, one per service: [`redis_head`] ([`RedisHead`]: Lua scripts over the
+//!   cluster, a timeout on every call), [`dynamo`] ([`DynamoTable`]: batches within
+//!   BatchWriteItem limits, unprocessed items retried), [`kinesis`] ([`KinesisLog`]:
+//!   PutRecords batches, failed records retried in place; shard readers) and [`s3`]
+//!   ([`S3Archive`]).
+//! - [`connect`]: builds every adapter once from `carat_core::Config` ([`connect()`]),
+//!   and asks each for its health.
+//!
+//! Data flow: a handler holds `Arc<dyn Port>`s; the adapter turns a port call into
+//! service calls within the service limits, classifies each failure as retryable or
+//! fatal, and retries the retryable parts itself until `retry.deadline_ms`.
 
+// Tests may unwrap: a panic there is the failure report.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod aws;
+pub mod connect;
+pub mod dynamo;
 pub mod error;
 pub mod fake;
+pub mod kinesis;
 pub mod ports;
+pub mod redis_head;
 pub mod retry;
+pub mod s3;
 
+pub use connect::{connect, Clients, HealthReport};
+pub use dynamo::DynamoTable;
 pub use error::StoreError;
+pub use kinesis::KinesisLog;
+pub use redis_head::RedisHead;
+pub use s3::S3Archive;

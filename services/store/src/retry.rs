@@ -31,7 +31,13 @@ impl Backoff {
     /// Starts the clock: the deadline is `cfg.deadline_ms` from now.
     #[must_use]
     pub fn new(cfg: &RetryConfig) -> Self {
-        let started = Instant::now();
+        Self::starting_at(cfg, Instant::now())
+    }
+
+    /// A backoff whose deadline counts from `started`: the parts of one call (batches
+    /// sent concurrently) share the call's deadline.
+    #[must_use]
+    pub fn starting_at(cfg: &RetryConfig, started: Instant) -> Self {
         Self {
             base_ms: cfg.base_backoff_ms.max(1),
             max_ms: cfg.max_backoff_ms.max(cfg.base_backoff_ms.max(1)),

@@ -1,0 +1,122 @@
+//! Building every adapter once from [`carat_core::Config`]: what carat-local, the
+//! Lambdas' `main`s and the adapter tests call.
+//!
+//! AWS settings come from the environment, as the SDK reads them: credentials, region
+//! (us-east-1 if none is set) and `AWS_ENDPOINT_URL`, which points every client at the
+//! local stand-in. Nothing is hard-coded here; the local scripts export dummy credentials.
+
+use std::sync::Arc;
+
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use carat_core::Config;
+
+use crate::dynamo::{DynamoTable, TableHealth};
+use crate::kinesis::{KinesisLog, StreamHealth};
+use crate::redis_head::{RedisHead, RedisHealth};
+use crate::s3::{BucketHealth, S3Archive};
+use crate::StoreError;
+
+/// Region used when the environment names none (local runs, tests).
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// Every adapter, built once per process (per Lambda container) and shared.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub head: Arc<RedisHead>,
+    pub table: Arc<DynamoTable>,
+    pub log: Arc<KinesisLog>,
+    pub archive: Arc<S3Archive>,
+}
+
+/// The state of every dependency, for `/health`. Each part is its own result so one
+/// failing service does not hide the others.
+#[derive(Debug)]
+pub struct HealthReport {
+    pub head: Result<RedisHealth, StoreError>,
+    pub table: Result<TableHealth, StoreError>,
+    pub log: Result<StreamHealth, StoreError>,
+    pub archive: Result<BucketHealth, StoreError>,
+}
+
+impl HealthReport {
+    /// Whether every dependency answered.
+    #[must_use]
+    pub fn all_ok(&self) -> bool {
+        self.head.is_ok() && self.table.is_ok() && self.log.is_ok() && self.archive.is_ok()
+    }
+}
+
+/// The SDK configuration from the environment, region defaulting to [`DEFAULT_REGION`].
+pub async fn aws_config() -> SdkConfig {
+    let region = RegionProviderChain::default_provider().or_else(Region::new(DEFAULT_REGION));
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .load()
+        .await
+}
+
+/// An S3 client; path-style addressing when an endpoint override is set (the local
+/// stand-in serves buckets by path, not by virtual host).
+#[must_use]
+pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(sdk)
+        .force_path_style(sdk.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// The three AWS adapters from an SDK configuration (no network calls).
+#[must_use]
+pub fn aws_adapters(sdk: &SdkConfig, cfg: &Config) -> (DynamoTable, KinesisLog, S3Archive) {
+    (
+        DynamoTable::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            &cfg.resources.table,
+            cfg.limits.clone(),
+            cfg.retry.clone(),
+        ),
+        KinesisLog::new(
+            aws_sdk_kinesis::Client::new(sdk),
+            &cfg.resources.stream,
+            cfg.limits.clone(),
+            cfg.retry.clone(),
+        ),
+        S3Archive::new(s3_client(sdk), &cfg.resources.archive_bucket),
+    )
+}
+
+/// Connects to the Redis cluster and builds every adapter.
+///
+/// # Errors
+/// A [`StoreError`] from connecting to Redis (the AWS clients connect lazily).
+pub async fn connect(cfg: &Config) -> Result<Clients, StoreError> {
+    let sdk = aws_config().await;
+    let head = RedisHead::connect(&cfg.redis).await?;
+    let (table, log, archive) = aws_adapters(&sdk, cfg);
+    Ok(Clients {
+        head: Arc::new(head),
+        table: Arc::new(table),
+        log: Arc::new(log),
+        archive: Arc::new(archive),
+    })
+}
+
+impl Clients {
+    /// Asks every dependency at once (PING every Redis master, DescribeTable,
+    /// DescribeStreamSummary, HeadBucket).
+    pub async fn health(&self) -> HealthReport {
+        let (head, table, log, archive) = tokio::join!(
+            self.head.health(),
+            self.table.health(),
+            self.log.health(),
+            self.archive.health()
+        );
+        HealthReport {
+            head,
+            table,
+            log,
+            archive,
+        }
+    }
+}

@@ -1,0 +1,567 @@
+//! [`RedisHead`]: the head port over a Redis (or Valkey) cluster, redis-rs async cluster.
+//!
+//! Key layout (docs/TEAM-NOTES.md, fixed): the head of a window is the string
+//! `{b<bucket>}:h:<tenant>:<series>:<window_start>`, a log of 16-byte entries grown by
+//! APPEND; the dirty set of a bucket is the ZSET `{b<bucket>}:dirty` with members
+//! `<tenant>:<series>:<window_start>` scored by flush-due time. Every key of a bucket
+//! carries the hash tag `{b<bucket>}`, so they share one slot and one Lua script can
+//! append to many windows and mark them dirty atomically.
+//!
+//! Every call is wrapped in `tokio::time::timeout(command_timeout_ms)`: redis-rs
+//! cluster connections can hang on some failures (a node that stops answering
+//! mid-failover), and a hung writer blocks its shard. Timeouts, I/O errors, MOVED/ASK
+//! storms, CLUSTERDOWN, TRYAGAIN, LOADING and READONLY are retryable; anything else
+//! (a script error, a wrong type) is fatal.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use carat_core::config::RedisConfig;
+use carat_core::{SeriesKey, SeriesName, Tenant};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ToRedisArgs, Value};
+
+use crate::fake::check_appends;
+use crate::ports::{Head, HeadAppend, WindowRef};
+use crate::StoreError;
+
+const SERVICE: &str = "redis";
+
+/// Appends to the windows of one bucket and marks them dirty, atomically.
+/// KEYS[1] = dirty set, KEYS[1+i] = head key of window i;
+/// ARGV[4(i-1)+1..=4i] = entries, expire_at, flush_due, member of window i.
+/// `ZADD LT` keeps the earliest due time a window was given (a plain ZADD would let a
+/// later append postpone a flush that was already due); a new member is always added.
+const APPEND_LUA: &str = r"
+local out = {}
+for i = 1, #KEYS - 1 do
+  local k = KEYS[i + 1]
+  local a = (i - 1) * 4
+  local len = redis.call('APPEND', k, ARGV[a + 1])
+  redis.call('EXPIREAT', k, ARGV[a + 2])
+  redis.call('ZADD', KEYS[1], 'LT', ARGV[a + 3], ARGV[a + 4])
+  out[i] = math.floor(len / 16)
+end
+return out
+";
+
+/// Clears a dirty mark only if the window still has the length the flush read.
+/// KEYS[1] = head key, KEYS[2] = dirty set; ARGV[1] = length, ARGV[2] = member.
+const SETTLE_LUA: &str = r"
+if redis.call('STRLEN', KEYS[1]) == tonumber(ARGV[1]) then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+";
+
+/// A Lua script run with EVALSHA, falling back to EVAL (which also caches it on that
+/// node) on NOSCRIPT: a node that restarted or a replica promoted after the script was
+/// loaded does not know it. The SHA comes from SCRIPT LOAD at connect, so no SHA-1 code
+/// is needed here; if that failed (a node down), the script runs with EVAL.
+#[derive(Debug, Clone)]
+struct Lua {
+    src: &'static str,
+    sha: Option<String>,
+}
+
+/// Keys and arguments of one script call.
+#[derive(Default)]
+struct ScriptCall {
+    keys: Vec<String>,
+    args: Vec<Vec<u8>>,
+}
+
+impl ScriptCall {
+    fn key(&mut self, k: String) -> &mut Self {
+        self.keys.push(k);
+        self
+    }
+
+    fn arg<T: ToRedisArgs>(&mut self, v: T) -> &mut Self {
+        self.args.extend(v.to_redis_args());
+        self
+    }
+
+    fn cmd(&self, verb: &str, script: &str) -> Cmd {
+        let mut c = redis::cmd(verb);
+        c.arg(script).arg(self.keys.len());
+        for k in &self.keys {
+            c.arg(k);
+        }
+        for a in &self.args {
+            c.arg(a.as_slice());
+        }
+        c
+    }
+}
+
+/// The hash tag of a bucket: every key of the bucket lives in its slot.
+#[must_use]
+pub fn bucket_tag(bucket: u32) -> String {
+    format!("{{b{bucket}}}")
+}
+
+/// The Redis key holding a window's head entries.
+#[must_use]
+pub fn head_key(window: &WindowRef) -> String {
+    format!(
+        "{{b{}}}:h:{}:{}:{}",
+        window.bucket, window.key.tenant, window.key.series, window.start
+    )
+}
+
+/// The Redis key of a bucket's dirty set.
+#[must_use]
+pub fn dirty_key(bucket: u32) -> String {
+    format!("{{b{bucket}}}:dirty")
+}
+
+/// The member of a window in its bucket's dirty set.
+#[must_use]
+pub fn dirty_member(window: &WindowRef) -> String {
+    format!(
+        "{}:{}:{}",
+        window.key.tenant, window.key.series, window.start
+    )
+}
+
+/// Parses a dirty-set member back into a window of `bucket`. Tenants and series
+/// names cannot contain `:`, so the split is unambiguous; `None` for anything that
+/// is not a member carat wrote.
+#[must_use]
+pub fn parse_dirty_member(bucket: u32, member: &[u8]) -> Option<WindowRef> {
+    let s = std::str::from_utf8(member).ok()?;
+    let (tenant, rest) = s.split_once(':')?;
+    let (series, start) = rest.rsplit_once(':')?;
+    Some(WindowRef {
+        bucket,
+        key: SeriesKey::new(
+            Tenant::parse(tenant).ok()?,
+            SeriesName::parse(series, "series").ok()?,
+        ),
+        start: start.parse().ok()?,
+    })
+}
+
+/// What `/health` reports about the head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisHealth {
+    /// Masters that answered PING.
+    pub masters: usize,
+    /// `cluster_known_nodes` of the node asked (masters and replicas).
+    pub known_nodes: usize,
+    /// `cluster_state` (`ok` or `fail`).
+    pub state: String,
+}
+
+/// The head over a Redis cluster. Cheap to share: one multiplexed connection per node,
+/// cloned per call.
+#[derive(Clone)]
+pub struct RedisHead {
+    conn: ClusterConnection,
+    timeout: Duration,
+    append: Lua,
+    settle: Lua,
+}
+
+impl std::fmt::Debug for RedisHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisHead")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a Redis error is worth retrying (the cluster is moving or unreachable).
+fn classify(op: &'static str, e: &RedisError) -> StoreError {
+    let retryable = e.is_timeout()
+        || e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_cluster_error()
+        || matches!(
+            e.kind(),
+            ErrorKind::ClusterDown
+                | ErrorKind::TryAgain
+                | ErrorKind::MasterDown
+                | ErrorKind::BusyLoadingError
+                | ErrorKind::ReadOnly
+                | ErrorKind::Moved
+                | ErrorKind::Ask
+                | ErrorKind::ClusterConnectionNotFound
+        );
+    if retryable {
+        StoreError::retryable(SERVICE, op, e.to_string())
+    } else {
+        StoreError::fatal(SERVICE, op, e.to_string())
+    }
+}
+
+impl RedisHead {
+    /// Connects to the cluster through its seed nodes (`cfg.nodes`), bounded by
+    /// `cfg.connect_timeout_ms`.
+    ///
+    /// # Errors
+    /// Retryable if the cluster cannot be reached in time; fatal for a bad node URL.
+    pub async fn connect(cfg: &RedisConfig) -> Result<Self, StoreError> {
+        let timeout = Duration::from_millis(cfg.command_timeout_ms.max(1));
+        let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms.max(1));
+        let client = ClusterClientBuilder::new(cfg.nodes.clone())
+            .connection_timeout(connect_timeout)
+            .response_timeout(timeout)
+            .build()
+            .map_err(|e| StoreError::fatal(SERVICE, "connect", e.to_string()))?;
+        let conn = tokio::time::timeout(connect_timeout, client.get_async_connection())
+            .await
+            .map_err(|_| {
+                StoreError::retryable(
+                    SERVICE,
+                    "connect",
+                    format!("no answer from {:?} within {connect_timeout:?}", cfg.nodes),
+                )
+            })?
+            .map_err(|e| classify("connect", &e))?;
+        let mut head = Self {
+            conn,
+            timeout,
+            append: Lua {
+                src: APPEND_LUA,
+                sha: None,
+            },
+            settle: Lua {
+                src: SETTLE_LUA,
+                sha: None,
+            },
+        };
+        head.append.sha = head.load(APPEND_LUA).await;
+        head.settle.sha = head.load(SETTLE_LUA).await;
+        Ok(head)
+    }
+
+    /// SCRIPT LOAD on every node; `None` (EVAL from then on) if a node did not take it.
+    async fn load(&self, src: &str) -> Option<String> {
+        let mut conn = self.conn.clone();
+        match self
+            .call(
+                "script_load",
+                redis::cmd("SCRIPT")
+                    .arg("LOAD")
+                    .arg(src)
+                    .query_async(&mut conn),
+            )
+            .await
+        {
+            Ok(sha) => Some(sha),
+            Err(e) => {
+                tracing::warn!(error = %e, "SCRIPT LOAD failed; head scripts will run with EVAL");
+                None
+            }
+        }
+    }
+
+    /// Runs a script: EVALSHA, then EVAL if the node does not know the script.
+    async fn eval<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        script: &Lua,
+        call: &ScriptCall,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        if let Some(sha) = &script.sha {
+            let cmd = call.cmd("EVALSHA", sha);
+            match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
+                Ok(Ok(v)) => return Ok(v),
+                Ok(Err(e)) if e.kind() == ErrorKind::NoScriptError => {}
+                Ok(Err(e)) => return Err(classify(op, &e)),
+                Err(_) => {
+                    return Err(StoreError::retryable(
+                        SERVICE,
+                        op,
+                        format!("no answer within {:?}", self.timeout),
+                    ))
+                }
+            }
+        }
+        self.call(op, call.cmd("EVAL", script.src).query_async(&mut conn))
+            .await
+    }
+
+    /// Runs one Redis call under the command timeout.
+    async fn call<T, Fut>(&self, op: &'static str, fut: Fut) -> Result<T, StoreError>
+    where
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        match tokio::time::timeout(self.timeout, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(classify(op, &e)),
+            Err(_) => Err(StoreError::retryable(
+                SERVICE,
+                op,
+                format!("no answer within {:?}", self.timeout),
+            )),
+        }
+    }
+
+    /// PINGs every master and reads the cluster state, for carat-local's `/health`.
+    ///
+    /// # Errors
+    /// Retryable if a master does not answer in time.
+    pub async fn health(&self) -> Result<RedisHealth, StoreError> {
+        let mut conn = self.conn.clone();
+        let pongs = self
+            .call(
+                "health",
+                conn.route_command(
+                    &redis::cmd("PING"),
+                    RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+                ),
+            )
+            .await?;
+        let masters = match pongs {
+            Value::Map(m) => m.len(),
+            _ => 1,
+        };
+        let mut conn = self.conn.clone();
+        let info: String = self
+            .call(
+                "health",
+                redis::cmd("CLUSTER").arg("INFO").query_async(&mut conn),
+            )
+            .await?;
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .map(|v| v.trim().to_string())
+        };
+        Ok(RedisHealth {
+            masters,
+            known_nodes: field("cluster_known_nodes")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            state: field("cluster_state").unwrap_or_default(),
+        })
+    }
+
+    /// Bytes Redis uses for a window's head key (MEMORY USAGE), `None` if absent. For
+    /// the "≤ 16 bytes/point" benchmark.
+    ///
+    /// # Errors
+    /// As any Redis call.
+    pub async fn memory_usage(&self, window: &WindowRef) -> Result<Option<u64>, StoreError> {
+        let mut conn = self.conn.clone();
+        self.call(
+            "memory_usage",
+            redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg(head_key(window))
+                .arg("SAMPLES")
+                .arg(0)
+                .query_async(&mut conn),
+        )
+        .await
+    }
+
+    /// The hash slot of a key (CLUSTER KEYSLOT), for tests of the key layout.
+    ///
+    /// # Errors
+    /// As any Redis call.
+    pub async fn keyslot(&self, key: &str) -> Result<u16, StoreError> {
+        let mut conn = self.conn.clone();
+        self.call(
+            "keyslot",
+            redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(key)
+                .query_async(&mut conn),
+        )
+        .await
+    }
+
+    /// Deletes a window's head key and its dirty mark (tests and tools; the flusher
+    /// lets head keys expire instead).
+    ///
+    /// # Errors
+    /// As any Redis call.
+    pub async fn forget(&self, window: &WindowRef) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        self.call(
+            "forget",
+            redis::pipe()
+                .atomic()
+                .del(head_key(window))
+                .ignore()
+                .zrem(dirty_key(window.bucket), dirty_member(window))
+                .ignore()
+                .query_async::<()>(&mut conn),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl Head for RedisHead {
+    async fn append(&self, bucket: u32, appends: &[HeadAppend]) -> Result<Vec<u64>, StoreError> {
+        if appends.is_empty() {
+            return Ok(Vec::new());
+        }
+        check_appends(SERVICE, bucket, appends)?;
+        let mut call = ScriptCall::default();
+        call.key(dirty_key(bucket));
+        for a in appends {
+            call.key(head_key(&a.window));
+        }
+        for a in appends {
+            call.arg(a.entries.as_slice())
+                .arg(a.expire_at)
+                .arg(a.flush_due)
+                .arg(dirty_member(&a.window));
+        }
+        let counts: Vec<u64> = self.eval("append", &self.append, &call).await?;
+        if counts.len() != appends.len() {
+            return Err(StoreError::fatal(
+                SERVICE,
+                "append",
+                format!(
+                    "script returned {} counts for {} windows",
+                    counts.len(),
+                    appends.len()
+                ),
+            ));
+        }
+        Ok(counts)
+    }
+
+    async fn read(&self, window: &WindowRef) -> Result<Vec<u8>, StoreError> {
+        let mut conn = self.conn.clone();
+        let bytes: Option<Vec<u8>> = self
+            .call(
+                "read",
+                redis::cmd("GET")
+                    .arg(head_key(window))
+                    .query_async(&mut conn),
+            )
+            .await?;
+        Ok(bytes.unwrap_or_default())
+    }
+
+    async fn due(&self, bucket: u32, now: i64, limit: usize) -> Result<Vec<WindowRef>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let key = dirty_key(bucket);
+        let mut conn = self.conn.clone();
+        let members: Vec<Vec<u8>> = self
+            .call(
+                "due",
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(&key)
+                    .arg("-inf")
+                    .arg(now)
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(limit)
+                    .query_async(&mut conn),
+            )
+            .await?;
+        let mut out = Vec::with_capacity(members.len());
+        for m in members {
+            if let Some(w) = parse_dirty_member(bucket, &m) {
+                out.push(w);
+            } else {
+                // Not something carat wrote: drop it so it does not block the bucket's
+                // due list forever. Best effort; a failure here changes nothing.
+                tracing::warn!(
+                    bucket,
+                    member = %String::from_utf8_lossy(&m),
+                    "corrupt dirty-set member removed"
+                );
+                let mut conn = self.conn.clone();
+                let removed: Result<i64, _> = self
+                    .call(
+                        "due",
+                        redis::cmd("ZREM").arg(&key).arg(&m).query_async(&mut conn),
+                    )
+                    .await;
+                if let Err(e) = removed {
+                    tracing::warn!(bucket, error = %e, "could not remove corrupt dirty-set member");
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn settle(&self, window: &WindowRef, len: usize) -> Result<bool, StoreError> {
+        let mut call = ScriptCall::default();
+        call.key(head_key(window))
+            .key(dirty_key(window.bucket))
+            .arg(len)
+            .arg(dirty_member(window));
+        let settled: i64 = self.eval("settle", &self.settle, &call).await?;
+        Ok(settled == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window() -> WindowRef {
+        WindowRef {
+            bucket: 17,
+            key: SeriesKey::new(
+                Tenant::default_tenant(),
+                SeriesName::parse("host.a1.cpu-user", "name").expect("valid"),
+            ),
+            start: 86_400,
+        }
+    }
+
+    #[test]
+    fn keys_follow_the_layout() {
+        let w = window();
+        assert_eq!(head_key(&w), "{b17}:h:default:host.a1.cpu-user:86400");
+        assert_eq!(dirty_key(17), "{b17}:dirty");
+        assert_eq!(dirty_member(&w), "default:host.a1.cpu-user:86400");
+        assert_eq!(bucket_tag(17), "{b17}");
+    }
+
+    #[test]
+    fn members_parse_back_and_corrupt_ones_do_not() {
+        let w = window();
+        assert_eq!(parse_dirty_member(17, dirty_member(&w).as_bytes()), Some(w));
+        let neg = "t:s:-60";
+        assert_eq!(
+            parse_dirty_member(1, neg.as_bytes()).map(|w| w.start),
+            Some(-60)
+        );
+        for bad in [
+            &b"default:cpu"[..],
+            b"default:cpu:x",
+            b":cpu:1",
+            b"default::1",
+            b"def ault:cpu:1",
+            b"default:c{p}u:1",
+            b"\xff:cpu:1",
+            b"",
+        ] {
+            assert_eq!(parse_dirty_member(1, bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn errors_classify() {
+        let io = RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "x",
+        ));
+        assert!(classify("op", &io).is_retryable());
+        let down = RedisError::from((ErrorKind::ClusterDown, "CLUSTERDOWN"));
+        assert!(classify("op", &down).is_retryable());
+        let wrong = RedisError::from((ErrorKind::TypeError, "WRONGTYPE"));
+        assert!(!classify("op", &wrong).is_retryable());
+    }
+}

@@ -1,0 +1,125 @@
+//! [`S3Archive`]: the archive port over S3 (aws-sdk-s3).
+//!
+//! Objects are whole: `put` is one PutObject, `get` one GetObject (`None` for a key
+//! that does not exist), `list` pages through ListObjectsV2.
+
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+
+use crate::aws::classify;
+use crate::ports::Archive;
+use crate::StoreError;
+
+const SERVICE: &str = "s3";
+
+/// What `/health` reports about the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketHealth {
+    pub bucket: String,
+}
+
+/// The archive in one S3 bucket.
+#[derive(Debug, Clone)]
+pub struct S3Archive {
+    client: Client,
+    bucket: String,
+}
+
+impl S3Archive {
+    /// The bucket `bucket` through `client` (build the client with
+    /// [`crate::connect::s3_client`] to get path-style addressing on the stand-in).
+    #[must_use]
+    pub fn new(client: Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    #[must_use]
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    #[must_use]
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// HeadBucket, for carat-local's `/health`.
+    ///
+    /// # Errors
+    /// Fatal if the bucket does not exist or is not ours; retryable if S3 cannot be reached.
+    pub async fn health(&self) -> Result<BucketHealth, StoreError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "health", &e))?;
+        Ok(BucketHealth {
+            bucket: self.bucket.clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl Archive for S3Archive {
+    async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "put", &e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(classify(SERVICE, "get", &e)),
+        };
+        let bytes = out.body.collect().await.map_err(|e| {
+            StoreError::retryable(SERVICE, "get", format!("reading body of {key:?}: {e}"))
+        })?;
+        Ok(Some(bytes.into_bytes().to_vec()))
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, "list", &e))?;
+            keys.extend(
+                out.contents
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|o| o.key),
+            );
+            match out.next_continuation_token {
+                Some(t) if out.is_truncated.unwrap_or(false) && !t.is_empty() => token = Some(t),
+                _ => return Ok(keys),
+            }
+        }
+    }
+}
