@@ -24,7 +24,8 @@ const config = parseConfig(JSON.parse(fs.readFileSync(configPath, 'utf8')));
 const deployment: string = app.node.tryGetContext('env') ?? 'dev';
 
 deployCarat(app, { deployment, config: environment(config, deployment) });
+Aspects.of(app).add(new AwsSolutionsChecks());
 if (config.pipeline !== undefined) {
+  // Its stages run cdk-nag themselves (CaratStage): aspects do not cross Stage boundaries.
   new PipelineStack(app, 'carat-pipeline', { config, pipeline: config.pipeline, description: 'carat release pipeline' });
 }
-Aspects.of(app).add(new AwsSolutionsChecks());

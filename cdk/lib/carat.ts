@@ -12,7 +12,8 @@
  * `deployCarat` builds the three stacks of one deployment into any scope: the app (for
  * `cdk deploy --all`) or a pipeline Stage.
  */
-import { Stage, StageProps } from 'aws-cdk-lib';
+import { Aspects, Stage, StageProps } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
 import { Construct } from 'constructs';
 import type { EnvironmentConfig } from './config';
 import type { Binary } from './names';
@@ -60,12 +61,16 @@ export interface CaratStageProps extends StageProps {
   readonly config: EnvironmentConfig;
 }
 
-/** One deployment as a pipeline stage. */
+/**
+ * One deployment as a pipeline stage. It runs cdk-nag on its own stacks: aspects of the app do
+ * not cross Stage boundaries, and CDK Pipelines synthesizes a stage as soon as it is added.
+ */
 export class CaratStage extends Stage {
   readonly stacks: CaratStacks;
 
   constructor(scope: Construct, id: string, props: CaratStageProps) {
     super(scope, id, props);
     this.stacks = deployCarat(this, { deployment: props.deployment, config: props.config, prefix: 'carat' });
+    Aspects.of(this).add(new AwsSolutionsChecks());
   }
 }

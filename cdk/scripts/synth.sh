@@ -23,5 +23,5 @@ fi
 [[ -d node_modules ]] || npm ci
 
 rm -rf cdk.out
-npx cdk synth --all --quiet "$@"
+npx cdk synth --quiet "$@"
 node scripts/asset-sizes.js cdk.out
