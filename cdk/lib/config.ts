@@ -224,7 +224,14 @@ export const PIPELINE_DEFAULTS: Partial<PipelineConfig> = {
   stagingEnvironment: 'staging',
   productionEnvironment: 'production',
   smokeApiKeySecretName: 'carat/staging/smoke-api-key',
-  installCommands: ['bash scripts/install-deps.sh'],
+  // CodeBuild's standard image has no Rust toolchain for arm64 Lambda builds: add it, then the
+  // repository's own dependencies (redis, moto, aws CLI, cargo-lambda, node modules).
+  installCommands: [
+    'command -v rustup >/dev/null || curl -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal',
+    'export PATH="$HOME/.cargo/bin:$PATH"',
+    'rustup target add aarch64-unknown-linux-gnu',
+    'bash scripts/install-deps.sh',
+  ],
 };
 
 /** Optional fields: absent from the defaults, allowed in the file, with their types. */

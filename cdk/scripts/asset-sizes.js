@@ -36,14 +36,19 @@ const root = process.argv[2] ?? 'cdk.out';
 const rows = [];
 for (const file of templates(root)) {
   const template = JSON.parse(fs.readFileSync(file, 'utf8'));
+  // The asset manifest beside the template maps an S3 key's hash to the staged directory.
+  const manifestFile = file.replace(/\.template\.json$/, '.assets.json');
+  const files = fs.existsSync(manifestFile) ? JSON.parse(fs.readFileSync(manifestFile, 'utf8')).files ?? {} : {};
   for (const [id, res] of Object.entries(template.Resources ?? {})) {
     if (res.Type !== 'AWS::Lambda::Function') continue;
-    const asset = res.Metadata?.['aws:asset:path'];
-    if (asset === undefined) continue;
-    const where = path.join(path.dirname(file), asset);
+    const key = res.Properties?.Code?.S3Key;
+    const asset = typeof key === 'string' ? files[key.replace(/\.zip$/, '')] : undefined;
+    if (asset === undefined || asset.source?.packaging !== 'zip') continue;
+    const where = path.join(path.dirname(file), asset.source.path);
     if (!fs.existsSync(where)) continue;
     const s = sizes(where);
-    rows.push(`${(res.Metadata['aws:cdk:path'] ?? id).padEnd(70)} ${mib(s.raw).padStart(10)} unpacked ${mib(s.zipped).padStart(10)} zipped`);
+    const name = res.Metadata?.['aws:cdk:path'] ?? `${path.basename(file, '.template.json')}/${id}`;
+    rows.push(`${name.padEnd(70)} ${mib(s.raw).padStart(10)} unpacked ${mib(s.zipped).padStart(10)} zipped`);
   }
 }
 if (rows.length === 0) {
