@@ -1,1 +1,28 @@
-//! carat-api: to be written.
+//! carat-api: the ingest API. An axum [`router`] that runs as a Lambda (`src/main.rs`,
+//! through `lambda_http`) and inside carat-local. Routes and errors: docs/api.md.
+//!
+//! Module map, in the order a request flows through it:
+//! - [`auth`]: API keys (SHA-256 hashes with tenant and scopes), `X-Api-Key` /
+//!   `Authorization: Bearer`, 401/403. Runs before the body is read.
+//! - [`ingest`]: the routes and the handler flow: read the body (413 over the limit),
+//!   parse it whole, validate every point, then produce; answer only after the log
+//!   acknowledged every record.
+//! - [`body`]: the JSON bodies (Mackerel host/service, native), errors naming index and field.
+//! - [`remote_write`]: Prometheus remote_write (snappy + protobuf), label set → series name.
+//! - [`produce`]: validated points → per-series dedupe → buckets → packed records
+//!   (`carat_core::record`) with partition key `b<bucket>`.
+//! - [`error`]: [`AppError`], the one error enum, and its JSON response.
+//! - [`clock`]: the injected [`Clock`].
+
+pub mod auth;
+pub mod body;
+pub mod clock;
+pub mod error;
+pub mod ingest;
+pub mod produce;
+pub mod remote_write;
+
+pub use auth::{KeyStore, Scope};
+pub use clock::{Clock, FixedClock, SystemClock};
+pub use error::AppError;
+pub use ingest::{router, AppState};
