@@ -1,6 +1,8 @@
 /**
  * carat's CDK app, in one place:
  *
+ * - `app.ts`          what bin/carat.ts builds: one deployment's stacks, the pipeline, cdk-nag
+ * - `context.ts`      CDK context (feature flags) shared by the app and the tests
  * - `config.ts`       typed per-environment configuration, validated at synth
  * - `names.ts`        environment variables and metrics shared with the Rust code; the binaries that exist
  * - `stacks/`         Storage (stateful) → Services (functions, mappings, API) → Monitoring (alarms,
