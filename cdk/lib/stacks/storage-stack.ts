@@ -153,7 +153,7 @@ export class StorageStack extends Stack {
     ], true);
 
     this.apiKeysSecret = new secretsmanager.Secret(this, 'ApiKeys', {
-      description: 'carat API keys (format: docs/deploy.md "API keys"); written by the operator',
+      description: 'carat API key store (docs/api.md "Key store": SHA-256 of each key, tenant, scopes); written by the operator',
       removalPolicy: RemovalPolicy.RETAIN,
     });
     NagSuppressions.addResourceSuppressions(this.apiKeysSecret, [
