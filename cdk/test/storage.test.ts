@@ -152,6 +152,13 @@ describe('Storage stack', () => {
     }
   });
 
+  test('the API key store starts empty (no key is valid) and is retained', () => {
+    template.hasResource('AWS::SecretsManager::Secret', {
+      Properties: { SecretString: '{"keys": []}', Description: Match.stringLikeRegexp('API key store') },
+      DeletionPolicy: 'Retain',
+    });
+  });
+
   test('cdk-nag AwsSolutions: no unsuppressed findings', () => {
     expect(findings(synth.storage)).toEqual([]);
   });

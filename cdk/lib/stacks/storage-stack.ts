@@ -1,4 +1,4 @@
-import { Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, SecretValue, Stack, StackProps } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kinesis from 'aws-cdk-lib/aws-kinesis';
@@ -154,6 +154,9 @@ export class StorageStack extends Stack {
 
     this.apiKeysSecret = new secretsmanager.Secret(this, 'ApiKeys', {
       description: 'carat API key store (docs/api.md "Key store": SHA-256 of each key, tenant, scopes); written by the operator',
+      // Starts as an empty store (no key is valid) so the functions start and answer 401; it holds
+      // only hashes, and CloudFormation does not touch the value again unless this text changes.
+      secretStringValue: SecretValue.unsafePlainText('{"keys": []}'),
       removalPolicy: RemovalPolicy.RETAIN,
     });
     NagSuppressions.addResourceSuppressions(this.apiKeysSecret, [
