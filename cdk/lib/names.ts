@@ -28,8 +28,12 @@ export const ENV = {
 /** Metrics emitted by the functions with CloudWatch EMF (see docs/probe-metric.md). */
 export const METRICS = {
   namespace: 'Carat',
-  /** Points the writer processed; dimension Function = the Lambda function name. */
-  processedPoints: { name: 'ProcessedPoints', dimension: 'Function', unit: 'Count' },
+  /**
+   * Points the writer processed per invocation; dimension Function = `writer`, the role name
+   * carat-writer writes (services/writer/src/emf.rs), with BadRecords, DroppedSealedPoints and
+   * FlushedWindows beside it. The flusher emits FlushedWindows and FailedFlushes as `flusher`.
+   */
+  processedPoints: { name: 'ProcessedPoints', dimension: 'Function', unit: 'Count', writer: 'writer', flusher: 'flusher' },
   /** Post → readable latency measured by the probe; dimension Deployment = CARAT_DEPLOYMENT. */
   endToEndLatency: { name: 'EndToEndLatency', dimension: 'Deployment', unit: 'Milliseconds' },
 } as const;

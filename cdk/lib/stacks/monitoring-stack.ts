@@ -242,15 +242,17 @@ export class MonitoringStack extends Stack {
       );
     }
 
-    // Throughput: points the writer processed per minute (EMF metric of the writer).
-    const processed = (fnName: string): cw.Metric => new cw.Metric({
+    // Throughput: points the writer processed per minute (EMF metrics of the writer and the
+    // flusher, docs/probe-metric.md). The backup writer runs the same binary, so a replay's
+    // points count here too.
+    const emf = (fn: string, metricName: string): cw.Metric => new cw.Metric({
       namespace: METRICS.namespace,
-      metricName: METRICS.processedPoints.name,
-      dimensionsMap: { [METRICS.processedPoints.dimension]: fnName },
+      metricName,
+      dimensionsMap: { [METRICS.processedPoints.dimension]: fn },
       statistic: 'Sum',
       period: ONE_MINUTE,
     });
-    const processedPoints = processed(writer.functionName);
+    const processedPoints = emf(METRICS.processedPoints.writer, METRICS.processedPoints.name);
     this.alarm({
       name: 'processed-points', runbook: 'processed-points', metric: processedPoints,
       what: `The writer processed fewer than ${a.processedPointsPerMinuteMin} points per minute for ${a.processedPointsMinutes} minutes.`,
@@ -290,7 +292,14 @@ export class MonitoringStack extends Stack {
     this.dashboard.addWidgets(new cw.AlarmStatusWidget({ title: 'alarms', alarms: this.alarms, width: 24, height: 6 }));
     this.dashboard.addWidgets(
       new cw.GraphWidget({ title: 'throughput: points processed per minute', width: 8,
-        left: [processedPoints.with({ label: 'writer' }), processed(services.backupWriter.function.functionName).with({ label: 'backup writer' })] }),
+        left: [processedPoints.with({ label: 'processed points' })],
+        right: [
+          emf(METRICS.processedPoints.writer, 'BadRecords').with({ label: 'bad records' }),
+          emf(METRICS.processedPoints.writer, 'DroppedSealedPoints').with({ label: 'dropped (window sealed)' }),
+          emf(METRICS.processedPoints.writer, 'FlushedWindows').with({ label: 'windows flushed by the writer' }),
+          emf(METRICS.processedPoints.flusher, 'FlushedWindows').with({ label: 'windows flushed by the flusher' }),
+          emf(METRICS.processedPoints.flusher, 'FailedFlushes').with({ label: 'failed flushes' }),
+        ] }),
       new cw.GraphWidget({ title: 'end-to-end latency (ms)', width: 8, left: [endToEnd],
         leftAnnotations: [{ value: a.endToEndLatencyMs, label: 'alarm' }] }),
       new cw.GraphWidget({ title: 'writer concurrency ÷ shard capacity', width: 8, left: [concurrency],
