@@ -12,6 +12,7 @@
 //! what makes a replayed flush write identical items.
 
 mod bits;
+mod rc;
 mod times;
 pub(crate) mod values;
 pub(crate) mod varint;
