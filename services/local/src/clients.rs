@@ -1,20 +1,18 @@
-//! The four dependencies of carat-local, connected once at start-up (as a Lambda builds its
-//! clients once per container), and a health probe for each.
-//!
-//! Interim: these are direct client checks. When `carat_store::connect::connect` lands,
-//! [`Clients`] becomes its `Clients { head, table, log, archive }` and [`Clients::probes`]
-//! calls each adapter's `health()`; nothing outside this module changes.
+//! The four dependencies of carat-local, connected once at start-up through
+//! [`carat_store::connect()`] (as a Lambda builds its clients once per container), and a
+//! health probe for each.
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{future::Future, pin::Pin, time::Duration};
 
-use aws_config::BehaviorVersion;
 use carat_core::Config;
-use redis::cluster::{ClusterClient, ClusterClientBuilder};
+pub use carat_store::Clients;
+use tokio::time::Instant;
+use tracing::warn;
 
 use crate::LocalError;
 
-/// One dependency's answer: `Ok` or what went wrong, in words.
-pub type ProbeResult = Result<(), String>;
+/// One dependency's answer: what it reported when up, what went wrong when not.
+pub type ProbeResult = Result<String, String>;
 /// A running health probe.
 pub type Probe = Pin<Box<dyn Future<Output = ProbeResult> + Send>>;
 
@@ -25,148 +23,96 @@ pub struct NamedProbe {
     pub probe: Probe,
 }
 
-/// Connected clients of the Redis cluster, DynamoDB, Kinesis and S3.
-#[derive(Clone)]
-pub struct Clients {
-    redis: Arc<ClusterClient>,
-    dynamodb: aws_sdk_dynamodb::Client,
-    kinesis: aws_sdk_kinesis::Client,
-    s3: aws_sdk_s3::Client,
-    config: Arc<Config>,
-}
+/// How long start-up keeps trying to reach the Redis cluster (the AWS clients connect
+/// lazily). `make local-up` starts carat-local right after the cluster reports ok, and a
+/// cluster that has just formed can refuse for a moment; longer than this is a real fault.
+pub const CONNECT_PATIENCE: Duration = Duration::from_secs(30);
 
-impl Clients {
-    /// Builds every client. The AWS endpoint and credentials come from the environment
-    /// (`AWS_ENDPOINT_URL` points at the stand-in locally).
-    ///
-    /// # Errors
-    /// [`LocalError::Connect`] if the Redis node list cannot be used.
-    pub async fn connect(config: Arc<Config>) -> Result<Self, LocalError> {
-        let redis = ClusterClientBuilder::new(config.redis.nodes.clone())
-            .connection_timeout(Duration::from_millis(config.redis.connect_timeout_ms))
-            .response_timeout(Duration::from_millis(config.redis.command_timeout_ms))
-            .build()
-            .map_err(|e| LocalError::Connect {
-                dependency: "redis",
-                detail: e.to_string(),
-            })?;
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
-        // The stand-in serves S3 on one host:port, so buckets go in the path.
-        let s3 = aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(true)
-            .build();
-        Ok(Self {
-            redis: Arc::new(redis),
-            dynamodb: aws_sdk_dynamodb::Client::new(&sdk),
-            kinesis: aws_sdk_kinesis::Client::new(&sdk),
-            s3: aws_sdk_s3::Client::from_conf(s3),
-            config,
-        })
-    }
-
-    /// One probe per dependency, in a fixed order (Redis, DynamoDB, Kinesis, S3).
-    #[must_use]
-    pub fn probes(&self) -> Vec<NamedProbe> {
-        let res = &self.config.resources;
-        let redis = Arc::clone(&self.redis);
-        let dynamodb = self.dynamodb.clone();
-        let kinesis = self.kinesis.clone();
-        let s3 = self.s3.clone();
-        let (table, stream, bucket) = (
-            res.table.clone(),
-            res.stream.clone(),
-            res.archive_bucket.clone(),
-        );
-        vec![
-            NamedProbe {
-                name: "redis",
-                target: self.config.redis.nodes.join(","),
-                probe: Box::pin(async move { redis_ok(&redis).await }),
-            },
-            NamedProbe {
-                name: "dynamodb",
-                target: format!("table {}", res.table),
-                probe: Box::pin(async move {
-                    let out = dynamodb
-                        .describe_table()
-                        .table_name(&table)
-                        .send()
-                        .await
-                        .map_err(|e| aws_detail(&e))?;
-                    let status = out
-                        .table()
-                        .and_then(|t| t.table_status())
-                        .map(|s| s.as_str().to_string());
-                    match status.as_deref() {
-                        Some("ACTIVE" | "UPDATING") => Ok(()),
-                        other => Err(format!("table status {}", other.unwrap_or("unknown"))),
-                    }
-                }),
-            },
-            NamedProbe {
-                name: "kinesis",
-                target: format!("stream {}", res.stream),
-                probe: Box::pin(async move {
-                    let out = kinesis
-                        .describe_stream_summary()
-                        .stream_name(&stream)
-                        .send()
-                        .await
-                        .map_err(|e| aws_detail(&e))?;
-                    let status = out
-                        .stream_description_summary()
-                        .map(|s| s.stream_status().as_str().to_string());
-                    match status.as_deref() {
-                        Some("ACTIVE" | "UPDATING") => Ok(()),
-                        other => Err(format!("stream status {}", other.unwrap_or("unknown"))),
-                    }
-                }),
-            },
-            NamedProbe {
-                name: "s3",
-                target: format!("bucket {}", res.archive_bucket),
-                probe: Box::pin(async move {
-                    s3.head_bucket()
-                        .bucket(&bucket)
-                        .send()
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| aws_detail(&e))
-                }),
-            },
-        ]
-    }
-}
-
-/// The cluster answers and has every slot served (`cluster_state:ok`).
-async fn redis_ok(client: &ClusterClient) -> ProbeResult {
-    let mut conn = client
-        .get_async_connection()
-        .await
-        .map_err(|e| e.to_string())?;
-    let info: String = redis::cmd("CLUSTER")
-        .arg("INFO")
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| e.to_string())?;
-    if info.lines().any(|l| l.trim() == "cluster_state:ok") {
-        Ok(())
-    } else {
-        Err("cluster_state is not ok".to_string())
-    }
-}
-
-/// The SDK's `Display` says only "service error": the debug form names the cause.
-fn aws_detail<E: std::error::Error + 'static>(err: &E) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let part = s.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
+/// Builds every adapter, retrying retryable failures for [`CONNECT_PATIENCE`].
+///
+/// # Errors
+/// [`LocalError::Connect`] with the last failure.
+pub async fn connect(config: &Config) -> Result<Clients, LocalError> {
+    let deadline = Instant::now() + CONNECT_PATIENCE;
+    loop {
+        match carat_store::connect(config).await {
+            Ok(clients) => return Ok(clients),
+            Err(e) if e.is_retryable() && Instant::now() < deadline => {
+                warn!(error = %e, "storage not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                return Err(LocalError::Connect {
+                    dependency: "storage",
+                    detail: e.to_string(),
+                })
+            }
         }
-        source = s.source();
     }
-    text
+}
+
+/// One probe per dependency, in a fixed order: Redis, DynamoDB, Kinesis, S3. Each asks
+/// the adapter's own `health()` and checks that the resource is usable, not only there.
+#[must_use]
+pub fn probes(clients: &Clients, config: &Config) -> Vec<NamedProbe> {
+    let res = &config.resources;
+    let (head, table, log, archive) = (
+        clients.head.clone(),
+        clients.table.clone(),
+        clients.log.clone(),
+        clients.archive.clone(),
+    );
+    vec![
+        NamedProbe {
+            name: "redis",
+            target: config.redis.nodes.join(","),
+            probe: Box::pin(async move {
+                let h = head.health().await.map_err(|e| e.to_string())?;
+                let detail = format!(
+                    "cluster_state:{}, {} masters answered, {} nodes known",
+                    h.state, h.masters, h.known_nodes
+                );
+                if h.state == "ok" {
+                    Ok(detail)
+                } else {
+                    Err(detail)
+                }
+            }),
+        },
+        NamedProbe {
+            name: "dynamodb",
+            target: format!("table {}", res.table),
+            probe: Box::pin(async move {
+                let h = table.health().await.map_err(|e| e.to_string())?;
+                active(&h.status, format!("table {}", h.status))
+            }),
+        },
+        NamedProbe {
+            name: "kinesis",
+            target: format!("stream {}", res.stream),
+            probe: Box::pin(async move {
+                let h = log.health().await.map_err(|e| e.to_string())?;
+                active(
+                    &h.status,
+                    format!("stream {}, {} open shards", h.status, h.open_shards),
+                )
+            }),
+        },
+        NamedProbe {
+            name: "s3",
+            target: format!("bucket {}", res.archive_bucket),
+            probe: Box::pin(async move {
+                let h = archive.health().await.map_err(|e| e.to_string())?;
+                Ok(format!("bucket {} reachable", h.bucket))
+            }),
+        },
+    ]
+}
+
+/// A table or stream serves reads and writes while ACTIVE or UPDATING.
+fn active(status: &str, detail: String) -> ProbeResult {
+    match status {
+        "ACTIVE" | "UPDATING" => Ok(detail),
+        _ => Err(detail),
+    }
 }

@@ -155,7 +155,7 @@ mod tests {
 
     #[test]
     fn bad_overrides_name_the_variable() {
-        let err = load(None, env(&[("CARAT_REDIS_NODES", " , ")])).unwrap_err();
+        let err = load(None, env(&[("CARAT_REDIS_NODES", " , ")])).expect_err("must fail");
         assert!(
             matches!(
                 err,
@@ -166,7 +166,7 @@ mod tests {
             ),
             "{err}"
         );
-        let err = load(None, env(&[("CARAT_TABLE", "")])).unwrap_err();
+        let err = load(None, env(&[("CARAT_TABLE", "")])).expect_err("must fail");
         assert!(
             matches!(
                 err,
@@ -185,13 +185,13 @@ mod tests {
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("bad.toml");
         std::fs::write(&path, "[window]\nraw_secs = 0\n").expect("write temp file");
-        let err = load(Some(&path), env(&[])).unwrap_err();
+        let err = load(Some(&path), env(&[])).expect_err("must fail");
         let text = err.to_string();
         assert!(
             text.contains("bad.toml") && text.contains("window.raw_secs"),
             "{text}"
         );
-        let err = load(Some(&dir.join("missing.toml")), env(&[])).unwrap_err();
+        let err = load(Some(&dir.join("missing.toml")), env(&[])).expect_err("must fail");
         assert!(matches!(err, LocalError::ReadConfig { .. }), "{err}");
         std::fs::remove_dir_all(&dir).ok();
     }

@@ -2,7 +2,7 @@
 //!
 //! ```json
 //! {"status":"ok","dependencies":[
-//!   {"name":"redis","target":"redis://127.0.0.1:7000,…","ok":true,"latency_ms":2},
+//!   {"name":"redis","target":"redis://127.0.0.1:7000,…","ok":true,"latency_ms":2,"detail":"cluster_state:ok, 3 masters answered, 6 nodes known"},
 //!   {"name":"dynamodb","target":"table carat-windows","ok":false,"latency_ms":2000,"error":"timed out after 2000 ms"}]}
 //! ```
 //!
@@ -38,6 +38,10 @@ pub struct Dependency {
     pub target: String,
     pub ok: bool,
     pub latency_ms: u64,
+    /// What the dependency reported when up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    /// What went wrong when down.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -67,12 +71,18 @@ pub async fn check(probes: Vec<NamedProbe>) -> Health {
             Ok(result) => result,
             Err(_) => Err(format!("timed out after {} ms", PROBE_TIMEOUT.as_millis())),
         };
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let (detail, error) = match result {
+            Ok(detail) => (Some(detail), None),
+            Err(error) => (None, Some(error)),
+        };
         Dependency {
             name: p.name,
             target: p.target,
-            ok: result.is_ok(),
-            latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            error: result.err(),
+            ok: error.is_none(),
+            latency_ms,
+            detail,
+            error,
         }
     }))
     .await;
@@ -94,11 +104,11 @@ mod tests {
 
     use super::*;
 
-    fn probe(name: &'static str, result: Result<(), &'static str>) -> NamedProbe {
+    fn probe(name: &'static str, result: Result<&'static str, &'static str>) -> NamedProbe {
         NamedProbe {
             name,
             target: format!("{name} target"),
-            probe: Box::pin(async move { result.map_err(str::to_string) }),
+            probe: Box::pin(async move { result.map(str::to_string).map_err(str::to_string) }),
         }
     }
 
@@ -121,13 +131,17 @@ mod tests {
     #[tokio::test]
     async fn all_up_is_200() {
         let (status, body) = get_health(Arc::new(|| {
-            vec![probe("redis", Ok(())), probe("s3", Ok(()))]
+            vec![
+                probe("redis", Ok("cluster_state:ok")),
+                probe("s3", Ok("bucket b reachable")),
+            ]
         }))
         .await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(body["status"], "ok");
         assert_eq!(body["dependencies"][0]["name"], "redis");
         assert_eq!(body["dependencies"][1]["ok"], true);
+        assert_eq!(body["dependencies"][1]["detail"], "bucket b reachable");
         assert!(body["dependencies"][1].get("error").is_none());
     }
 
@@ -135,7 +149,7 @@ mod tests {
     async fn one_down_is_503_and_names_it() {
         let (status, body) = get_health(Arc::new(|| {
             vec![
-                probe("redis", Ok(())),
+                probe("redis", Ok("cluster_state:ok")),
                 probe("kinesis", Err("stream missing")),
             ]
         }))

@@ -8,7 +8,7 @@
 //! - [`health`]: `GET /health`, one entry per dependency; 200 when all are up, 503 otherwise.
 //! - [`serve`]: `carat local` — the HTTP server on 127.0.0.1:8080 (the router merge point)
 //!   and the background tasks (the task list), stopped together on SIGINT/SIGTERM.
-//! - [`error`]: [`LocalError`].
+//! - [`error`]: what can stop carat-local ([`LocalError`]).
 
 pub mod clients;
 pub mod config;

@@ -12,7 +12,10 @@ use carat_core::Config;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 use tracing::{error, info, warn};
 
-use crate::{clients::Clients, health, LocalError};
+use crate::{
+    clients::{self, Clients},
+    health, LocalError,
+};
 
 /// Options of `carat local`.
 #[derive(Debug, Clone, clap::Args)]
@@ -31,8 +34,10 @@ pub struct AppState {
 
 /// Every HTTP route of carat-local, one `.merge` per router.
 pub fn router(state: &AppState) -> Router {
-    let clients = state.clients.clone();
-    Router::new().merge(health::router(Arc::new(move || clients.probes())))
+    let (clients, config) = (state.clients.clone(), Arc::clone(&state.config));
+    Router::new().merge(health::router(Arc::new(move || {
+        clients::probes(&clients, &config)
+    })))
     // Next: .merge(<ingest router of carat-api>) — the write path issue.
 }
 
@@ -73,7 +78,7 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// The first task failure, or a bind/serve failure.
 pub async fn run(config: Config, args: &LocalArgs) -> Result<(), LocalError> {
     let config = Arc::new(config);
-    let clients = Clients::connect(Arc::clone(&config)).await?;
+    let clients = clients::connect(&config).await?;
     let state = AppState { config, clients };
 
     let (stop, stop_rx) = watch::channel(false);
