@@ -120,14 +120,17 @@ export class MonitoringStack extends Stack {
         missing: cw.TreatMissingData.NOT_BREACHING,
       });
       const widgets: cw.IMetric[] = [errors, throttles];
-      // The backup writer's iterator age is days while it replays: that is its job, not a lag.
-      if (streamConsumer && role !== 'backup-writer') {
+      if (streamConsumer) {
         const iteratorAge = fn.metric('IteratorAge', { statistic: 'Maximum', period: FIVE_MINUTES });
-        this.alarm({
-          name: `${role}-iterator-age`, runbook: 'lambda-iterator-age', metric: iteratorAge,
-          what: `The ${role} function's mapping reads records that are old: it falls behind its stream.`,
-          threshold: a.lambdaIteratorAgeMs, comparison: GT, evaluationPeriods: 2, missing: cw.TreatMissingData.NOT_BREACHING,
-        });
+        // The backup writer's iterator age is days while it replays: that is its job, not a
+        // lag, so it is only graphed (it shows when a replay has caught up).
+        if (role !== 'backup-writer') {
+          this.alarm({
+            name: `${role}-iterator-age`, runbook: 'lambda-iterator-age', metric: iteratorAge,
+            what: `The ${role} function's mapping reads records that are old: it falls behind its stream.`,
+            threshold: a.lambdaIteratorAgeMs, comparison: GT, evaluationPeriods: 2, missing: cw.TreatMissingData.NOT_BREACHING,
+          });
+        }
         widgets.push(iteratorAge);
       }
       lambdaWidgets.push(new cw.GraphWidget({
