@@ -8,12 +8,19 @@
 //! - [`health`]: `GET /health`, one entry per dependency; 200 when all are up, 503 otherwise.
 //! - [`serve`]: `carat local` — the HTTP server on 127.0.0.1:8080 (the router merge point)
 //!   and the background tasks (the task list), stopped together on SIGINT/SIGTERM.
+//! - [`poller`]: per-shard Kinesis pollers running the writer (the event source mapping's
+//!   part: batch size, batching window, checkpoints under `.run/`, batch item failures).
+//! - [`schedule`]: the flusher every `flusher.interval_secs`.
+//! - [`replay`]: `carat replay` — the backup writer from TRIM_HORIZON / AT_TIMESTAMP.
 //! - [`error`]: what can stop carat-local ([`LocalError`]).
 
 pub mod clients;
 pub mod config;
 pub mod error;
 pub mod health;
+pub mod poller;
+pub mod replay;
+pub mod schedule;
 pub mod serve;
 
 pub use error::LocalError;

@@ -18,7 +18,8 @@ struct Cli {
 enum Command {
     /// Serve health (and later ingest) on 127.0.0.1:8080 and run the stream pollers and schedules.
     Local(carat_local::serve::LocalArgs),
-    // Next: Replay(carat_local::replay::ReplayArgs) — backup writer from TRIM_HORIZON / AT_TIMESTAMP.
+    /// Backup writer: run the writer over every shard from a time or TRIM_HORIZON, beside the running one.
+    Replay(carat_local::replay::ReplayArgs),
 }
 
 #[tokio::main]
@@ -36,6 +37,7 @@ async fn main() -> ExitCode {
             carat_local::config::load(cli.config.as_deref(), |name| std::env::var(name).ok())?;
         match cli.command {
             Command::Local(args) => carat_local::serve::run(config, &args).await,
+            Command::Replay(args) => carat_local::replay::run(config, &args).await,
         }
     }
     .await;

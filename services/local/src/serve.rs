@@ -44,9 +44,12 @@ pub fn router(state: &AppState) -> Router {
 /// Every background task of carat-local, one `tasks.spawn` per task. A task returns
 /// `Ok(())` once `shutdown` fires; an error (or an early return) stops the process.
 pub fn spawn_tasks(state: &AppState, shutdown: &Shutdown, tasks: &mut JoinSet<TaskResult>) {
-    // Next: per-shard Kinesis pollers running the writer, the flusher schedule (write
-    // path issue); the DynamoDB-stream poller running the archiver and the TTL sweeper.
-    let _ = (state, shutdown, tasks);
+    tasks.spawn(crate::poller::run_pollers(state.clone(), shutdown.clone()));
+    tasks.spawn(crate::schedule::run_flusher(
+        state.clone(),
+        shutdown.clone(),
+    ));
+    // Next: the DynamoDB-stream poller running the archiver and the TTL sweeper.
 }
 
 /// How a background task ends: `Err` names the task and the cause.
@@ -57,6 +60,12 @@ pub type TaskResult = Result<(), LocalError>;
 pub struct Shutdown(watch::Receiver<bool>);
 
 impl Shutdown {
+    /// A shutdown that fires when `stop` turns true (or its sender is dropped).
+    #[must_use]
+    pub fn new(stop: watch::Receiver<bool>) -> Self {
+        Self(stop)
+    }
+
     /// Resolves once shutdown has been asked for.
     pub async fn wait(mut self) {
         // An error means the sender is gone, which also means: stop.

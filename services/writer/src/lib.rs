@@ -1,1 +1,42 @@
-//! carat-writer: to be written.
+//! carat-writer: the write path from Kinesis records to the Redis head and the
+//! DynamoDB window table (docs/write-path.md).
+//!
+//! Module map, in the order a batch flows through it:
+//! - [`handler`]: the Lambda handler. Decodes records, turns points into head entries,
+//!   appends them per bucket, reports the first unstored record on retryable failures.
+//! - [`flush`]: one window's flush — head ⇒ merge ⇒ raw chunk + rollup items ⇒ table ⇒
+//!   settle. Shared with carat-flusher.
+//! - [`rollup`]: 5 m / 1 h / 1 d count, sum, min, max of a window, and their item format.
+//! - [`sink`]: where undecodable records go (a log line in AWS, files locally).
+//! - [`emf`]: the CloudWatch EMF line each invocation prints.
+//! - [`clock`]: injected time.
+//! - [`error`]: [`WriterError`] and its retryable/not split.
+//! - [`event`]: building the Lambda `KinesisEvent` shape from log entries (carat-local,
+//!   fixtures, benchmarks).
+
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod clock;
+pub mod emf;
+pub mod error;
+pub mod event;
+pub mod flush;
+pub mod handler;
+pub mod rollup;
+pub mod sink;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::WriterError;
+pub use handler::{BatchReport, Writer};
+
+/// JSON logs for Lambda (CloudWatch Logs Insights can query the fields), level from
+/// `RUST_LOG` (default `info`). Shared by the writer and flusher binaries.
+pub fn init_lambda_tracing() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .without_time()
+        .init();
+}

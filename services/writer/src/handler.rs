@@ -1,0 +1,402 @@
+//! The Kinesis event handler: records ⇒ head entries ⇒ `Head::append` per bucket ⇒
+//! flushes of windows that crossed the point threshold or closed.
+//!
+//! Order of work for one batch:
+//! 1. decode every record; an undecodable one is counted, logged and given to the
+//!    [`FailureSink`], never retried (it would block its shard forever);
+//! 2. turn points into 16-byte head entries stamped with the record's ingest stamp,
+//!    dropping points of sealed windows (past `head_expiry`: their item is final) and
+//!    of windows whose raw TTL already passed;
+//! 3. group the entries per bucket (one `Head::append` per bucket per batch) and store
+//!    the buckets concurrently; each bucket then flushes its windows that crossed a
+//!    multiple of `flush_point_threshold` and up to `due_flushes_per_bucket` of its
+//!    closed windows;
+//! 4. a retryable failure in a bucket reports the bucket's first record as the batch
+//!    item failure: every record before it belongs to a bucket that was fully stored,
+//!    and Lambda re-sends from there (re-appending is harmless: see `carat_core::head`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
+use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
+use carat_core::head::{Entry, ENTRY_BYTES};
+use carat_core::{record, window, Config, SeriesKey};
+use carat_store::ports::{Head, HeadAppend, WindowRef, WindowTable};
+use futures::StreamExt as _;
+
+use crate::clock::Clock;
+use crate::emf;
+use crate::error::WriterError;
+use crate::flush::{flush_window, Flushed};
+use crate::sink::{BadRecord, FailureSink};
+
+/// What one batch did: the numbers of the invocation's EMF line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchReport {
+    pub records: usize,
+    /// Points appended to the head (in buckets that were fully stored).
+    pub processed_points: u64,
+    pub bad_records: u64,
+    /// Points of windows past `head_expiry`: their flushed item is final.
+    pub dropped_sealed_points: u64,
+    /// Points whose raw TTL had passed when they arrived.
+    pub dropped_expired_points: u64,
+    pub flushed_windows: u64,
+    /// Sequence number of the first record not fully stored (after a retryable failure).
+    pub first_failed: Option<String>,
+}
+
+impl BatchReport {
+    /// The Lambda response: empty on success, else the first unprocessed record.
+    #[must_use]
+    pub fn response(&self) -> KinesisEventResponse {
+        KinesisEventResponse {
+            batch_item_failures: self
+                .first_failed
+                .iter()
+                .map(|seq| KinesisBatchItemFailure {
+                    item_identifier: Some(seq.clone()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The entries of one bucket in one batch.
+struct Group {
+    bucket: u32,
+    /// Index in the batch of the first record with points in this bucket.
+    first_record: usize,
+    appends: Vec<HeadAppend>,
+    /// Series ⇒ (window start, index in `appends`).
+    index: HashMap<SeriesKey, Vec<(i64, usize)>>,
+    points: u64,
+}
+
+impl Group {
+    fn new(bucket: u32, first_record: usize) -> Self {
+        Self {
+            bucket,
+            first_record,
+            appends: Vec::new(),
+            index: HashMap::new(),
+            points: 0,
+        }
+    }
+}
+
+/// The entries of one series of one record, before the record is known to be good.
+struct Staged {
+    key: SeriesKey,
+    bucket: u32,
+    /// (window start, entry bytes), in order of first appearance.
+    windows: Vec<(i64, Vec<u8>)>,
+}
+
+/// The writer: clients injected once per container, then one [`Writer::handle`] per batch.
+pub struct Writer {
+    cfg: Arc<Config>,
+    head: Arc<dyn Head>,
+    table: Arc<dyn WindowTable>,
+    sink: Arc<dyn FailureSink>,
+    clock: Arc<dyn Clock>,
+    emit_emf: bool,
+}
+
+impl Writer {
+    #[must_use]
+    pub fn new(
+        cfg: Arc<Config>,
+        head: Arc<dyn Head>,
+        table: Arc<dyn WindowTable>,
+        sink: Arc<dyn FailureSink>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            cfg,
+            head,
+            table,
+            sink,
+            clock,
+            emit_emf: true,
+        }
+    }
+
+    /// Whether each batch prints its EMF line on stdout (on in Lambda; tests turn it off).
+    #[must_use]
+    pub fn with_emf(mut self, on: bool) -> Self {
+        self.emit_emf = on;
+        self
+    }
+
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The Lambda entry point: processes the batch and reports the first record not
+    /// stored, if a retryable failure stopped it.
+    ///
+    /// # Errors
+    /// Non-retryable store errors and corrupt heads: the invocation fails and the
+    /// event source mapping's bisect / retry / on-failure destination take over.
+    pub async fn handle(&self, event: &KinesisEvent) -> Result<KinesisEventResponse, WriterError> {
+        let report = self.process(&event.records).await?;
+        Ok(report.response())
+    }
+
+    /// Flushes one window now (shared with the flusher).
+    ///
+    /// # Errors
+    /// As [`flush_window`].
+    pub async fn flush(&self, window: &WindowRef) -> Result<Flushed, WriterError> {
+        flush_window(
+            &self.cfg,
+            self.head.as_ref(),
+            self.table.as_ref(),
+            window,
+            self.clock.now_secs(),
+        )
+        .await
+    }
+
+    /// Processes a batch (see the module docs) and says what it did.
+    ///
+    /// # Errors
+    /// As [`Writer::handle`].
+    pub async fn process(
+        &self,
+        records: &[KinesisEventRecord],
+    ) -> Result<BatchReport, WriterError> {
+        let now_ms = self.clock.now_ms();
+        let now = now_ms.div_euclid(1000);
+        let mut report = BatchReport {
+            records: records.len(),
+            ..BatchReport::default()
+        };
+        let mut groups: Vec<Group> = Vec::new();
+        let mut group_of_bucket: HashMap<u32, usize> = HashMap::new();
+
+        for (i, rec) in records.iter().enumerate() {
+            let staged = match self.stage(rec, now, &mut report) {
+                Ok(s) => s,
+                Err(reason) => {
+                    report.bad_records += 1;
+                    self.reject(rec, &reason).await;
+                    continue;
+                }
+            };
+            for s in staged {
+                let gi = *group_of_bucket.entry(s.bucket).or_insert_with(|| {
+                    groups.push(Group::new(s.bucket, i));
+                    groups.len() - 1
+                });
+                let g = &mut groups[gi];
+                let expire_at = |start| self.cfg.head_expiry(start);
+                for (start, bytes) in s.windows {
+                    g.points += (bytes.len() / ENTRY_BYTES) as u64;
+                    let slots = g.index.entry(s.key.clone()).or_default();
+                    if let Some(&(_, ai)) = slots.iter().find(|(st, _)| *st == start) {
+                        g.appends[ai].entries.extend_from_slice(&bytes);
+                    } else {
+                        slots.push((start, g.appends.len()));
+                        g.appends.push(HeadAppend {
+                            window: WindowRef {
+                                bucket: s.bucket,
+                                key: s.key.clone(),
+                                start,
+                            },
+                            entries: bytes,
+                            flush_due: self.cfg.flush_due(start),
+                            expire_at: expire_at(start),
+                        });
+                    }
+                }
+            }
+        }
+
+        let concurrency = self.cfg.writer.bucket_concurrency.max(1);
+        let stores: Vec<_> = groups.iter().map(|g| self.store_group(g, now)).collect();
+        let results: Vec<(usize, u64, Result<u64, WriterError>)> = futures::stream::iter(stores)
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+
+        let mut first_failed: Option<usize> = None;
+        let mut fatal: Option<WriterError> = None;
+        for (first, points, result) in results {
+            match result {
+                Ok(flushed) => {
+                    report.processed_points += points;
+                    report.flushed_windows += flushed;
+                }
+                Err(e) if e.is_retryable() => {
+                    tracing::warn!(error = %e, first_record = first, "bucket not stored; batch resumes at its first record");
+                    first_failed = Some(first_failed.map_or(first, |f| f.min(first)));
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, first_record = first, "bucket failed, not retryable");
+                    fatal.get_or_insert(e);
+                }
+            }
+        }
+        report.first_failed = first_failed
+            .and_then(|i| records.get(i))
+            .map(|r| r.kinesis.sequence_number.clone());
+
+        tracing::info!(
+            records = report.records,
+            processed_points = report.processed_points,
+            bad_records = report.bad_records,
+            dropped_sealed_points = report.dropped_sealed_points,
+            dropped_expired_points = report.dropped_expired_points,
+            flushed_windows = report.flushed_windows,
+            first_failed = report.first_failed.as_deref().unwrap_or(""),
+            "batch"
+        );
+        if self.emit_emf {
+            println!(
+                "{}",
+                emf::line(
+                    "writer",
+                    now_ms,
+                    &[
+                        ("ProcessedPoints", report.processed_points),
+                        ("BadRecords", report.bad_records),
+                        ("DroppedSealedPoints", report.dropped_sealed_points),
+                        ("FlushedWindows", report.flushed_windows),
+                    ],
+                )
+            );
+        }
+        match fatal {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    /// Decodes one record into per-series head entries. `Err` names why the record is bad.
+    fn stage(
+        &self,
+        rec: &KinesisEventRecord,
+        now: i64,
+        report: &mut BatchReport,
+    ) -> Result<Vec<Staged>, String> {
+        let decoded = record::decode(&rec.kinesis.data.0).map_err(|e| e.to_string())?;
+        let len = self.cfg.window.raw_secs;
+        let mut out = Vec::with_capacity(decoded.series.len());
+        let (mut sealed, mut expired) = (0, 0);
+        for sp in decoded.series {
+            let key = SeriesKey::new(decoded.tenant.clone(), sp.series);
+            let bucket = key.bucket(self.cfg.record.buckets);
+            let mut windows: Vec<(i64, Vec<u8>)> = Vec::new();
+            let mut cur: Option<usize> = None;
+            for p in sp.points {
+                let start = window::start(len, p.time);
+                if now >= self.cfg.head_expiry(start) {
+                    sealed += 1;
+                    continue;
+                }
+                if now >= start + len + self.cfg.retention.raw_secs {
+                    expired += 1;
+                    continue;
+                }
+                let entry = Entry::new(start, p, decoded.stamp_ms).ok_or_else(|| {
+                    format!(
+                        "series {key}: point at {} with stamp {} ms does not fit a head entry",
+                        p.time, decoded.stamp_ms
+                    )
+                })?;
+                let wi = match cur {
+                    Some(wi) if windows[wi].0 == start => wi,
+                    _ => {
+                        let wi = windows
+                            .iter()
+                            .position(|(s, _)| *s == start)
+                            .unwrap_or_else(|| {
+                                windows.push((start, Vec::with_capacity(ENTRY_BYTES * 16)));
+                                windows.len() - 1
+                            });
+                        cur = Some(wi);
+                        wi
+                    }
+                };
+                entry.encode_into(&mut windows[wi].1);
+            }
+            if !windows.is_empty() {
+                out.push(Staged {
+                    key,
+                    bucket,
+                    windows,
+                });
+            }
+        }
+        report.dropped_sealed_points += sealed;
+        report.dropped_expired_points += expired;
+        Ok(out)
+    }
+
+    async fn reject(&self, rec: &KinesisEventRecord, reason: &str) {
+        let shard_id = shard_of(rec);
+        tracing::warn!(
+            shard_id,
+            sequence_number = %rec.kinesis.sequence_number,
+            reason,
+            "undecodable record skipped"
+        );
+        let bad = BadRecord {
+            shard_id,
+            sequence_number: &rec.kinesis.sequence_number,
+            partition_key: &rec.kinesis.partition_key,
+            data: &rec.kinesis.data.0,
+            reason,
+        };
+        if let Err(e) = self.sink.put(&bad).await {
+            tracing::error!(error = %e, sequence_number = %rec.kinesis.sequence_number, "failure sink refused a bad record");
+        }
+    }
+
+    /// Appends one bucket's entries, then flushes its windows that crossed the
+    /// threshold or are due. Returns how many windows it flushed.
+    async fn store_group(&self, g: &Group, now: i64) -> (usize, u64, Result<u64, WriterError>) {
+        (
+            g.first_record,
+            g.points,
+            self.store_group_inner(g, now).await,
+        )
+    }
+
+    async fn store_group_inner(&self, g: &Group, now: i64) -> Result<u64, WriterError> {
+        let counts = self.head.append(g.bucket, &g.appends).await?;
+        let threshold = self.cfg.window.flush_point_threshold.max(1);
+        let mut to_flush: Vec<WindowRef> = Vec::new();
+        for (a, &after) in g.appends.iter().zip(&counts) {
+            let added = (a.entries.len() / ENTRY_BYTES) as u64;
+            let before = after.saturating_sub(added);
+            if after / threshold > before / threshold {
+                to_flush.push(a.window.clone());
+            }
+        }
+        let limit = self.cfg.writer.due_flushes_per_bucket;
+        if limit > 0 {
+            for w in self.head.due(g.bucket, now, limit).await? {
+                if !to_flush.contains(&w) {
+                    to_flush.push(w);
+                }
+            }
+        }
+        for w in &to_flush {
+            flush_window(&self.cfg, self.head.as_ref(), self.table.as_ref(), w, now).await?;
+        }
+        Ok(to_flush.len() as u64)
+    }
+}
+
+/// The shard of a record: the part of its event id before `:` (`shardId-…:<sequence>`).
+fn shard_of(rec: &KinesisEventRecord) -> &str {
+    rec.event_id
+        .as_deref()
+        .and_then(|id| id.split(':').next())
+        .unwrap_or("unknown")
+}
