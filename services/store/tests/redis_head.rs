@@ -1,0 +1,400 @@
+//! The Redis head against the local 6-node cluster (127.0.0.1:7000–7005).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use carat_core::config::RedisConfig;
+use carat_core::head::{Entry, ENTRY_BYTES};
+use carat_core::Point;
+use carat_store::ports::{Head, HeadAppend, WindowRef};
+use carat_store::redis_head::{dirty_key, dirty_member, head_key};
+use carat_store::RedisHead;
+use common::{now_secs, series_key, tenant};
+use rand::Rng;
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+
+async fn head() -> RedisHead {
+    RedisHead::connect(&RedisConfig::default()).await.unwrap()
+}
+
+async fn raw() -> ClusterConnection {
+    ClusterClient::new(RedisConfig::default().nodes)
+        .unwrap()
+        .get_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Buckets far above any real bucket count, so each test has dirty sets of its own.
+fn buckets(n: u32) -> Vec<u32> {
+    let base = rand::rng().random_range(1_000_000..2_000_000_000);
+    (0..n).map(|i| base + i * 7).collect()
+}
+
+fn entries(window_start: i64, n: usize, value: f64) -> Vec<u8> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let t = window_start + i64::try_from(i).unwrap();
+        Entry::new(window_start, Point::new(t, value), window_start * 1000 + 1)
+            .unwrap()
+            .encode_into(&mut out);
+    }
+    out
+}
+
+fn append(w: &WindowRef, bytes: Vec<u8>, due: i64) -> HeadAppend {
+    HeadAppend {
+        window: w.clone(),
+        entries: bytes,
+        flush_due: due,
+        expire_at: now_secs() + 3_600,
+    }
+}
+
+async fn cleanup(buckets: &[u32]) {
+    let mut c = raw().await;
+    for b in buckets {
+        let _: i64 = redis::cmd("DEL")
+            .arg(dirty_key(*b))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local system (make test starts it)"]
+async fn keys_of_one_bucket_share_a_slot_and_buckets_spread_over_masters() {
+    let h = head().await;
+    let t = tenant();
+    let mut slots = std::collections::BTreeSet::new();
+    for bucket in 0..64u32 {
+        let dirty = h.keyslot(&dirty_key(bucket)).await.unwrap();
+        for (name, start) in [("cpu", 0), ("host.x.mem-free", 86_400), ("a", -60)] {
+            let w = WindowRef {
+                bucket,
+                key: series_key(&t, name),
+                start,
+            };
+            assert_eq!(
+                h.keyslot(&head_key(&w)).await.unwrap(),
+                dirty,
+                "bucket {bucket}"
+            );
+        }
+        slots.insert(dirty);
+    }
+    // 64 buckets land in 64 distinct slots, i.e. on every master of the cluster.
+    assert_eq!(slots.len(), 64);
+    let ranges = [(0u16, 5460u16), (5461, 10922), (10923, 16383)];
+    for (lo, hi) in ranges {
+        assert!(
+            slots.iter().any(|s| (lo..=hi).contains(s)),
+            "no bucket in {lo}..={hi}"
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local system (make test starts it)"]
+async fn append_read_due_settle_across_the_cluster() {
+    let h = head().await;
+    let t = tenant();
+    let bs = buckets(12);
+    let now = now_secs();
+    for (i, &bucket) in bs.iter().enumerate() {
+        let a = WindowRef {
+            bucket,
+            key: series_key(&t, &format!("cpu.{i}")),
+            start: 0,
+        };
+        let b = WindowRef {
+            start: 60,
+            ..a.clone()
+        };
+        let c = WindowRef {
+            key: series_key(&t, &format!("mem.{i}")),
+            ..a.clone()
+        };
+        let counts = h
+            .append(
+                bucket,
+                &[
+                    append(&a, entries(0, 3, 1.5), 100),
+                    append(&b, entries(60, 1, 2.5), 200),
+                    append(&c, entries(0, 2, 3.5), 300),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(counts, vec![3, 1, 2]);
+        // One script, many windows: the counts are per window, after the append.
+        let counts = h
+            .append(bucket, &[append(&a, entries(0, 2, 9.0), 100)])
+            .await
+            .unwrap();
+        assert_eq!(counts, vec![5]);
+
+        let mut expected = entries(0, 3, 1.5);
+        expected.extend(entries(0, 2, 9.0));
+        assert_eq!(h.read(&a).await.unwrap(), expected);
+        assert_eq!(h.read(&b).await.unwrap().len(), ENTRY_BYTES);
+        let missing = WindowRef {
+            start: 120,
+            ..a.clone()
+        };
+        assert!(h.read(&missing).await.unwrap().is_empty());
+
+        assert_eq!(h.due(bucket, 99, 10).await.unwrap(), vec![]);
+        assert_eq!(
+            h.due(bucket, 250, 10).await.unwrap(),
+            vec![a.clone(), b.clone()]
+        );
+        assert_eq!(
+            h.due(bucket, 1_000, 2).await.unwrap(),
+            vec![a.clone(), b.clone()]
+        );
+        assert_eq!(h.due(bucket, 1_000, 10).await.unwrap().len(), 3);
+        assert_eq!(h.due(bucket, 1_000, 0).await.unwrap(), vec![]);
+
+        // A flush that read 3 entries must not settle a window that now holds 5.
+        assert!(!h.settle(&a, 3 * ENTRY_BYTES).await.unwrap());
+        assert!(h.settle(&a, 5 * ENTRY_BYTES).await.unwrap());
+        assert_eq!(
+            h.due(bucket, 1_000, 10).await.unwrap(),
+            vec![b.clone(), c.clone()]
+        );
+        // Appending again re-marks it dirty; an earlier due time is kept (ZADD LT).
+        h.append(bucket, &[append(&a, entries(0, 1, 1.0), 50)])
+            .await
+            .unwrap();
+        h.append(bucket, &[append(&a, entries(0, 1, 1.0), 500)])
+            .await
+            .unwrap();
+        assert_eq!(h.due(bucket, 60, 10).await.unwrap(), vec![a.clone()]);
+
+        // The head key expires at expire_at.
+        let mut c = raw().await;
+        let at: i64 = redis::cmd("EXPIRETIME")
+            .arg(head_key(&a))
+            .query_async(&mut c)
+            .await
+            .unwrap();
+        assert!((now + 3_600..=now_secs() + 3_600).contains(&at), "{at}");
+    }
+    cleanup(&bs).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local system (make test starts it)"]
+async fn foreign_bucket_and_torn_entries_are_refused_before_any_write() {
+    let h = head().await;
+    let t = tenant();
+    let bs = buckets(2);
+    let w = WindowRef {
+        bucket: bs[0],
+        key: series_key(&t, "cpu"),
+        start: 0,
+    };
+    let e = h
+        .append(bs[1], &[append(&w, entries(0, 1, 1.0), 1)])
+        .await
+        .unwrap_err();
+    assert!(!e.is_retryable(), "{e}");
+    let mut torn = entries(0, 1, 1.0);
+    torn.pop();
+    assert!(h.append(bs[0], &[append(&w, torn, 1)]).await.is_err());
+    assert!(h.read(&w).await.unwrap().is_empty());
+    assert_eq!(h.append(bs[0], &[]).await.unwrap(), Vec::<u64>::new());
+}
+
+#[tokio::test]
+#[ignore = "needs the local system (make test starts it)"]
+async fn scripts_survive_a_script_flush() {
+    let h = head().await;
+    let t = tenant();
+    let bs = buckets(3);
+    let mut c = raw().await;
+    let _: redis::Value = c
+        .route_command(
+            &redis::cmd("SCRIPT").arg("FLUSH").clone(),
+            RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None)),
+        )
+        .await
+        .unwrap();
+    for &bucket in &bs {
+        let w = WindowRef {
+            bucket,
+            key: series_key(&t, "cpu"),
+            start: 0,
+        };
+        assert_eq!(
+            h.append(bucket, &[append(&w, entries(0, 2, 1.0), 5)])
+                .await
+                .unwrap(),
+            vec![2]
+        );
+        assert!(h.settle(&w, 2 * ENTRY_BYTES).await.unwrap());
+    }
+    cleanup(&bs).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local system (make test starts it)"]
+async fn corrupt_dirty_members_are_skipped_and_removed() {
+    let h = head().await;
+    let t = tenant();
+    let bs = buckets(1);
+    let bucket = bs[0];
+    let w = WindowRef {
+        bucket,
+        key: series_key(&t, "cpu"),
+        start: 0,
+    };
+    h.append(bucket, &[append(&w, entries(0, 1, 1.0), 10)])
+        .await
+        .unwrap();
+    let mut c = raw().await;
+    for junk in ["garbage", "a:b", "bad tenant:cpu:1", "t:cpu:notanumber"] {
+        let _: i64 = redis::cmd("ZADD")
+            .arg(dirty_key(bucket))
+            .arg(5)
+            .arg(junk)
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    assert_eq!(h.due(bucket, 100, 10).await.unwrap(), vec![w.clone()]);
+    let left: Vec<String> = redis::cmd("ZRANGE")
+        .arg(dirty_key(bucket))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(left, vec![dirty_member(&w)]);
+    cleanup(&bs).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local system (make test starts it)"]
+async fn health_reports_every_master() {
+    let h = head().await.health().await.unwrap();
+    assert_eq!(h.state, "ok");
+    assert_eq!(h.masters, 3);
+    assert_eq!(h.known_nodes, 6);
+}
+
+/// Memory per point of one window's head key (MEMORY USAGE), printed for the benchmark
+/// notes: the 16-byte entries plus Redis's per-key overhead, spread over the points.
+#[tokio::test]
+#[ignore = "needs the local system (make test starts it)"]
+async fn head_memory_per_point() {
+    let h = head().await;
+    let t = tenant();
+    let bs = buckets(1);
+    let w = WindowRef {
+        bucket: bs[0],
+        key: series_key(&t, "host.0123456789a.cpu.user.percentage"),
+        start: 0,
+    };
+    // 1,440 one-minute points, appended as the writer does: one small append per record.
+    for i in 0..144 {
+        h.append(bs[0], &[append(&w, entries(i * 10, 10, 12.5), 100)])
+            .await
+            .unwrap();
+    }
+    let bytes = h.memory_usage(&w).await.unwrap().unwrap();
+    let per_point = bytes as f64 / 1_440.0;
+    println!("head memory: {bytes} bytes for 1440 points = {per_point:.2} bytes/point (key only, dirty-set member excluded)");
+    assert!(per_point < 20.0, "{per_point}");
+    assert_eq!(
+        h.memory_usage(&WindowRef {
+            start: 1,
+            ..w.clone()
+        })
+        .await
+        .unwrap(),
+        None
+    );
+    h.forget(&w).await.unwrap();
+    cleanup(&bs).await;
+}
+
+/// A node that accepts connections but never answers (what a hung cluster connection
+/// looks like): connecting must give up within the timeout, retryably, not hang.
+#[tokio::test]
+#[ignore = "needs the local system (make test starts it)"]
+async fn an_unresponsive_node_times_out_retryably() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let cfg = RedisConfig {
+        nodes: vec![format!("redis://{addr}")],
+        command_timeout_ms: 300,
+        connect_timeout_ms: 300,
+    };
+    let started = Instant::now();
+    let e = RedisHead::connect(&cfg).await.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    hold.abort();
+}
+
+/// Appends spread over many buckets, as the writer does per record batch, to see what
+/// the head sustains on this machine (printed; the writer benchmark owns the target).
+#[tokio::test]
+#[ignore = "needs the local system (make test starts it)"]
+async fn append_throughput() {
+    let h = head().await;
+    let t = tenant();
+    let bs = buckets(64);
+    let started = Instant::now();
+    let mut points = 0usize;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, &bucket) in bs.iter().enumerate() {
+        let h = h.clone();
+        let t = t.clone();
+        points += 20 * 50;
+        tasks.spawn(async move {
+            let appends: Vec<HeadAppend> = (0..20)
+                .map(|s| {
+                    append(
+                        &WindowRef {
+                            bucket,
+                            key: series_key(&t, &format!("s{i}.{s}")),
+                            start: 0,
+                        },
+                        entries(0, 50, 1.0),
+                        10,
+                    )
+                })
+                .collect();
+            h.append(bucket, &appends).await.unwrap();
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "head append: {points} points in {} windows over 64 buckets in {:.1} ms = {:.0} points/s (debug build)",
+        64 * 20,
+        secs * 1e3,
+        points as f64 / secs
+    );
+    cleanup(&bs).await;
+}
