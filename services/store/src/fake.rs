@@ -704,6 +704,17 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn head_keeps_the_earliest_due_time() {
+        let head = FakeHead::new();
+        let a = window("cpu", 0);
+        head.append(a.bucket, &[append(&a, 1, 50)]).await.unwrap();
+        head.append(a.bucket, &[append(&a, 1, 500)]).await.unwrap();
+        assert_eq!(head.dirty(a.bucket), vec![(a.clone(), 50)]);
+        head.append(a.bucket, &[append(&a, 1, 10)]).await.unwrap();
+        assert_eq!(head.dirty(a.bucket), vec![(a.clone(), 10)]);
+    }
+
+    #[tokio::test]
     async fn head_refuses_foreign_bucket_and_torn_entries() {
         let head = FakeHead::new();
         let a = window("cpu", 0);

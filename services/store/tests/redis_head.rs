@@ -290,39 +290,133 @@ async fn health_reports_every_master() {
 }
 
 /// Memory per point of one window's head key (MEMORY USAGE), printed for the benchmark
-/// notes: the 16-byte entries plus Redis's per-key overhead, spread over the points.
+/// notes: the 16-byte entries plus Redis's per-key overhead and allocator slack.
 #[tokio::test]
 #[ignore = "needs the local system (make test starts it)"]
 async fn head_memory_per_point() {
     let h = head().await;
     let t = tenant();
     let bs = buckets(1);
-    let w = WindowRef {
+    for points in [60usize, 1_440, 10_080] {
+        let w = WindowRef {
+            bucket: bs[0],
+            key: series_key(
+                &t,
+                &format!("host.0123456789a.cpu.user.percentage.{points}"),
+            ),
+            start: 0,
+        };
+        // Appended as the writer does: a few points per record batch.
+        for chunk in 0..points / 10 {
+            let start = i64::try_from(chunk * 10).unwrap();
+            h.append(bs[0], &[append(&w, entries(start, 10, 12.5), 100)])
+                .await
+                .unwrap();
+        }
+        let bytes = h.memory_usage(&w).await.unwrap().unwrap();
+        let per_point = bytes as f64 / points as f64;
+        println!("head memory: {points} points, {bytes} bytes = {per_point:.2} bytes/point (head key only)");
+        assert!(per_point < 40.0, "{per_point}");
+        h.forget(&w).await.unwrap();
+    }
+    let absent = WindowRef {
         bucket: bs[0],
-        key: series_key(&t, "host.0123456789a.cpu.user.percentage"),
+        key: series_key(&t, "absent"),
         start: 0,
     };
-    // 1,440 one-minute points, appended as the writer does: one small append per record.
-    for i in 0..144 {
-        h.append(bs[0], &[append(&w, entries(i * 10, 10, 12.5), 100)])
-            .await
-            .unwrap();
-    }
-    let bytes = h.memory_usage(&w).await.unwrap().unwrap();
-    let per_point = bytes as f64 / 1_440.0;
-    println!("head memory: {bytes} bytes for 1440 points = {per_point:.2} bytes/point (key only, dirty-set member excluded)");
-    assert!(per_point < 20.0, "{per_point}");
-    assert_eq!(
-        h.memory_usage(&WindowRef {
-            start: 1,
-            ..w.clone()
-        })
-        .await
-        .unwrap(),
-        None
-    );
-    h.forget(&w).await.unwrap();
+    assert_eq!(h.memory_usage(&absent).await.unwrap(), None);
     cleanup(&bs).await;
+}
+
+/// Nothing listens: connecting fails retryably (the cluster may be starting).
+#[tokio::test]
+#[ignore = "needs the local system (make test starts it)"]
+async fn a_refused_connection_is_retryable() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let cfg = RedisConfig {
+        nodes: vec![format!("redis://127.0.0.1:{port}")],
+        command_timeout_ms: 300,
+        connect_timeout_ms: 300,
+    };
+    let e = RedisHead::connect(&cfg).await.unwrap_err();
+    assert!(e.is_retryable(), "{e}");
+}
+
+/// A one-node "cluster" that answers the handshake (CLUSTER SLOTS names itself for every
+/// slot) and then never answers anything else: a node that hangs mid-failover. Every
+/// head call must come back, retryably, within the command timeout.
+#[tokio::test]
+#[ignore = "needs the local system (make test starts it)"]
+async fn a_node_that_hangs_after_connecting_times_out_every_call() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = s.read(&mut chunk).await {
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    // Answer only what the connection handshake asks, hang on the rest.
+                    let text = String::from_utf8_lossy(&buf).to_uppercase();
+                    let mut reply = String::new();
+                    for cmd in text.split("*").skip(1) {
+                        if cmd.contains("SLOTS") {
+                            reply += &format!(
+                                "*1\r\n*3\r\n:0\r\n:16383\r\n*2\r\n$9\r\n127.0.0.1\r\n:{port}\r\n"
+                            );
+                        } else if cmd.contains("PING") {
+                            reply += "+PONG\r\n";
+                        } else if cmd.contains("CLIENT") || cmd.contains("READONLY") {
+                            reply += "+OK\r\n";
+                        }
+                    }
+                    buf.clear();
+                    if !reply.is_empty() && s.write_all(reply.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let cfg = RedisConfig {
+        nodes: vec![format!("redis://127.0.0.1:{port}")],
+        command_timeout_ms: 300,
+        connect_timeout_ms: 1_000,
+    };
+    let h = RedisHead::connect(&cfg).await.unwrap();
+    let t = tenant();
+    let w = WindowRef {
+        bucket: 1,
+        key: series_key(&t, "cpu"),
+        start: 0,
+    };
+    for (what, result) in [
+        (
+            "append",
+            h.append(1, &[append(&w, entries(0, 1, 1.0), 1)])
+                .await
+                .map(|_| ()),
+        ),
+        ("read", h.read(&w).await.map(|_| ())),
+        ("due", h.due(1, 10, 10).await.map(|_| ())),
+        ("settle", h.settle(&w, 16).await.map(|_| ())),
+    ] {
+        let e = result.unwrap_err();
+        assert!(e.is_retryable(), "{what}: {e}");
+    }
+    let started = Instant::now();
+    assert!(h.read(&w).await.unwrap_err().is_retryable());
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1_000), "{took:?}");
+    server.abort();
 }
 
 /// A node that accepts connections but never answers (what a hung cluster connection
