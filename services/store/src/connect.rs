@@ -6,9 +6,12 @@
 //! local stand-in. Nothing is hard-coded here; the local scripts export dummy credentials.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::meta::region::RegionProviderChain;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use carat_core::config::RetryConfig;
 use carat_core::Config;
 
 use crate::dynamo::{DynamoTable, TableHealth};
@@ -47,11 +50,25 @@ impl HealthReport {
     }
 }
 
+/// Connecting to an AWS endpoint: the SDK's own default (3.1 s), kept explicit because
+/// setting the other timeouts replaces the default configuration.
+const AWS_CONNECT_TIMEOUT: Duration = Duration::from_millis(3_100);
+
 /// The SDK configuration from the environment, region defaulting to [`DEFAULT_REGION`].
-pub async fn aws_config() -> SdkConfig {
+/// One SDK operation (with the SDK's own retries) may take at most `retry.deadline_ms`:
+/// without it a hung connection would hold a Lambda until its own timeout, as a hung
+/// Redis call would.
+pub async fn aws_config(retry: &RetryConfig) -> SdkConfig {
     let region = RegionProviderChain::default_provider().or_else(Region::new(DEFAULT_REGION));
+    let deadline = Duration::from_millis(retry.deadline_ms.max(1));
     aws_config::defaults(BehaviorVersion::latest())
         .region(region)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(AWS_CONNECT_TIMEOUT)
+                .operation_timeout(deadline)
+                .build(),
+        )
         .load()
         .await
 }
@@ -91,7 +108,7 @@ pub fn aws_adapters(sdk: &SdkConfig, cfg: &Config) -> (DynamoTable, KinesisLog, 
 /// # Errors
 /// A [`StoreError`] from connecting to Redis (the AWS clients connect lazily).
 pub async fn connect(cfg: &Config) -> Result<Clients, StoreError> {
-    let sdk = aws_config().await;
+    let sdk = aws_config(&cfg.retry).await;
     let head = RedisHead::connect(&cfg.redis).await?;
     let (table, log, archive) = aws_adapters(&sdk, cfg);
     Ok(Clients {

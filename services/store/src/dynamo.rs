@@ -461,6 +461,50 @@ mod tests {
         assert_eq!(body, Some(AttributeValue::B(Blob::new(vec![2]))));
     }
 
+    proptest::proptest! {
+        /// Any mix of keys and sizes: batches stay within both limits, no batch
+        /// repeats a key, and exactly the last write of every key is sent.
+        #[test]
+        fn batches_stay_within_limits_and_keep_last_writes(
+            spec in proptest::collection::vec((0u8..6, 0i64..6, 0usize..3_000), 0..120),
+            max_items in 1usize..=25,
+            max_bytes in 3_100usize..20_000,
+        ) {
+            let limits = ServiceLimits {
+                dynamodb_batch_items: max_items,
+                dynamodb_batch_bytes: max_bytes,
+                ..ServiceLimits::default()
+            };
+            let items: Vec<WindowItem> = spec
+                .iter()
+                .enumerate()
+                .map(|(i, &(p, sk, len))| WindowItem {
+                    count: u32::try_from(i).unwrap(),
+                    ..item(&format!("p{p}"), sk, len)
+                })
+                .collect();
+            let batches = plan_batches(&items, &limits).unwrap();
+            let mut sent = HashMap::new();
+            for b in &batches {
+                proptest::prop_assert!(!b.is_empty() && b.len() <= max_items);
+                let mut bytes = 0;
+                let mut keys = HashSet::new();
+                for r in b {
+                    let it = from_attributes("put", r.put_request().unwrap().item()).unwrap();
+                    bytes += item_size(&it);
+                    proptest::prop_assert!(keys.insert((it.pk.clone(), it.sk)));
+                    proptest::prop_assert!(sent.insert((it.pk.clone(), it.sk), it.count).is_none());
+                }
+                proptest::prop_assert!(bytes <= max_bytes || b.len() == 1);
+            }
+            let mut last = HashMap::new();
+            for it in &items {
+                last.insert((it.pk.clone(), it.sk), it.count);
+            }
+            proptest::prop_assert_eq!(sent, last);
+        }
+    }
+
     #[test]
     fn size_estimate_is_at_least_names_and_values() {
         let i = item("default#cpu#raw", 86_400, 100);

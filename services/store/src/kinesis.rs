@@ -485,6 +485,30 @@ mod tests {
         assert_eq!(b.iter().map(Vec::len).collect::<Vec<_>>(), vec![5, 5, 2]);
     }
 
+    proptest::proptest! {
+        /// Any record sizes: every record is sent once, in input order, and every call
+        /// stays within the count and byte limits.
+        #[test]
+        fn batches_cover_every_record_once_within_limits(
+            sizes in proptest::collection::vec(0usize..40_000, 0..400),
+            max_records in 1usize..=500,
+            max_bytes in 40_010usize..200_000,
+        ) {
+            let limits = ServiceLimits {
+                kinesis_batch_records: max_records,
+                kinesis_batch_bytes: max_bytes,
+                ..ServiceLimits::default()
+            };
+            let records: Vec<_> = sizes.iter().map(|&n| rec("b7", n)).collect();
+            let batches = plan_batches(&records, &limits).unwrap();
+            proptest::prop_assert_eq!(batches.concat(), (0..records.len()).collect::<Vec<_>>());
+            for b in &batches {
+                proptest::prop_assert!(!b.is_empty() && b.len() <= max_records);
+                proptest::prop_assert!(b.iter().map(|&i| record_bytes(&records[i])).sum::<usize>() <= max_bytes);
+            }
+        }
+    }
+
     #[test]
     fn oversize_records_and_bad_keys_are_fatal_and_named() {
         let e = plan_batches(

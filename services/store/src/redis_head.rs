@@ -552,6 +552,31 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_member_parses_without_panicking(
+            bucket in proptest::prelude::any::<u32>(),
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+        ) {
+            let _ = parse_dirty_member(bucket, &bytes);
+        }
+
+        #[test]
+        fn valid_members_round_trip(
+            tenant in "[A-Za-z0-9._-]{1,64}",
+            series in "[A-Za-z0-9._-]{1,255}",
+            start in proptest::prelude::any::<i64>(),
+            bucket in proptest::prelude::any::<u32>(),
+        ) {
+            let w = WindowRef {
+                bucket,
+                key: SeriesKey::new(Tenant::parse(&tenant).unwrap(), SeriesName::parse(&series, "name").unwrap()),
+                start,
+            };
+            proptest::prop_assert_eq!(parse_dirty_member(bucket, dirty_member(&w).as_bytes()), Some(w));
+        }
+    }
+
     #[test]
     fn errors_classify() {
         let io = RedisError::from(std::io::Error::new(
