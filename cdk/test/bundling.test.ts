@@ -4,6 +4,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 // `cargo` calls and answer the version probe as if cargo-lambda were installed, so
 // RustFunction would bundle locally if bundling were not skipped.
 const cargoCalls: string[][] = [];
+const cargoEnvs: Record<string, string | undefined>[] = [];
 jest.mock('child_process', () => {
   const actual = jest.requireActual('child_process');
   return {
@@ -11,6 +12,7 @@ jest.mock('child_process', () => {
     spawnSync: (cmd: string, args: string[] = [], ...rest: unknown[]) => {
       if (cmd === 'cargo' || (args.join(' ').includes('cargo '))) {
         cargoCalls.push([cmd, ...args]);
+        cargoEnvs.push((rest[0] as { env?: Record<string, string> } | undefined)?.env ?? {});
         return { status: 0, stdout: Buffer.from(''), stderr: Buffer.from(''), pid: 0, output: [], signal: null };
       }
       return actual.spawnSync(cmd, args, ...rest);
@@ -54,6 +56,9 @@ test('control: with bundling on, the same mock sees the cargo lambda build (so t
   expect(String(error)).toMatch(/[Bb]undling/);
   const builds = cargoCalls.slice(before).filter((c) => c.join(' ').includes('cargo lambda build'));
   expect(builds.length).toBeGreaterThan(0);
+  // Lambda packages are built without the workspace profile's debug info.
+  const env = cargoEnvs[cargoCalls.indexOf(builds[0])];
+  expect(env).toMatchObject({ CARGO_PROFILE_RELEASE_DEBUG: '0', CARGO_PROFILE_RELEASE_STRIP: 'debuginfo' });
   expect(builds[0].join(' ')).toContain('--arm64');
   expect(builds[0].join(' ')).toContain('--bin carat-api');
 });
