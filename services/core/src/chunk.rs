@@ -4,9 +4,11 @@
 //! A chunk is a time column and a value column, each compressed on its own:
 //! - [`times`]: delta-of-delta, as a line (regular steps), sparse exceptions (a few
 //!   gaps) or a bit stream (jitter); any i64 in any order, with wrapping arithmetic.
-//! - [`values`]: decimals in disguise as scaled integers `m / 10^e` (ALP-like) plus a
-//!   column of ULP corrections for values off by binary noise, or an XOR (Gorilla)
-//!   stream for values that are not decimals; the smaller wins.
+//! - [`values`]: decimals in disguise as scaled integers `m / 10^e` (ALP-like) with
+//!   ULP corrections for values off by binary noise, range-coded ([`rc`]: adaptive bit
+//!   lengths, so a chunk of a few hundred points needs no stored tables); or an XOR
+//!   (Gorilla) stream for values that are not decimals. The smaller wins.
+//! - [`bits`] and [`varint`]: the bit streams and varints both formats are built from.
 //!
 //! The encoder is deterministic: the same points always give the same bytes, which is
 //! what makes a replayed flush write identical items.

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! u8 version (1) · u8 codec (0 stored, 1 raw DEFLATE) · varint body length · payload
-//! body: tenant · stamp_ms · base time · series names (front-coded) · point counts ·
+//! body: tenant · stamp_ms · base time · series names (front-coded, DEFLATE dictionary) · counts ·
 //!       times (deltas) · values (decimal codes)
 //! ```
 //!
@@ -10,7 +10,11 @@
 //! (`host.<hostId>.`), times of one request are equal or close, and values that are
 //! short decimals (12.34, 225260.0) take 2–5 bytes before compression.
 
-use miniz_oxide::{deflate, inflate};
+use miniz_oxide::deflate::core::{
+    compress_to_output, create_comp_flags_from_zip_params, CompressorOxide, TDEFLFlush, TDEFLStatus,
+};
+use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
+use miniz_oxide::inflate::TINFLStatus;
 
 use crate::chunk::values::{dec, to_int};
 use crate::chunk::varint::{self, Cursor, VarintError};
@@ -29,11 +33,37 @@ pub const MAX_BODY_BYTES: usize = 4 << 20;
 const CODEC_STORED: u8 = 0;
 const CODEC_DEFLATE: u8 = 1;
 /// DEFLATE level: 6 is zlib's default; higher levels gain < 1 % on records.
-const DEFLATE_LEVEL: u8 = 6;
+const DEFLATE_LEVEL: i32 = 6;
+/// DEFLATE's largest expansion ratio (258-byte matches in about 2 bits): a payload
+/// cannot honestly inflate to more than this many times its size.
+const MAX_INFLATE_RATIO: usize = 1032;
+
+/// The preset dictionary of record format v1: DEFLATE starts with these bytes as its
+/// history, so the first occurrence of a common series name in a record already costs
+/// a back-reference instead of its letters. It holds the names mackerel-agent sends
+/// for every Linux host (the most frequent last: nearer matches are cheaper) and the
+/// parts common to plugin and service names. Part of the format: changing it means a
+/// new codec or version.
+pub const DICTIONARY: &[u8] = b"service.custom.mackerel.plugin.linux.proc.num.uptime.seconds.\
+conntrack.count.ntp.offset.nginx.requests.connections.active.reading.writing.waiting.\
+mysql.cmd.Com_insert.Com_select.Com_update.Com_delete.threads.Threads_connected.\
+redis.clients.connected_clients.keys.evicted_keys.expired_keys.queries.keyspace_hits.\
+http.latency.response_time.status.2xx.4xx.5xx.count.errors.bytes.total.ms.p50.p90.p99.\
+filesystem._dev_xvda1.size.filesystem._dev_nvme0n1p1.used.filesystem._dev_sda1.size.used.\
+interface.eth0.rxBytes.delta.interface.eth0.txBytes.delta.interface.eth1.rxBytes.delta.\
+disk.nvme0n1.reads.delta.disk.xvda.writes.delta.disk.sda.reads.delta.writes.delta.\
+memory.swap_total.memory.swap_free.memory.swap_cached.memory.mem_available.\
+memory.total.memory.free.memory.buffers.memory.cached.memory.used.memory.available.\
+loadavg1.loadavg5.loadavg15.cpu.guest_nice.percentage.cpu.guest.percentage.\
+cpu.steal.percentage.cpu.softirq.percentage.cpu.irq.percentage.cpu.iowait.percentage.\
+cpu.idle.percentage.cpu.nice.percentage.cpu.system.percentage.cpu.user.percentage.host.";
 
 /// Value codes: the low 4 bits of a value's varint. 0–14: the value is the decimal
 /// `m / 10^code`, with `m` zigzagged in the higher bits. 15: 8 raw bytes follow.
 const RAW_VALUE: u64 = 15;
+/// Ends each name suffix: a byte no series name contains, and a line break, which
+/// DEFLATE matches well.
+const NAME_END: u8 = b'\n';
 const MAX_DECIMAL_CODE: i8 = 14;
 
 /// The points of one series inside a record, in request order.
@@ -56,7 +86,7 @@ pub struct Record {
 #[must_use]
 pub fn encode(record: &Record) -> Vec<u8> {
     let body = encode_body(record);
-    let packed = deflate::compress_to_vec(&body, DEFLATE_LEVEL);
+    let packed = deflate_with_dictionary(&body);
     let (codec, payload) = if packed.len() < body.len() {
         (CODEC_DEFLATE, packed.as_slice())
     } else {
@@ -68,6 +98,38 @@ pub fn encode(record: &Record) -> Vec<u8> {
     varint::put_u64(&mut out, body.len() as u64);
     out.extend_from_slice(payload);
     out
+}
+
+/// Raw DEFLATE of `body` with [`DICTIONARY`] as history: the dictionary is compressed
+/// first and flushed to a byte boundary, and only what follows is kept.
+fn deflate_with_dictionary(body: &[u8]) -> Vec<u8> {
+    let flags = create_comp_flags_from_zip_params(DEFLATE_LEVEL, -15, 0);
+    let mut c = CompressorOxide::new(flags);
+    let (status, _) = compress_to_output(&mut c, DICTIONARY, TDEFLFlush::Sync, |_| true);
+    debug_assert_eq!(status, TDEFLStatus::Okay);
+    let mut out = Vec::with_capacity(body.len() / 2 + 16);
+    let (status, _) = compress_to_output(&mut c, body, TDEFLFlush::Finish, |b| {
+        out.extend_from_slice(b);
+        true
+    });
+    debug_assert_eq!(status, TDEFLStatus::Done);
+    out
+}
+
+/// Inflates `payload` (raw DEFLATE with [`DICTIONARY`] as history) into exactly
+/// `len` bytes; `None` if it is corrupt, shorter, longer, or has trailing bytes.
+fn inflate_with_dictionary(payload: &[u8], len: usize) -> Option<Vec<u8>> {
+    let mut out = vec![0u8; DICTIONARY.len() + len];
+    out[..DICTIONARY.len()].copy_from_slice(DICTIONARY);
+    let mut d = DecompressorOxide::new();
+    let flags = inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+    let (status, consumed, written) =
+        decompress(&mut d, payload, &mut out, DICTIONARY.len(), flags);
+    if status != TINFLStatus::Done || consumed != payload.len() || written != len {
+        return None;
+    }
+    out.drain(..DICTIONARY.len());
+    Some(out)
 }
 
 /// The value's code (see [`RAW_VALUE`]): the shortest decimal that gives back the
@@ -96,20 +158,24 @@ fn shared_prefix(a: &str, b: &str) -> usize {
 
 fn encode_body(record: &Record) -> Vec<u8> {
     let mut out = Vec::new();
-    let tenant = record.tenant.as_str().as_bytes();
+    let tenant = tenant_bytes(&record.tenant);
     varint::put_u64(&mut out, tenant.len() as u64);
     out.extend_from_slice(tenant);
     varint::put_i64(&mut out, record.stamp_ms);
     let base = first_time(&record.series);
-    varint::put_i64(&mut out, base);
+    varint::put_i64(&mut out, base.wrapping_sub(stamp_secs(record.stamp_ms)));
     varint::put_u64(&mut out, record.series.len() as u64);
     let mut prev = "";
     for s in &record.series {
         let name = s.series.as_str();
-        let shared = shared_prefix(prev, name);
-        varint::put_u64(&mut out, shared as u64);
-        varint::put_u64(&mut out, (name.len() - shared) as u64);
-        out.extend_from_slice(&name.as_bytes()[shared..]);
+        varint::put_u64(&mut out, shared_prefix(prev, name) as u64);
+        prev = name;
+    }
+    let mut prev = "";
+    for s in &record.series {
+        let name = s.series.as_str();
+        out.extend_from_slice(&name.as_bytes()[shared_prefix(prev, name)..]);
+        out.push(NAME_END);
         prev = name;
     }
     for s in &record.series {
@@ -128,6 +194,22 @@ fn encode_body(record: &Record) -> Vec<u8> {
         }
     }
     out
+}
+
+/// The tenant as written: empty for the default tenant (the common case costs one
+/// byte; an empty id is otherwise impossible).
+fn tenant_bytes(tenant: &Tenant) -> &[u8] {
+    if *tenant == Tenant::default_tenant() {
+        b""
+    } else {
+        tenant.as_str().as_bytes()
+    }
+}
+
+/// The stamp in whole seconds: times are written relative to it (they are within
+/// minutes of the ingest stamp, so the base costs a byte or two).
+fn stamp_secs(stamp_ms: i64) -> i64 {
+    stamp_ms.div_euclid(1000)
 }
 
 fn first_time(series: &[SeriesPoints]) -> i64 {
@@ -158,8 +240,21 @@ pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
     let body = match codec {
         CODEC_STORED => payload,
         CODEC_DEFLATE => {
-            inflated = inflate::decompress_to_vec_with_limit(payload, body_len)
-                .map_err(|e| corrupt(payload_at, format!("DEFLATE stream: {e}")))?;
+            if body_len > payload.len().saturating_mul(MAX_INFLATE_RATIO) {
+                return Err(corrupt(
+                    payload_at,
+                    format!(
+                        "body length {body_len} is impossible for a {}-byte payload",
+                        payload.len()
+                    ),
+                ));
+            }
+            inflated = inflate_with_dictionary(payload, body_len).ok_or_else(|| {
+                corrupt(
+                    payload_at,
+                    "DEFLATE payload does not inflate to the body length",
+                )
+            })?;
             inflated.as_slice()
         }
         other => return Err(corrupt(1, format!("unknown codec {other}"))),
@@ -232,26 +327,50 @@ fn decode_body(body: &[u8]) -> Result<Record, RecordError> {
     let tenant_len = read_len(&mut cur, crate::series::MAX_TENANT_LEN, "tenant length")?;
     let tenant_at = cur.pos();
     let tenant = read_bytes(&mut cur, tenant_len, "tenant")?;
-    let tenant = std::str::from_utf8(tenant)
-        .ok()
-        .and_then(|t| Tenant::parse(t).ok())
-        .ok_or_else(|| corrupt(tenant_at, "tenant is not a valid tenant id"))?;
+    let tenant = if tenant.is_empty() {
+        Tenant::default_tenant()
+    } else {
+        std::str::from_utf8(tenant)
+            .ok()
+            .and_then(|t| Tenant::parse(t).ok())
+            .ok_or_else(|| corrupt(tenant_at, "tenant is not a valid tenant id"))?
+    };
     let stamp_ms = read_i64(&mut cur, "stamp")?;
-    let base = read_i64(&mut cur, "base time")?;
-    // Every series costs at least 3 body bytes (prefix, suffix length, count).
+    let base = read_i64(&mut cur, "base time")?.wrapping_add(stamp_secs(stamp_ms));
+    // Every series costs at least 3 body bytes (shared prefix, name end, count).
     let max_series = cur.remaining() / 3;
     let n_series = read_len(&mut cur, max_series, "series count")?;
+    let mut shared = Vec::with_capacity(n_series);
+    for _ in 0..n_series {
+        shared.push(read_len(
+            &mut cur,
+            crate::series::MAX_SERIES_LEN,
+            "shared name prefix",
+        )?);
+    }
     let mut names: Vec<SeriesName> = Vec::with_capacity(n_series);
     let mut prev = String::new();
-    for _ in 0..n_series {
+    for shared in shared {
         let at = cur.pos();
-        let shared = read_len(&mut cur, prev.len(), "shared name prefix")?;
-        let suffix_len = read_len(&mut cur, crate::series::MAX_SERIES_LEN, "name length")?;
-        let suffix = read_bytes(&mut cur, suffix_len, "series name")?;
-        let mut name = prev.get(..shared).unwrap_or_default().to_string();
-        name.push_str(
-            std::str::from_utf8(suffix).map_err(|_| corrupt(at, "series name is not UTF-8"))?,
-        );
+        let rest = cur.rest();
+        let end = rest
+            .iter()
+            .take(crate::series::MAX_SERIES_LEN + 1)
+            .position(|&b| b == NAME_END)
+            .ok_or(RecordError::Truncated {
+                offset: at,
+                what: "series name",
+            })?;
+        cur.take(end + 1);
+        let suffix = std::str::from_utf8(&rest[..end])
+            .map_err(|_| corrupt(at, "series name is not UTF-8"))?;
+        let Some(head) = prev.get(..shared) else {
+            return Err(corrupt(
+                at,
+                format!("shared prefix {shared} is longer than the previous name"),
+            ));
+        };
+        let name = format!("{head}{suffix}");
         let parsed = SeriesName::parse(&name, "name")
             .map_err(|e| corrupt(at, format!("series name {name:?}: {e}")))?;
         names.push(parsed);
@@ -361,7 +480,7 @@ struct Builder {
 
 impl Builder {
     fn new(tenant: &Tenant, stamp_ms: i64) -> Self {
-        let t = tenant.as_str().len();
+        let t = tenant_bytes(tenant).len();
         Self {
             record: Record {
                 tenant: tenant.clone(),
@@ -388,9 +507,7 @@ impl Builder {
             let prev = self.record.series.last().map_or("", |s| s.series.as_str());
             let name = name.as_str();
             let shared = shared_prefix(prev, name);
-            body += varint::len_u64(shared as u64)
-                + varint::len_u64((name.len() - shared) as u64)
-                + (name.len() - shared);
+            body += varint::len_u64(shared as u64) + (name.len() - shared) + 1;
             counts_len += 1;
         }
         if let Some(p) = point {
@@ -402,7 +519,10 @@ impl Builder {
             counts_len += varint::len_u64(count as u64 + 1) - varint::len_u64(count as u64);
             let delta = match self.prev_time {
                 // The first point is the base time: delta 0, and the base varint.
-                None => varint::len_u64(varint::zigzag(p.time)) + 1,
+                None => {
+                    let base = p.time.wrapping_sub(stamp_secs(self.record.stamp_ms));
+                    varint::len_u64(varint::zigzag(base)) + 1
+                }
                 Some(t) => varint::len_u64(varint::zigzag(p.time.wrapping_sub(t))),
             };
             body += delta + value_len(p.value);

@@ -59,6 +59,11 @@ impl<'a> Cursor<'a> {
         self.bytes.len() - self.pos
     }
 
+    /// The bytes not read yet, without reading them.
+    pub(crate) fn rest(&self) -> &'a [u8] {
+        &self.bytes[self.pos..]
+    }
+
     pub(crate) fn u8(&mut self) -> Option<u8> {
         let b = *self.bytes.get(self.pos)?;
         self.pos += 1;
