@@ -119,3 +119,105 @@ impl Flusher {
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use carat_core::head::Entry;
+    use carat_core::{Point, SeriesKey, SeriesName, Tenant};
+    use carat_store::fake::{FakeHead, FakeTable};
+    use carat_store::ports::{HeadAppend, WindowRef};
+    use carat_writer::ManualClock;
+
+    const START: i64 = 1_699_999_200; // a 1-hour window start
+
+    fn window(cfg: &Config, series: &str) -> WindowRef {
+        let key = SeriesKey::new(
+            Tenant::default_tenant(),
+            SeriesName::parse(series, "name").unwrap(),
+        );
+        WindowRef {
+            bucket: key.bucket(cfg.record.buckets),
+            key,
+            start: START,
+        }
+    }
+
+    async fn append(head: &FakeHead, cfg: &Config, w: &WindowRef, values: &[f64]) {
+        let mut entries = Vec::new();
+        for (i, v) in values.iter().enumerate() {
+            Entry::new(START, Point::new(START + i as i64, *v), START * 1000)
+                .unwrap()
+                .encode_into(&mut entries);
+        }
+        let a = HeadAppend {
+            window: w.clone(),
+            entries,
+            flush_due: cfg.flush_due(START),
+            expire_at: cfg.head_expiry(START),
+        };
+        head.append(w.bucket, &[a]).await.unwrap();
+    }
+
+    fn setup(
+        max: usize,
+    ) -> (
+        Arc<Config>,
+        Arc<FakeHead>,
+        Arc<FakeTable>,
+        Arc<ManualClock>,
+        Flusher,
+    ) {
+        let mut cfg = Config::default();
+        cfg.window.raw_secs = 3_600;
+        cfg.flusher.max_windows_per_run = max;
+        let cfg = Arc::new(cfg);
+        let head = Arc::new(FakeHead::new());
+        let table = Arc::new(FakeTable::new());
+        let clock = Arc::new(ManualClock::at_ms(START * 1000));
+        let f =
+            Flusher::new(cfg.clone(), head.clone(), table.clone(), clock.clone()).with_emf(false);
+        (cfg, head, table, clock, f)
+    }
+
+    #[tokio::test]
+    async fn flushes_due_windows_only_and_settles_them() {
+        let (cfg, head, table, clock, f) = setup(100);
+        let (a, b) = (window(&cfg, "quiet.a"), window(&cfg, "quiet.b"));
+        append(&head, &cfg, &a, &[1.0, 2.0]).await;
+        append(&head, &cfg, &b, &[3.0]).await;
+        assert_eq!(f.run().await.unwrap().flushed_windows, 0, "not due yet");
+        clock.set_ms(cfg.flush_due(START) * 1000);
+        let r = f.run().await.unwrap();
+        assert_eq!((r.flushed_windows, r.settled_windows), (2, 2));
+        assert_eq!(table.items().len(), 4, "raw + agg per window");
+        let raw = table
+            .items()
+            .into_iter()
+            .find(|i| i.pk == a.key.table_pk("raw"))
+            .unwrap();
+        assert_eq!(
+            carat_core::chunk::decode(&raw.body).unwrap(),
+            vec![Point::new(START, 1.0), Point::new(START + 1, 2.0)]
+        );
+        assert_eq!(f.run().await.unwrap().flushed_windows, 0, "settled");
+    }
+
+    #[tokio::test]
+    async fn bounded_per_run_and_failures_stay_dirty() {
+        let (cfg, head, table, clock, f) = setup(1);
+        let (a, b) = (window(&cfg, "quiet.a"), window(&cfg, "quiet.b"));
+        append(&head, &cfg, &a, &[1.0]).await;
+        append(&head, &cfg, &b, &[2.0]).await;
+        clock.set_ms(cfg.flush_due(START) * 1000);
+        table.faults().fail_next_op("put", 1);
+        assert!(f.run().await.is_err(), "a failed flush fails the run");
+        let r = f.run().await.unwrap();
+        assert_eq!((r.flushed_windows, r.budget_exhausted), (1, true));
+        let r = f.run().await.unwrap();
+        assert_eq!(r.flushed_windows, 1);
+        assert_eq!(f.run().await.unwrap().flushed_windows, 0);
+        assert_eq!(table.items().len(), 4);
+    }
+}

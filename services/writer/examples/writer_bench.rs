@@ -1,0 +1,530 @@
+//! The writer's benchmarks (docs/BENCHMARKS.md, sections Writer, DynamoDB write units,
+//! Redis head memory):
+//!
+//! ```text
+//! cargo run --release -p carat-writer --example writer_bench -- [DATA_DIR] [--hosts N] [--no-redis]
+//! ```
+//!
+//! Workload: every NAB CloudWatch series (DATA_DIR, default ../shared/data/nab-aws-cloudwatch)
+//! re-timed to 1-minute steps from a UTC midnight (the real values, the cadence of
+//! Mackerel host metrics), once per simulated host (`host.hNNN.<file>`), packed into
+//! Kinesis records per bucket as the ingest API packs them, in Lambda batches of 100.
+//!
+//! 1. CPU only, one core (current-thread runtime, in-memory head and table): the whole
+//!    writer path — decode, group, entry encode, append — then every window's flush —
+//!    merge, chunk encode, rollups.
+//! 2. Into the local Redis cluster (7000–7005): the writer with the real Redis head, beside
+//!    a naive writer that sends one HSET per point (same decode, same 16 requests in
+//!    flight on the same multiplexed cluster connection, no explicit pipelining).
+//! 3. DynamoDB write units per million points: the real items of run 1, sized as
+//!    DynamoDB bills them, beside one item per point.
+//! 4. Redis bytes per point of open windows: `MEMORY USAGE` of head keys and dirty sets.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use carat_core::record::{self, Record, SeriesPoints};
+use carat_core::{window, Config, Point, SeriesKey, SeriesName, Tenant};
+use carat_store::dynamo::item_size;
+use carat_store::fake::{FakeHead, FakeTable};
+use carat_store::ports::{Head, LogEntry, WindowItem, WindowRef};
+use carat_store::RedisHead;
+use carat_writer::flush::flush_window;
+use carat_writer::sink::LogSink;
+use carat_writer::{event, ManualClock, Writer};
+use futures::StreamExt as _;
+
+/// The first point of every series: yesterday's UTC midnight, so every window of the
+/// 2.5 days of data is open (head keys expire at end + max_lateness + grace, from now).
+fn t0() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
+    now - now.rem_euclid(86_400) - 86_400
+}
+/// Records per Lambda batch (the ESM default batch size).
+const BATCH: usize = 100;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+struct Workload {
+    /// (series key, points) in 1-minute steps.
+    series: Vec<(SeriesKey, Vec<Point>)>,
+    events: Vec<KinesisEvent>,
+    points: usize,
+    records: usize,
+}
+
+fn build(
+    cfg: &Config,
+    dir: &std::path::Path,
+    hosts: usize,
+    tenant: &str,
+    points_per_record: i64,
+) -> Result<Workload, BoxError> {
+    let data = carat_bench::data::load(dir)?;
+    let tenant = Tenant::parse(tenant)?;
+    let mut series = Vec::new();
+    for h in 0..hosts {
+        for s in &data {
+            let name = SeriesName::parse(&format!("host.h{h:03}.{}", s.name), "name")?;
+            let points: Vec<Point> = s
+                .chunks
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, p)| Point::new(t0() + 60 * i64::try_from(i).unwrap_or(0), p.value))
+                .collect();
+            series.push((SeriesKey::new(tenant.clone(), name), points));
+        }
+    }
+    let points: usize = series.iter().map(|(_, p)| p.len()).sum();
+    // One request per `points_per_record` minutes: each series' points of that span,
+    // packed per bucket into records (what the ingest API does with one request).
+    let span = 60 * points_per_record;
+    let last = series
+        .iter()
+        .flat_map(|(_, p)| p.last())
+        .map(|p| p.time)
+        .max()
+        .unwrap_or(t0());
+    let mut entries = Vec::new();
+    let mut seq = 0u64;
+    let mut from = t0();
+    while from <= last {
+        let stamp = (from + span) * 1000;
+        let mut by_bucket: BTreeMap<u32, Vec<SeriesPoints>> = BTreeMap::new();
+        for (k, pts) in &series {
+            let lo = pts.partition_point(|p| p.time < from);
+            let hi = pts.partition_point(|p| p.time < from + span);
+            if lo < hi {
+                by_bucket
+                    .entry(k.bucket(cfg.record.buckets))
+                    .or_default()
+                    .push(SeriesPoints {
+                        series: k.series.clone(),
+                        points: pts[lo..hi].to_vec(),
+                    });
+            }
+        }
+        for (b, sp) in by_bucket {
+            for data in record::pack(&tenant, stamp, sp, cfg.record.max_record_bytes)? {
+                seq += 1;
+                entries.push(LogEntry {
+                    shard_id: "shardId-000000000000".into(),
+                    sequence_number: seq.to_string(),
+                    partition_key: carat_core::series::partition_key(b),
+                    data,
+                    arrival_ms: stamp,
+                });
+            }
+        }
+        from += span;
+    }
+    let records = entries.len();
+    let events = entries
+        .chunks(BATCH)
+        .map(|c| event::event("us-east-1", "carat-points", c))
+        .collect();
+    Ok(Workload {
+        series,
+        events,
+        points,
+        records,
+    })
+}
+
+fn bench_cfg() -> Config {
+    let mut c = Config::default();
+    // One flush per window at its close, as in steady state (1,440 points/day < 20,000).
+    c.window.flush_point_threshold = 20_000;
+    c
+}
+
+struct CpuResult {
+    ingest_s: f64,
+    flush_s: f64,
+    windows: usize,
+    items: Vec<WindowItem>,
+}
+
+fn cpu_run(cfg: &Config, w: &Workload) -> Result<CpuResult, BoxError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let cfg = Arc::new(cfg.clone());
+        let head = Arc::new(FakeHead::new());
+        let table = Arc::new(FakeTable::new());
+        let clock = Arc::new(ManualClock::at_ms(t0() * 1000));
+        let writer = Writer::new(
+            cfg.clone(),
+            head.clone(),
+            table.clone(),
+            Arc::new(LogSink),
+            clock.clone(),
+        )
+        .with_emf(false);
+        let t = Instant::now();
+        for ev in &w.events {
+            let r = writer.process(&ev.records).await?;
+            if r.first_failed.is_some() || r.bad_records > 0 {
+                return Err("cpu run: a batch failed".into());
+            }
+        }
+        let ingest_s = t.elapsed().as_secs_f64();
+        let now = t0() + 30 * 86_400;
+        let t = Instant::now();
+        let mut windows = 0;
+        for b in 0..cfg.record.buckets {
+            for win in head.due(b, now, usize::MAX).await? {
+                flush_window(&cfg, head.as_ref(), table.as_ref(), &win, now).await?;
+                windows += 1;
+            }
+        }
+        let flush_s = t.elapsed().as_secs_f64();
+        Ok(CpuResult {
+            ingest_s,
+            flush_s,
+            windows,
+            items: table.items(),
+        })
+    })
+}
+
+/// Runs `events` through `writer`, `shards` batches at a time (batches of one bucket stay
+/// in order: a bucket always goes to one shard).
+async fn run_shards(
+    writer: &Writer,
+    events: &[KinesisEvent],
+    shards: usize,
+) -> Result<(), BoxError> {
+    let mut per_shard: Vec<Vec<&KinesisEvent>> = vec![Vec::new(); shards];
+    for (i, ev) in events.iter().enumerate() {
+        per_shard[i % shards].push(ev);
+    }
+    let runs = per_shard.into_iter().map(|evs| async move {
+        for ev in evs {
+            let r = writer.process(&ev.records).await?;
+            if let Some(f) = r.first_failed {
+                return Err::<(), BoxError>(format!("redis run: batch failed at {f}").into());
+            }
+        }
+        Ok(())
+    });
+    for r in futures::future::join_all(runs).await {
+        r?;
+    }
+    Ok(())
+}
+
+struct RedisResult {
+    carat_s: Vec<(usize, f64)>,
+    naive_s: f64,
+    head_bytes_per_point: f64,
+    head_sampled: usize,
+    dirty_bytes_per_point: f64,
+}
+
+async fn redis_run(cfg: &Config, w: &Workload) -> Result<RedisResult, BoxError> {
+    let cfg = Arc::new(cfg.clone());
+    let head = Arc::new(RedisHead::connect(&cfg.redis).await?);
+    let all_windows: Vec<(WindowRef, usize)> = w
+        .series
+        .iter()
+        .flat_map(|(k, pts)| {
+            let mut per: BTreeMap<i64, usize> = BTreeMap::new();
+            for p in pts {
+                *per.entry(window::start(cfg.window.raw_secs, p.time))
+                    .or_default() += 1;
+            }
+            let bucket = k.bucket(cfg.record.buckets);
+            per.into_iter().map(move |(start, n)| {
+                (
+                    WindowRef {
+                        bucket,
+                        key: k.clone(),
+                        start,
+                    },
+                    n,
+                )
+            })
+        })
+        .collect();
+    let forget_all = || async {
+        for (win, _) in &all_windows {
+            head.forget(win).await?;
+        }
+        Ok::<(), BoxError>(())
+    };
+    forget_all().await?;
+    let mut carat_s = Vec::new();
+    let mut sampled_windows = 0;
+    for shards in [1usize, 4] {
+        let writer = Writer::new(
+            cfg.clone(),
+            head.clone(),
+            Arc::new(FakeTable::new()),
+            Arc::new(LogSink),
+            Arc::new(ManualClock::at_ms(t0() * 1000)),
+        )
+        .with_emf(false);
+        let t = Instant::now();
+        run_shards(&writer, &w.events, shards).await?;
+        carat_s.push((shards, t.elapsed().as_secs_f64()));
+        if shards == 1 {
+            // Memory of open windows, as the writer left them.
+            let mut bytes = 0u64;
+            let mut points = 0usize;
+            let mut sampled = 0usize;
+            for (win, n) in all_windows.iter().step_by((all_windows.len() / 300).max(1)) {
+                if let Some(m) = head.memory_usage(win).await? {
+                    bytes += m;
+                    points += n;
+                    sampled += 1;
+                }
+            }
+            let client = redis::cluster::ClusterClient::new(cfg.redis.nodes.clone())?;
+            let mut conn = client.get_async_connection().await?;
+            let mut dirty = 0u64;
+            let buckets: std::collections::BTreeSet<u32> =
+                all_windows.iter().map(|(w, _)| w.bucket).collect();
+            for b in &buckets {
+                let m: Option<u64> = redis::cmd("MEMORY")
+                    .arg("USAGE")
+                    .arg(carat_store::redis_head::dirty_key(*b))
+                    .arg("SAMPLES")
+                    .arg(0)
+                    .query_async(&mut conn)
+                    .await?;
+                dirty += m.unwrap_or(0);
+            }
+            let head_bpp = bytes as f64 / points.max(1) as f64;
+            let dirty_bpp = dirty as f64 / w.points as f64;
+            carat_s.push((0, head_bpp));
+            carat_s.push((usize::MAX, dirty_bpp));
+            sampled_windows = sampled;
+            eprintln!("  memory sampled over {sampled} windows ({points} points)");
+        }
+        forget_all().await?;
+    }
+    let head_bytes_per_point = carat_s.iter().find(|(s, _)| *s == 0).map_or(0.0, |x| x.1);
+    let dirty_bytes_per_point = carat_s
+        .iter()
+        .find(|(s, _)| *s == usize::MAX)
+        .map_or(0.0, |x| x.1);
+    carat_s.retain(|(s, _)| *s != 0 && *s != usize::MAX);
+    let head_sampled = sampled_windows;
+
+    // Naive: one HSET per point (key per series window, field = time, value = value).
+    let client = redis::cluster::ClusterClient::new(cfg.redis.nodes.clone())?;
+    let conn = client.get_async_connection().await?;
+    let t = Instant::now();
+    let mut naive_keys: HashMap<String, ()> = HashMap::new();
+    for ev in &w.events {
+        let mut cmds: Vec<(String, i64, f64)> = Vec::new();
+        for r in &ev.records {
+            let rec: Record = record::decode(&r.kinesis.data)?;
+            for sp in rec.series {
+                let key = SeriesKey::new(rec.tenant.clone(), sp.series);
+                let b = key.bucket(cfg.record.buckets);
+                for p in sp.points {
+                    let k = format!(
+                        "{{b{b}}}:naive:{key}:{}",
+                        window::start(cfg.window.raw_secs, p.time)
+                    );
+                    cmds.push((k, p.time, p.value));
+                }
+            }
+        }
+        let results: Vec<redis::RedisResult<i64>> =
+            futures::stream::iter(cmds.iter().map(|(k, t, v)| {
+                let mut c = conn.clone();
+                async move {
+                    redis::cmd("HSET")
+                        .arg(k)
+                        .arg(*t)
+                        .arg(v.to_bits())
+                        .query_async::<i64>(&mut c)
+                        .await
+                }
+            }))
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for r in results {
+            r?;
+        }
+        for (k, _, _) in cmds {
+            naive_keys.insert(k, ());
+        }
+    }
+    let naive_s = t.elapsed().as_secs_f64();
+    let mut c = conn.clone();
+    for k in naive_keys.keys() {
+        redis::cmd("DEL").arg(k).query_async::<i64>(&mut c).await?;
+    }
+    Ok(RedisResult {
+        carat_s,
+        naive_s,
+        head_bytes_per_point,
+        head_sampled,
+        dirty_bytes_per_point,
+    })
+}
+
+/// DynamoDB's size of a number attribute value: 1 byte per two significant digits, plus 1.
+fn num_size(digits: &str) -> usize {
+    let d = digits.trim_start_matches('-').replace('.', "");
+    let sig = d.trim_start_matches('0').trim_end_matches('0').len().max(1);
+    sig.div_ceil(2) + 1
+}
+
+fn units(size: usize) -> u64 {
+    size.div_ceil(1024) as u64
+}
+
+fn main() -> Result<(), BoxError> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut dir = carat_bench::data::default_dir();
+    let mut hosts = 16usize;
+    let mut redis = true;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--hosts" => hosts = it.next().and_then(|h| h.parse().ok()).ok_or("--hosts N")?,
+            "--no-redis" => redis = false,
+            other => dir = PathBuf::from(other),
+        }
+    }
+    let cfg = bench_cfg();
+    let tenant = format!("bench{}", std::process::id());
+    println!(
+        "data: {} × {hosts} hosts, 1-minute steps; load average {}",
+        dir.display(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+
+    for (label, per_record) in [
+        ("hourly records (60 points/series/record)", 60i64),
+        (
+            "minutely records (1 point/series/record, Mackerel-shaped)",
+            1,
+        ),
+    ] {
+        let h = if per_record == 1 { hosts.min(2) } else { hosts };
+        let w = build(&cfg, &dir, h, &tenant, per_record)?;
+        let r = cpu_run(&cfg, &w)?;
+        let total = r.ingest_s + r.flush_s;
+        println!(
+            "\n## CPU only, one core — {label}\n{} points, {} records, {} batches, {} windows\n| phase | seconds | points/s |\n|---|---|---|\n| decode + group + entries + append (in-memory head) | {:.3} | {:.0} |\n| flush: merge + chunk + rollups (in-memory table) | {:.3} | {:.0} |\n| **whole writer path** | {:.3} | **{:.0}** |",
+            w.points, w.records, w.events.len(), r.windows,
+            r.ingest_s, w.points as f64 / r.ingest_s,
+            r.flush_s, w.points as f64 / r.flush_s,
+            total, w.points as f64 / total,
+        );
+        if per_record != 60 {
+            continue;
+        }
+        // DynamoDB write units from the real items.
+        let mut raw = (0u64, 0usize, 0u64); // (units, items, points)
+        let mut agg = (0u64, 0usize);
+        let mut full = (0u64, 0u64); // units and points of full-day windows only
+        let raw_count: HashMap<i64, u32> = HashMap::new();
+        let _ = raw_count;
+        let mut counts: HashMap<(String, i64), u32> = HashMap::new();
+        for it in &r.items {
+            if it.pk.ends_with("#raw") {
+                counts.insert(
+                    (it.pk.trim_end_matches("#raw").to_string(), it.sk),
+                    it.count,
+                );
+            }
+        }
+        for it in &r.items {
+            let u = units(item_size(it));
+            let base = it.pk.rsplit_once('#').map_or("", |x| x.0).to_string();
+            let n = counts.get(&(base, it.sk)).copied().unwrap_or(0);
+            if it.pk.ends_with("#raw") {
+                raw.0 += u;
+                raw.1 += 1;
+                raw.2 += u64::from(it.count);
+            } else {
+                agg.0 += u;
+                agg.1 += 1;
+            }
+            if n == 1440 {
+                full.0 += u;
+                if it.pk.ends_with("#raw") {
+                    full.1 += 1440;
+                }
+            }
+        }
+        let per_m = |u: u64, p: u64| u as f64 * 1e6 / p.max(1) as f64;
+        // Naive: one item per point: pk, sk = time, v = value, ttl.
+        let mut naive_units = 0u64;
+        for (k, pts) in &w.series {
+            let pk = k.table_pk("raw");
+            for p in pts {
+                let size = "pk".len()
+                    + pk.len()
+                    + "sk".len()
+                    + num_size(&p.time.to_string())
+                    + "v".len()
+                    + num_size(&format!("{}", p.value))
+                    + "ttl".len()
+                    + num_size(&(p.time + cfg.retention.raw_secs).to_string());
+                naive_units += units(size);
+            }
+        }
+        let raw_bytes: usize = r
+            .items
+            .iter()
+            .filter(|i| i.pk.ends_with("#raw"))
+            .map(item_size)
+            .sum();
+        let agg_bytes: usize = r
+            .items
+            .iter()
+            .filter(|i| i.pk.ends_with("#agg"))
+            .map(item_size)
+            .sum();
+        println!(
+            "\n## DynamoDB write units (1-day windows, flush at close, threshold re-flushes: 0)\n| layout | items | avg item bytes | write units | WU per million points |\n|---|---|---|---|---|\n| carat raw chunks | {} | {:.0} | {} | {:.0} |\n| carat rollup items | {} | {:.0} | {} | {:.0} |\n| **carat total** (all windows) | {} | | {} | **{:.0}** |\n| carat total, full-day windows only (steady state) | | | {} | **{:.0}** |\n| naive: one item per point | {} | | {} | {:.0} |",
+            raw.1, raw_bytes as f64 / raw.1.max(1) as f64, raw.0, per_m(raw.0, raw.2),
+            agg.1, agg_bytes as f64 / agg.1.max(1) as f64, agg.0, per_m(agg.0, raw.2),
+            raw.1 + agg.1, raw.0 + agg.0, per_m(raw.0 + agg.0, raw.2),
+            full.0, per_m(full.0, full.1),
+            w.points, naive_units, per_m(naive_units, w.points as u64),
+        );
+        if redis {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            match rt.block_on(redis_run(&cfg, &w)) {
+                Ok(rr) => {
+                    println!("\n## Into the local Redis cluster ({} points, {} records)\n| writer | seconds | points/s | vs naive |\n|---|---|---|---|", w.points, w.records);
+                    for (shards, s) in &rr.carat_s {
+                        println!("| carat writer, {shards} shard(s) in parallel | {s:.3} | {:.0} | {:.1}× |", w.points as f64 / s, rr.naive_s / s);
+                    }
+                    println!(
+                        "| naive: one HSET per point, 16 in flight | {:.3} | {:.0} | 1× |",
+                        rr.naive_s,
+                        w.points as f64 / rr.naive_s
+                    );
+                    println!(
+                        "\n## Redis head memory (MEMORY USAGE, {} sampled 1-day windows, appended an hour at a time)\n| what | bytes per point |\n|---|---|\n| head keys (16-byte entries + key + allocator) | {:.2} |\n| dirty sets, amortised | {:.2} |\n| **total** | **{:.2}** |",
+                        rr.head_sampled, rr.head_bytes_per_point, rr.dirty_bytes_per_point, rr.head_bytes_per_point + rr.dirty_bytes_per_point
+                    );
+                }
+                Err(e) => println!("\n(redis run skipped: {e})"),
+            }
+        }
+    }
+    Ok(())
+}
