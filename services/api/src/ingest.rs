@@ -35,6 +35,19 @@ pub struct AppState {
     pub config: Arc<Config>,
 }
 
+impl AppState {
+    /// State on the system clock: what the Lambda and carat-local use.
+    #[must_use]
+    pub fn new(log: Arc<dyn Log>, keys: Arc<KeyStore>, config: Arc<Config>) -> Self {
+        Self {
+            log,
+            keys,
+            clock: Arc::new(crate::clock::SystemClock),
+            config,
+        }
+    }
+}
+
 /// The ingest API's routes (paths in docs/api.md).
 pub fn router(state: AppState) -> Router {
     let limit = state.config.ingest.max_body_bytes;

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use carat_api::{router, AppState, KeyStore, SystemClock};
+use carat_api::{router, AppState, KeyStore};
 use carat_core::Config;
 use carat_store::kinesis::KinesisLog;
 
@@ -37,11 +37,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         config.limits.clone(),
         config.retry.clone(),
     );
-    let state = AppState {
-        log: Arc::new(log),
-        keys: Arc::new(keys),
-        clock: Arc::new(SystemClock),
-        config,
-    };
+    let state = AppState::new(Arc::new(log), Arc::new(keys), config);
     lambda_http::run(router(state)).await
 }
