@@ -198,6 +198,24 @@ pub fn report() -> Result<String, Box<dyn Error>> {
         b_records += r;
         b_bytes += b;
     }
+    // Speed of the record codec on this post (the writer decodes every record).
+    let records = record::pack(&tenant, stamp_ms, post.clone(), max)?;
+    let start = std::time::Instant::now();
+    let mut reps = 0u32;
+    while start.elapsed() < std::time::Duration::from_millis(300) {
+        std::hint::black_box(record::pack(&tenant, stamp_ms, post.clone(), max)?);
+        reps += 1;
+    }
+    let encode_pps = f64::from(reps) * n as f64 / start.elapsed().as_secs_f64();
+    let start = std::time::Instant::now();
+    let mut reps = 0u32;
+    while start.elapsed() < std::time::Duration::from_millis(300) {
+        for r in &records {
+            std::hint::black_box(record::decode(std::hint::black_box(r))?);
+        }
+        reps += 1;
+    }
+    let decode_pps = f64::from(reps) * n as f64 / start.elapsed().as_secs_f64();
     let plain_names: usize = post.iter().map(|s| s.series.as_str().len()).sum();
     let mut out = String::new();
     writeln!(
@@ -217,10 +235,29 @@ pub fn report() -> Result<String, Box<dyn Error>> {
         cfg.record.buckets,
         b_bytes as f64 / n as f64
     )?;
+    // Values whose shortest exact decimal has 15+ significant digits (or none) take
+    // 8–9 bytes in a record whatever the coding: binary fractions, not decimals.
+    let long = post
+        .iter()
+        .flat_map(|s| &s.points)
+        .filter(|p| {
+            (0..=14)
+                .find_map(|e| {
+                    let scale = 10f64.powi(e);
+                    let m = (p.value * scale).round();
+                    (m / scale == p.value).then_some(m.abs())
+                })
+                .is_none_or(|m| m >= 1e14)
+        })
+        .count();
     writeln!(
         out,
-        "\n(The 100 series names alone are {plain_names} bytes, {:.1} per point.)",
-        plain_names as f64 / n as f64
+        "\nThe 100 series names alone are {plain_names} bytes ({:.1} per point); {long} of the 100 \
+         values are binary fractions (CPU shares, per-second rates: 15–17 significant digits) \
+         that take 8–9 bytes each. Record codec on this post: pack {:.2} M points/s, decode {:.2} M points/s.",
+        plain_names as f64 / n as f64,
+        encode_pps / 1e6,
+        decode_pps / 1e6
     )?;
     Ok(out)
 }

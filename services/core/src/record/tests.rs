@@ -153,6 +153,21 @@ fn pack_splits_in_order_and_respects_the_limit() {
 }
 
 #[test]
+fn compression_does_not_depend_on_earlier_records() {
+    let r = mackerel_post();
+    let first = encode(&r);
+    let mut other = mackerel_post();
+    other.series.truncate(7);
+    other.stamp_ms += 1;
+    let _ = encode(&other);
+    assert_eq!(encode(&r), first);
+    let fresh = std::thread::spawn(move || encode(&r))
+        .join()
+        .expect("encoding on a fresh thread");
+    assert_eq!(fresh, first);
+}
+
+#[test]
 fn mackerel_post_is_compact() {
     let r = mackerel_post();
     let bytes = encode(&r);
