@@ -20,6 +20,9 @@ use thiserror::Error;
 
 use crate::error::AppError;
 
+/// The local keys file, relative to the repository root (holds the documented dev keys).
+pub const LOCAL_KEYS_FILE: &str = "config/api-keys.local.toml";
+
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -124,6 +127,21 @@ impl KeyStore {
         } else {
             Self::from_toml(&text)
         }
+    }
+
+    /// The key store of a process: the JSON text in `CARAT_API_KEYS` if set (as in the
+    /// Lambda), else the file named by `CARAT_API_KEYS_FILE`, else [`LOCAL_KEYS_FILE`]
+    /// (relative to the working directory: the repository root for carat-local).
+    /// `env` is `|name| std::env::var(name).ok()` in binaries; tests pass a map.
+    ///
+    /// # Errors
+    /// [`KeyStoreError`] if the document cannot be read or parsed.
+    pub fn from_env(env: impl Fn(&str) -> Option<String>) -> Result<Self, KeyStoreError> {
+        if let Some(json) = env("CARAT_API_KEYS") {
+            return Self::from_json(&json);
+        }
+        let path = env("CARAT_API_KEYS_FILE").unwrap_or_else(|| LOCAL_KEYS_FILE.to_string());
+        Self::load(std::path::Path::new(&path))
     }
 
     fn from_doc(doc: KeyDoc) -> Result<Self, KeyStoreError> {
@@ -287,6 +305,27 @@ mod tests {
             r#"{"keys":[{"name":"x","sha256":"00","tenant":"default","scopes":["admin"]}]}"#
         )
         .is_err());
+    }
+
+    #[test]
+    fn from_env_prefers_json_then_file() {
+        let json = doc();
+        let ks = KeyStore::from_env(|n| (n == "CARAT_API_KEYS").then(|| json.clone()))
+            .expect("json from the environment");
+        assert_eq!(ks.len(), 2);
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(LOCAL_KEYS_FILE)
+            .display()
+            .to_string();
+        let ks = KeyStore::from_env(|n| (n == "CARAT_API_KEYS_FILE").then(|| file.clone()))
+            .expect("the file named by the environment");
+        assert!(ks.find(DEV_KEY).is_some());
+        let e = KeyStore::from_env(|n| {
+            (n == "CARAT_API_KEYS_FILE").then(|| "/nonexistent/keys.toml".to_string())
+        })
+        .expect_err("a missing file fails");
+        assert!(e.to_string().contains("/nonexistent/keys.toml"), "{e}");
     }
 
     #[test]

@@ -26,9 +26,12 @@ async fn main() -> Result<(), lambda_http::Error> {
         Ok(path) => Config::from_toml(&std::fs::read_to_string(&path)?)?,
         Err(_) => Config::default(),
     };
-    let keys = KeyStore::from_json(&std::env::var("CARAT_API_KEYS").map_err(|_| {
-        "CARAT_API_KEYS is not set: it holds the API key store as JSON (docs/api.md)"
-    })?)?;
+    if std::env::var_os("CARAT_API_KEYS").is_none() {
+        return Err(
+            "CARAT_API_KEYS is not set: it holds the API key store as JSON (docs/api.md)".into(),
+        );
+    }
+    let keys = KeyStore::from_env(|name| std::env::var(name).ok())?;
     let config = Arc::new(config);
     let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let log = KinesisLog::new(

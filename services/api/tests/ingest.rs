@@ -939,3 +939,45 @@ async fn unknown_routes_are_404() {
     let a = h.post_json("/api/v0/nope", "[]").await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
 }
+
+// ---------------------------------------------------------------------------------------
+// docs/api.md: the curl examples work as documented
+
+/// Every `curl` example of docs/api.md, posted through the router with its key, path and
+/// body; the `# <status>` line under it is the expected answer.
+#[tokio::test]
+async fn api_doc_examples_run() {
+    let doc = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/api.md"),
+    )
+    .expect("docs/api.md is readable");
+    let mut ran = 0;
+    for block in doc.split("```sh").skip(1) {
+        let block = block.split("```").next().unwrap_or_default();
+        if !block.contains("curl") {
+            continue;
+        }
+        let h = harness();
+        let field = |after: &str, until: char| {
+            let start = block.find(after).map(|i| i + after.len())?;
+            block[start..].split(until).next().map(str::to_string)
+        };
+        let path = field("http://127.0.0.1:8080", ' ').expect("a URL");
+        let body = field("-d '", '\'').expect("a body");
+        let status: u16 = field("# ", ' ')
+            .and_then(|s| s.parse().ok())
+            .expect("a `# <status>` line");
+        let mut req = Request::post(path.as_str());
+        if let Some(key) = field("X-Api-Key: ", '\'') {
+            req = req.header("x-api-key", key);
+        }
+        if let Some(key) = field("Authorization: Bearer ", '\'') {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {key}"));
+        }
+        let a = h.send(req.body(Body::from(body)).expect("request")).await;
+        assert_eq!(a.status.as_u16(), status, "{path}: {}", a.json);
+        assert!(!h.stored().is_empty(), "{path}: nothing stored");
+        ran += 1;
+    }
+    assert_eq!(ran, 3, "docs/api.md has three curl examples");
+}
