@@ -78,7 +78,7 @@ impl Entry {
 /// [`ChunkError::Truncated`] if the length is not a multiple of 16 (APPEND is atomic,
 /// so this means the key was written by something else).
 pub fn entries(bytes: &[u8]) -> Result<Vec<Entry>, ChunkError> {
-    if bytes.len() % ENTRY_BYTES != 0 {
+    if !bytes.len().is_multiple_of(ENTRY_BYTES) {
         return Err(ChunkError::Truncated {
             offset: bytes.len() - bytes.len() % ENTRY_BYTES,
             what: "head entry",
