@@ -17,10 +17,8 @@
 use carat_api::body::{self, Posted, Shape};
 use carat_api::produce;
 use carat_core::config::{IngestConfig, RecordConfig};
-use std::collections::BTreeMap;
 
-use carat_core::series::partition_key;
-use carat_core::{Point, SeriesKey, SeriesName, Tenant};
+use carat_core::Tenant;
 
 const NOW: i64 = 1_700_000_040;
 const STAMP_MS: i64 = NOW * 1000 + 123;
@@ -294,42 +292,5 @@ fn main() {
             };
             row(hosts, n, &label, &c);
         }
-
-        // Proposal, not what the handler does: bucket a Mackerel host series by its host
-        // (`host.<hostId>`) instead of its full name, so one agent's post is one record.
-        // A series still always maps to one bucket.
-        let cfg = RecordConfig::default();
-        let mut by_bucket: BTreeMap<u32, Vec<(SeriesName, Point)>> = BTreeMap::new();
-        for (series, p) in &points {
-            let host = series
-                .as_str()
-                .splitn(3, '.')
-                .take(2)
-                .collect::<Vec<_>>()
-                .join(".");
-            let host = SeriesName::parse(&host, "hostId").expect("a valid prefix");
-            let bucket = SeriesKey::new(tenant.clone(), host).bucket(cfg.buckets);
-            by_bucket
-                .entry(bucket)
-                .or_default()
-                .push((series.clone(), *p));
-        }
-        let mut c = Cost {
-            records: 0,
-            bytes: 0,
-            units_25k: 0,
-            units_1k: 0,
-        };
-        for (bucket, pts) in by_bucket {
-            // One bucket per group: reuse the handler's grouping with a single bucket.
-            let one = RecordConfig {
-                buckets: 1,
-                ..cfg.clone()
-            };
-            for r in produce::records(&tenant, STAMP_MS, pts, &one).expect("records pack") {
-                c.add(r.data.len(), partition_key(bucket).len());
-            }
-        }
-        row(hosts, n, "proposal: 1024 buckets keyed by host", &c);
     }
 }

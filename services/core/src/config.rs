@@ -330,7 +330,10 @@ impl Config {
         // A window holds at most one point per second; a chunk decodes at most
         // chunk::MAX_POINTS points (the bound that keeps corrupt input from allocating).
         if self.window.raw_secs > i64::try_from(crate::chunk::MAX_POINTS).unwrap_or(i64::MAX) {
-            return err("window.raw_secs", "must not exceed chunk::MAX_POINTS seconds");
+            return err(
+                "window.raw_secs",
+                "must not exceed chunk::MAX_POINTS seconds",
+            );
         }
         if self.window.grace_secs < 0 {
             return err("window.grace_secs", "must not be negative");

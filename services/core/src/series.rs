@@ -124,8 +124,9 @@ impl SeriesKey {
     }
 
     /// The hash bucket of this series among `buckets` (stable across versions:
-    /// FNV-1a 64 over `tenant` `0x1f` `series`). A bucket is the Kinesis partition key
-    /// and the Redis hash tag, so one series always goes to one shard and one slot.
+    /// FNV-1a 64 over `tenant` `0x1f` [`Self::bucket_group`]). A bucket is the Kinesis
+    /// partition key and the Redis hash tag, so one series always goes to one shard and
+    /// one slot.
     #[must_use]
     pub fn bucket(&self, buckets: u32) -> u32 {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -134,7 +135,7 @@ impl SeriesKey {
             .as_str()
             .bytes()
             .chain(std::iter::once(0x1f))
-            .chain(self.series.as_str().bytes())
+            .chain(self.bucket_group().bytes())
         {
             h ^= u64::from(b);
             h = h.wrapping_mul(0x0000_0100_0000_01b3);
@@ -142,6 +143,25 @@ impl SeriesKey {
         // buckets is validated to be ≥ 1 by Config::validate.
         u32::try_from(h % u64::from(buckets.max(1)))
             .expect("remainder of a u32 modulus fits in u32")
+    }
+
+    /// The part of the name that picks the bucket. Mackerel host and service series
+    /// (`host.<hostId>.<metric>`, `service.<service>.<metric>`) group by host or
+    /// service: an agent posts all metrics of one host at once, and grouping them puts
+    /// the whole post into one Kinesis record instead of one record per metric (Kinesis
+    /// bills every record at least one PUT payload unit; see docs/BENCHMARKS.md, "Ingest").
+    /// Every other series is its own group.
+    #[must_use]
+    pub fn bucket_group(&self) -> &str {
+        let name = self.series.as_str();
+        for prefix in ["host.", "service."] {
+            if let Some(rest) = name.strip_prefix(prefix) {
+                if let Some(dot) = rest.find('.') {
+                    return &name[..prefix.len() + dot];
+                }
+            }
+        }
+        name
     }
 
     /// DynamoDB partition key of this series at resolution `res` (`raw`, `agg`, …):
@@ -197,6 +217,27 @@ mod tests {
                 .unwrap_err()
                 .field(),
             "name"
+        );
+    }
+
+    #[test]
+    fn host_and_service_series_group_by_host_and_service() {
+        let key = |n: &str| {
+            SeriesKey::new(
+                Tenant::default_tenant(),
+                SeriesName::parse(n, "name").unwrap(),
+            )
+        };
+        assert_eq!(key("host.3Ab9.cpu.user").bucket_group(), "host.3Ab9");
+        assert_eq!(key("service.web.latency.p99").bucket_group(), "service.web");
+        assert_eq!(key("host.noservice").bucket_group(), "host.noservice");
+        assert_eq!(
+            key("http_requests_total.job.api").bucket_group(),
+            "http_requests_total.job.api"
+        );
+        assert_eq!(
+            key("host.a.cpu").bucket(1024),
+            key("host.a.memory.used").bucket(1024)
         );
     }
 
