@@ -2,7 +2,7 @@
 # `make test`: every test of the repository, and a non-zero exit on any failure.
 #   1. installs what is missing (scripts/install-deps.sh);
 #   2. starts the Redis cluster and the AWS stand-in (with its resources) unless they are up;
-#   3. cargo test --workspace -- --include-ignored   (the ignored tests need the local system);
+#   3. cargo test --workspace --no-fail-fast -- --include-ignored   (the ignored tests need the local system);
 #   4. the CDK tests (npm test in cdk/), if cdk/ has a package.json.
 # It stops afterwards only the services it started itself; ones that were already up stay up.
 # CARAT_KEEP_SERVICES=1 keeps what it started too (faster reruns; `make local-down` stops them).
@@ -25,8 +25,9 @@ for s in redis-cluster.sh aws-standin.sh; do
 done
 
 failed=()
-say "== cargo test --workspace -- --include-ignored"
-cargo test --workspace -- --include-ignored || failed+=("cargo test")
+say "== cargo test --workspace --no-fail-fast -- --include-ignored"
+# --no-fail-fast: one failing crate must not hide the results of the others.
+cargo test --workspace --no-fail-fast -- --include-ignored || failed+=("cargo test")
 
 if [[ -f cdk/package.json ]]; then
   say "== CDK tests (cdk/: npm test)"
