@@ -1,0 +1,266 @@
+//! End to end on the local system (Redis cluster on 7000–7005, moto on 4566): POST through
+//! every ingest route ⇒ Kinesis ⇒ pollers + writer ⇒ Redis head ⇒ flush ⇒ DynamoDB items
+//! that decode to exactly the posted points; then a replay of the stream while the main
+//! pollers run ⇒ byte-identical items. Windows are 10 s with 1 s grace, so it takes seconds.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use carat_api::{KeyStore, Scope};
+use carat_core::{chunk, window, Config, Point, Tenant};
+use carat_local::poller::{list_shards, main_poller};
+use carat_local::replay::backup_poller;
+use carat_local::serve::{AppState, Shutdown};
+use carat_store::ports::{StartAt, WindowItem, WindowTable};
+use tokio::sync::watch;
+use tower::ServiceExt as _;
+
+const KEY: &str = "write-path-test-key";
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+fn test_config(run: &str) -> Config {
+    let mut cfg = carat_local::config::load(None, |n| std::env::var(n).ok()).unwrap();
+    cfg.window.raw_secs = 10;
+    cfg.window.grace_secs = 1;
+    cfg.ingest.max_lateness_secs = 120; // head keys of the test expire within minutes
+    cfg.flusher.interval_secs = 1;
+    cfg.poller.max_batching_window_ms = 100;
+    cfg.poller.idle_poll_ms = 100;
+    let tmp = std::env::temp_dir().join(format!("carat-write-path-{run}"));
+    cfg.poller.checkpoint_dir = tmp.join("checkpoints").display().to_string();
+    cfg.poller.failed_records_dir = tmp.join("failed-records").display().to_string();
+    cfg.validate().unwrap();
+    cfg
+}
+
+async fn post(api: &axum::Router, req: Request<Body>) {
+    let res = api.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(
+        status == StatusCode::OK || status == StatusCode::NO_CONTENT,
+        "{status}: {}",
+        String::from_utf8_lossy(&body)
+    );
+}
+
+fn json(uri: &str, body: &serde_json::Value) -> Request<Body> {
+    Request::post(uri)
+        .header("X-Api-Key", KEY)
+        .header("Content-Type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn remote_write(name: &str, points: &[Point]) -> Request<Body> {
+    use carat_api::remote_write::{Label, Sample, TimeSeries, WriteRequest};
+    let req = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: vec![
+                Label {
+                    name: "__name__".into(),
+                    value: name.into(),
+                },
+                Label {
+                    name: "job".into(),
+                    value: "it".into(),
+                },
+            ],
+            samples: points
+                .iter()
+                .map(|p| Sample {
+                    value: p.value,
+                    timestamp: p.time * 1000,
+                })
+                .collect(),
+            histograms: vec![],
+        }],
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&prost::Message::encode_to_vec(&req))
+        .unwrap();
+    Request::post("/api/v1/write")
+        .header("Authorization", format!("Bearer {KEY}"))
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// Items (raw and agg) of `series` covering `points`, once every raw item holds
+/// exactly the posted points, or `None` at the deadline.
+async fn settled_items(
+    table: &dyn WindowTable,
+    cfg: &Config,
+    series: &str,
+    points: &[Point],
+) -> Option<Vec<WindowItem>> {
+    let from = window::start(cfg.window.raw_secs, points.first()?.time);
+    let to = points.last()?.time;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let raw = table
+            .query(&format!("default#{series}#raw"), from, to)
+            .await
+            .unwrap();
+        let got: Vec<Point> = raw
+            .iter()
+            .flat_map(|i| chunk::decode(&i.body).unwrap())
+            .collect();
+        if got == points {
+            let mut items = raw;
+            items.extend(
+                table
+                    .query(&format!("default#{series}#agg"), from, to)
+                    .await
+                    .unwrap(),
+            );
+            return Some(items);
+        }
+        if tokio::time::Instant::now() > deadline {
+            eprintln!("{series}: stored {got:?}, posted {points:?}");
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local system (make test starts it)"]
+async fn posted_points_reach_dynamodb_exactly_and_survive_a_replay() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+    let run = format!("{}{}", std::process::id(), now_ms() % 1_000_000);
+    let cfg = test_config(&run);
+    let clients = carat_local::clients::connect(&cfg).await.unwrap();
+    eprintln!("connected");
+    let state = AppState {
+        config: Arc::new(cfg.clone()),
+        clients,
+    };
+    let (stop, rx) = watch::channel(false);
+    let shutdown = Shutdown::new(rx);
+    // The shared stream holds other tests' records: start just before this test's.
+    let started = StartAt::AtTimestamp(now_ms() - 2_000);
+    let writer = Arc::new(carat_local::poller::writer(&state));
+    let shards = list_shards(state.clients.log.as_ref(), &shutdown)
+        .await
+        .unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for shard in &shards {
+        let p = main_poller(&state.config, &state, Arc::clone(&writer));
+        let (shard, start, sd) = (shard.clone(), started.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            p.run(&shard, start, sd).await.unwrap();
+        });
+    }
+    let flusher = carat_local::schedule::run_flusher(state.clone(), shutdown.clone());
+    tasks.spawn(async move { flusher.await.unwrap() });
+
+    eprintln!("pollers started on {} shards", shards.len());
+    let keys = KeyStore::single("it", KEY, Tenant::default_tenant(), &[Scope::Write]);
+    let api = carat_api::router(carat_api::AppState::new(
+        state.clients.log.clone(),
+        Arc::new(keys),
+        Arc::clone(&state.config),
+    ));
+    let t = now_ms() / 1000 - 4;
+    let pts = |k: f64| {
+        vec![
+            Point::new(t, 1.5 * k),
+            Point::new(t + 1, 2.25 * k),
+            Point::new(t + 2, 12.34 * k),
+        ]
+    };
+    let mut posted: BTreeMap<String, Vec<Point>> = BTreeMap::new();
+    let host = format!("it{run}");
+    post(&api, json("/api/v0/tsdb", &serde_json::json!(pts(1.0).iter().map(|p| serde_json::json!({"hostId": host, "name": "cpu.user", "time": p.time, "value": p.value})).collect::<Vec<_>>()))).await;
+    posted.insert(format!("host.{host}.cpu.user"), pts(1.0));
+    post(
+        &api,
+        json(
+            &format!("/api/v0/services/{host}/tsdb"),
+            &serde_json::json!(pts(2.0)
+                .iter()
+                .map(|p| serde_json::json!({"name": "req.count", "time": p.time, "value": p.value}))
+                .collect::<Vec<_>>()),
+        ),
+    )
+    .await;
+    posted.insert(format!("service.{host}.req.count"), pts(2.0));
+    post(&api, json("/api/v1/points", &serde_json::json!(pts(3.0).iter().map(|p| serde_json::json!({"series": format!("{host}.native"), "time": p.time, "value": p.value})).collect::<Vec<_>>()))).await;
+    posted.insert(format!("{host}.native"), pts(3.0));
+    post(&api, remote_write(&format!("{host}_prom"), &pts(4.0))).await;
+    posted.insert(format!("{host}_prom.job.it"), pts(4.0));
+    // A later post overwrites one point of the native series (later stamp wins).
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    post(&api, json("/api/v1/points", &serde_json::json!([{"series": format!("{host}.native"), "time": t + 1, "value": -7.0}]))).await;
+    posted.get_mut(&format!("{host}.native")).unwrap()[1] = Point::new(t + 1, -7.0);
+
+    eprintln!("posted");
+    let mut before = BTreeMap::new();
+    for (series, points) in &posted {
+        let items = settled_items(state.clients.table.as_ref(), &cfg, series, points).await;
+        before.insert(
+            series.clone(),
+            items.unwrap_or_else(|| panic!("{series} never reached DynamoDB exactly")),
+        );
+    }
+
+    eprintln!("items stored");
+    // The backup writer replays the stream from before the test while the main pollers run.
+    let mut replays = tokio::task::JoinSet::new();
+    for shard in &shards {
+        let p = backup_poller(
+            &state.config,
+            &state,
+            Arc::new(carat_local::poller::writer(&state)),
+            true,
+        );
+        let (shard, start, sd) = (shard.clone(), started.clone(), shutdown.clone());
+        replays.spawn(async move { p.run(&shard, start, sd).await.unwrap() });
+    }
+    let mut replayed = 0;
+    while let Some(stats) = replays.join_next().await {
+        replayed += stats.unwrap().records;
+    }
+    eprintln!("replayed {replayed} records");
+    assert!(
+        replayed >= 5,
+        "the replay read this test's records ({replayed})"
+    );
+    // Let the replay's re-marked windows flush (writer in-batch or the flusher each second).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    carat_local::schedule::flusher(&state).run().await.unwrap();
+    for (series, points) in &posted {
+        let after = settled_items(state.clients.table.as_ref(), &cfg, series, points)
+            .await
+            .unwrap();
+        assert_eq!(
+            &after, &before[series],
+            "{series}: replay changed the stored bytes"
+        );
+    }
+    stop.send_replace(true);
+    while tasks.join_next().await.is_some() {}
+}
