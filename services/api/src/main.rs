@@ -1,16 +1,17 @@
 //! `carat-api`: the ingest API as a Lambda behind API Gateway (HTTP API), through
 //! `lambda_http`. Everything is built once per container, then handed to the router.
 //!
-//! Environment:
-//! - `CARAT_CONFIG`: path of a carat config TOML (optional; defaults otherwise);
-//! - `CARAT_API_KEYS`: the key store as JSON (the Secrets Manager secret's text; see
-//!   docs/api.md "Key store"). Fetching it by `CARAT_API_KEYS_SECRET_ARN` at cold start is
-//!   left to the deploy work.
+//! Environment (see `carat_store::env`):
+//! - `CARAT_CONFIG` (carat.toml text) or `CARAT_CONFIG_FILE` (a path), optional, then the
+//!   `CARAT_STREAM` / `CARAT_TABLE` / `CARAT_ARCHIVE_BUCKET` overrides;
+//! - the key store (docs/api.md "Key store"): fetched at cold start from the Secrets
+//!   Manager secret named by `CARAT_API_KEYS_SECRET_ARN` (as deployed), or, for local use,
+//!   the JSON text of `CARAT_API_KEYS`.
 
 use std::sync::Arc;
 
 use carat_api::{router, AppState, KeyStore};
-use carat_core::Config;
+use carat_store::env::API_KEYS_SECRET_ARN;
 use carat_store::kinesis::KinesisLog;
 
 #[tokio::main]
@@ -22,18 +23,24 @@ async fn main() -> Result<(), lambda_http::Error> {
         )
         .without_time()
         .init();
-    let config = match std::env::var("CARAT_CONFIG") {
-        Ok(path) => Config::from_toml(&std::fs::read_to_string(&path)?)?,
-        Err(_) => Config::default(),
+    let env = |name: &str| std::env::var(name).ok();
+    let config = Arc::new(carat_store::env::config_from(env)?);
+    let sdk = carat_store::connect::aws_config(&config.retry).await;
+    let keys = match carat_store::secrets::secret_from_env(&sdk, API_KEYS_SECRET_ARN, env).await? {
+        Some(json) => KeyStore::from_json(json.expose())
+            .map_err(|e| format!("key store from {API_KEYS_SECRET_ARN}: {e}"))?,
+        None => match env("CARAT_API_KEYS") {
+            Some(json) => KeyStore::from_json(&json)
+                .map_err(|e| format!("key store from CARAT_API_KEYS: {e}"))?,
+            None => {
+                return Err(format!(
+                    "neither {API_KEYS_SECRET_ARN} nor CARAT_API_KEYS is set: one gives the \
+                     API key store (docs/api.md)"
+                )
+                .into())
+            }
+        },
     };
-    if std::env::var_os("CARAT_API_KEYS").is_none() {
-        return Err(
-            "CARAT_API_KEYS is not set: it holds the API key store as JSON (docs/api.md)".into(),
-        );
-    }
-    let keys = KeyStore::from_env(|name| std::env::var(name).ok())?;
-    let config = Arc::new(config);
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let log = KinesisLog::new(
         aws_sdk_kinesis::Client::new(&sdk),
         config.resources.stream.clone(),

@@ -1,6 +1,7 @@
-//! The carat config of carat-local: a TOML file (`--config` or `CARAT_CONFIG`; without
-//! one, the defaults, which match the local system) and then environment overrides, so a
-//! test or a second instance can point elsewhere without a file of its own:
+//! The carat config of carat-local: a TOML file (`--config`), or without one what the
+//! environment gives (`CARAT_CONFIG` TOML text, `CARAT_CONFIG_FILE`, else the defaults,
+//! which match the local system), and then environment overrides, so a test or a second
+//! instance can point elsewhere without a file of its own:
 //!
 //! | variable | config key | example |
 //! |---|---|---|
@@ -9,11 +10,13 @@
 //! | `CARAT_TABLE` | `resources.table` | `carat-windows` |
 //! | `CARAT_ARCHIVE_BUCKET` | `resources.archive_bucket` | `carat-archive` |
 //!
+//! One implementation, shared with the Lambdas: `carat_store::env`.
 //! The AWS endpoint and credentials come from the SDK's own variables (`AWS_ENDPOINT_URL`, …).
 
 use std::path::Path;
 
 use carat_core::Config;
+use carat_store::env::EnvError;
 
 use crate::LocalError;
 
@@ -28,70 +31,19 @@ pub fn load(
     path: Option<&Path>,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Config, LocalError> {
-    let (mut config, origin) = match path {
-        Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|source| LocalError::ReadConfig {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            let origin = path.display().to_string();
-            let config = Config::from_toml(&text).map_err(|source| LocalError::Config {
-                origin: origin.clone(),
-                source,
-            })?;
-            (config, origin)
-        }
-        None => (Config::default(), "built-in defaults".to_string()),
+    let loaded = match path {
+        Some(path) => carat_store::env::config_from_file(path, env),
+        None => carat_store::env::config_from(env),
     };
-    apply_env(&mut config, env)?;
-    // The overrides can break a relation the file satisfied (an empty node list, say).
-    config.validate().map_err(|source| LocalError::Config {
-        origin: format!("{origin} with CARAT_* overrides"),
-        source,
-    })?;
-    Ok(config)
-}
-
-fn apply_env(config: &mut Config, env: impl Fn(&str) -> Option<String>) -> Result<(), LocalError> {
-    if let Some(nodes) = env("CARAT_REDIS_NODES") {
-        let nodes: Vec<String> = nodes
-            .split(',')
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(|n| {
-                if n.contains("://") {
-                    n.to_string()
-                } else {
-                    format!("redis://{n}")
-                }
-            })
-            .collect();
-        if nodes.is_empty() {
-            return Err(LocalError::Env {
-                var: "CARAT_REDIS_NODES",
-                reason: "names no node (expected host:port[,host:port…])".to_string(),
-            });
-        }
-        config.redis.nodes = nodes;
-    }
-    let names = [
-        ("CARAT_STREAM", &mut config.resources.stream),
-        ("CARAT_TABLE", &mut config.resources.table),
-        ("CARAT_ARCHIVE_BUCKET", &mut config.resources.archive_bucket),
-    ];
-    for (var, field) in names {
-        if let Some(value) = env(var) {
-            let value = value.trim();
-            if value.is_empty() {
-                return Err(LocalError::Env {
-                    var,
-                    reason: "is set but empty".to_string(),
-                });
-            }
-            *field = value.to_string();
-        }
-    }
-    Ok(())
+    loaded.map_err(|e| match e {
+        EnvError::Var { var, reason } => LocalError::Env { var, reason },
+        EnvError::ReadFile { path, source } => LocalError::ReadConfig { path, source },
+        EnvError::Config { origin, source } => LocalError::Config { origin, source },
+        EnvError::Secret { var, detail } => LocalError::Env {
+            var,
+            reason: detail,
+        },
+    })
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use crate::dynamo::{DynamoTable, TableHealth};
 use crate::kinesis::{KinesisLog, StreamHealth};
 use crate::redis_head::{RedisHead, RedisHealth};
 use crate::s3::{BucketHealth, S3Archive};
+use crate::secrets::Secret;
 use crate::StoreError;
 
 /// Region used when the environment names none (local runs, tests).
@@ -109,8 +110,21 @@ pub fn aws_adapters(sdk: &SdkConfig, cfg: &Config) -> (DynamoTable, KinesisLog, 
 /// A [`StoreError`] from connecting to Redis (the AWS clients connect lazily).
 pub async fn connect(cfg: &Config) -> Result<Clients, StoreError> {
     let sdk = aws_config(&cfg.retry).await;
-    let head = RedisHead::connect(&cfg.redis).await?;
-    let (table, log, archive) = aws_adapters(&sdk, cfg);
+    connect_with(&sdk, cfg, None).await
+}
+
+/// [`connect()`] with an SDK configuration already loaded and the Redis AUTH password, if
+/// any (the Lambdas: [`crate::secrets::redis_password`]).
+///
+/// # Errors
+/// A [`StoreError`] from connecting to Redis (the AWS clients connect lazily).
+pub async fn connect_with(
+    sdk: &SdkConfig,
+    cfg: &Config,
+    redis_password: Option<&Secret>,
+) -> Result<Clients, StoreError> {
+    let head = RedisHead::connect_with_password(&cfg.redis, redis_password).await?;
+    let (table, log, archive) = aws_adapters(sdk, cfg);
     Ok(Clients {
         head: Arc::new(head),
         table: Arc::new(table),

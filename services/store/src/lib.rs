@@ -14,6 +14,9 @@
 //!   ([`S3Archive`]).
 //! - [`connect`]: builds every adapter once from `carat_core::Config` ([`connect()`]),
 //!   and asks each for its health.
+//! - [`env`]: the config from the environment (`CARAT_CONFIG`, `CARAT_*` overrides), one
+//!   loader for the Lambda `main`s and carat-local; [`secrets`]: Secrets Manager values
+//!   fetched at cold start (Redis AUTH token, API key store), redacted in `Debug`.
 //!
 //! Data flow: a handler holds `Arc<dyn Port>`s; the adapter turns a port call into
 //! service calls within the service limits, classifies each failure as retryable or
@@ -25,6 +28,7 @@
 mod aws;
 pub mod connect;
 pub mod dynamo;
+pub mod env;
 pub mod error;
 pub mod fake;
 pub mod kinesis;
@@ -32,9 +36,11 @@ pub mod ports;
 pub mod redis_head;
 pub mod retry;
 pub mod s3;
+pub mod secrets;
 
-pub use connect::{connect, Clients, HealthReport};
+pub use connect::{connect, connect_with, Clients, HealthReport};
 pub use dynamo::DynamoTable;
+pub use env::{config_from_env, EnvError};
 pub use error::StoreError;
 pub use kinesis::KinesisLog;
 pub use redis_head::RedisHead;

@@ -26,6 +26,7 @@ use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ToRedisArgs, Value};
 
 use crate::fake::check_appends;
 use crate::ports::{Head, HeadAppend, WindowRef};
+use crate::secrets::Secret;
 use crate::StoreError;
 
 const SERVICE: &str = "redis";
@@ -208,11 +209,28 @@ impl RedisHead {
     /// # Errors
     /// Retryable if the cluster cannot be reached in time; fatal for a bad node URL.
     pub async fn connect(cfg: &RedisConfig) -> Result<Self, StoreError> {
+        Self::connect_with_password(cfg, None).await
+    }
+
+    /// [`RedisHead::connect`] with an AUTH password (ElastiCache's AUTH token). A
+    /// `rediss://` node URL makes every connection TLS (rustls, the system's root
+    /// certificates).
+    ///
+    /// # Errors
+    /// As [`RedisHead::connect`].
+    pub async fn connect_with_password(
+        cfg: &RedisConfig,
+        password: Option<&Secret>,
+    ) -> Result<Self, StoreError> {
         let timeout = Duration::from_millis(cfg.command_timeout_ms.max(1));
         let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms.max(1));
-        let client = ClusterClientBuilder::new(cfg.nodes.clone())
+        let mut builder = ClusterClientBuilder::new(cfg.nodes.clone())
             .connection_timeout(connect_timeout)
-            .response_timeout(timeout)
+            .response_timeout(timeout);
+        if let Some(password) = password {
+            builder = builder.password(password.expose().to_string());
+        }
+        let client = builder
             .build()
             .map_err(|e| StoreError::fatal(SERVICE, "connect", e.to_string()))?;
         let conn = tokio::time::timeout(connect_timeout, client.get_async_connection())

@@ -1,11 +1,12 @@
 //! `carat-writer`: the writer Lambda behind the Kinesis event source mapping
 //! (ReportBatchItemFailures on). Clients are built once per container; each batch goes
-//! to the library handler. `CARAT_CONFIG`: optional path of a carat config TOML.
+//! to the library handler. Config from the environment
+//! (`carat_store::env`: `CARAT_CONFIG` TOML text or `CARAT_CONFIG_FILE`, then the `CARAT_*`
+//! overrides); the Redis AUTH token from the secret named by `CARAT_REDIS_AUTH_SECRET_ARN`.
 
 use std::sync::Arc;
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
-use carat_core::Config;
 use carat_writer::sink::LogSink;
 use carat_writer::{SystemClock, Writer};
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -13,11 +14,11 @@ use lambda_runtime::{service_fn, LambdaEvent};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     carat_writer::init_lambda_tracing();
-    let config = Arc::new(match std::env::var("CARAT_CONFIG") {
-        Ok(path) => Config::from_toml(&std::fs::read_to_string(&path)?)?,
-        Err(_) => Config::default(),
-    });
-    let clients = carat_store::connect(&config).await?;
+    let env = |name: &str| std::env::var(name).ok();
+    let config = Arc::new(carat_store::env::config_from(env)?);
+    let sdk = carat_store::connect::aws_config(&config.retry).await;
+    let password = carat_store::secrets::redis_password(&sdk, env).await?;
+    let clients = carat_store::connect_with(&sdk, &config, password.as_ref()).await?;
     let writer = Arc::new(Writer::new(
         Arc::clone(&config),
         clients.head,
