@@ -1,7 +1,7 @@
-//! The carat config of carat-local: a TOML file (`--config`), or without one what the
-//! environment gives (`CARAT_CONFIG` TOML text, `CARAT_CONFIG_FILE`, else the defaults,
-//! which match the local system), and then environment overrides, so a test or a second
-//! instance can point elsewhere without a file of its own:
+//! The carat config of carat-local: a TOML file (`--config`, which the CLI also takes from
+//! `CARAT_CONFIG` as a path), or without one what the environment gives (`CARAT_CONFIG_FILE`,
+//! else the defaults, which match the local system), and then environment overrides, so a
+//! test or a second instance can point elsewhere without a file of its own:
 //!
 //! | variable | config key | example |
 //! |---|---|---|
