@@ -12,17 +12,17 @@
 //! - [`produce`]: validated points → per-series dedupe → buckets → packed records
 //!   (`carat_core::record`) with partition key `b<bucket>`.
 //! - [`error`]: [`AppError`], the one error enum, and its JSON response.
-//! - [`clock`]: the injected [`Clock`].
+//! - [`clock`]: the injected [`Clock`] (re-exported from `carat_core::clock`).
 
 pub mod auth;
 pub mod body;
-pub mod clock;
 pub mod error;
 pub mod ingest;
 pub mod produce;
 pub mod remote_write;
 
 pub use auth::{KeyStore, Scope};
+pub use carat_core::clock;
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::AppError;
 pub use ingest::{router, AppState};

@@ -12,9 +12,12 @@
 //! - [`chunk`]: the chunk format v1 stored in DynamoDB and S3 (delta-of-delta times,
 //!   decimal-aware values, XOR fallback), bit-exact for every f64.
 //! - [`config`]: every tunable, with why it has the value it has.
+//! - [`clock`]: injected time ([`clock::Clock`], the system clock, fixed and manual
+//!   clocks for tests), shared by the API, the writer and the flusher.
 //! - [`error`]: one error enum per concern.
 
 pub mod chunk;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod head;

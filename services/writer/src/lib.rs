@@ -9,14 +9,13 @@
 //! - [`rollup`]: 5 m / 1 h / 1 d count, sum, min, max of a window, and their item format.
 //! - [`sink`]: where undecodable records go (a log line in AWS, files locally).
 //! - [`emf`]: the CloudWatch EMF line each invocation prints.
-//! - [`clock`]: injected time.
+//! - [`clock`]: injected time (re-exported from `carat_core::clock`).
 //! - [`error`]: [`WriterError`] and its retryable/not split.
 //! - [`event`]: building the Lambda `KinesisEvent` shape from log entries (carat-local,
 //!   fixtures, benchmarks).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-pub mod clock;
 pub mod emf;
 pub mod error;
 pub mod event;
@@ -25,6 +24,7 @@ pub mod handler;
 pub mod rollup;
 pub mod sink;
 
+pub use carat_core::clock;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::WriterError;
 pub use handler::{BatchReport, Writer};

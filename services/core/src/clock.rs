@@ -1,5 +1,8 @@
-//! The clock the API validates and stamps with. Injected so tests use a fixed time.
+//! Injected time. The API validates and stamps with it; the writer and the flusher
+//! decide with it (sealed windows, due flushes). Tests use a fixed clock or one they
+//! move by hand, and never sleep.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Current time, epoch milliseconds.
@@ -32,5 +35,30 @@ pub struct FixedClock(pub i64);
 impl Clock for FixedClock {
     fn now_ms(&self) -> i64 {
         self.0
+    }
+}
+
+/// A clock tests set and advance by hand.
+#[derive(Debug, Default)]
+pub struct ManualClock(AtomicI64);
+
+impl ManualClock {
+    #[must_use]
+    pub fn at_ms(ms: i64) -> Self {
+        Self(AtomicI64::new(ms))
+    }
+
+    pub fn set_ms(&self, ms: i64) {
+        self.0.store(ms, Ordering::SeqCst);
+    }
+
+    pub fn advance_ms(&self, ms: i64) {
+        self.0.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_ms(&self) -> i64 {
+        self.0.load(Ordering::SeqCst)
     }
 }
