@@ -6,14 +6,14 @@
 #   scripts/carat-local.sh stop     stop the carat-local this script started (.run/carat-local.pid)
 #   scripts/carat-local.sh status   print /health; exit 0 if it answers 200
 #
-# Build first: cargo build -p carat-local. Config: config/local.toml (CARAT_CONFIG overrides).
+# Build first: cargo build -p carat-local. Config: config/local.toml (CARAT_CONFIG_FILE overrides).
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
 PIDFILE="$RUN_DIR/carat-local.pid"
 LOG="$RUN_DIR/carat-local.log"
 BIN="${CARGO_TARGET_DIR:-$CARAT_ROOT/target}/debug/carat"
-CONFIG="${CARAT_CONFIG:-$CARAT_ROOT/config/local.toml}"
+CONFIG="${CARAT_CONFIG_FILE:-$CARAT_ROOT/config/local.toml}"
 URL="http://127.0.0.1:8080/health"
 NEEDLE="carat local"
 
@@ -42,7 +42,7 @@ start() {
     mkdir -p "$RUN_DIR"
     # setsid: it outlives this shell and make's process group. Appends, so earlier runs stay readable.
     printf '\n=== %s carat local --config %s\n' "$(date -u +%FT%TZ)" "$CONFIG" >>"$LOG"
-    CARAT_CONFIG="$CONFIG" setsid nohup "$BIN" local >>"$LOG" 2>&1 </dev/null &
+    setsid nohup "$BIN" --config "$CONFIG" local >>"$LOG" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
   fi
   if ! wait_for 60 "carat-local /health" healthy; then

@@ -1,5 +1,5 @@
-//! The carat config of carat-local: a TOML file (`--config`, which the CLI also takes from
-//! `CARAT_CONFIG` as a path), or without one what the environment gives (`CARAT_CONFIG_FILE`,
+//! The carat config of carat-local: a TOML file (`--config`), or without one what the
+//! environment gives (`CARAT_CONFIG` as TOML text, or `CARAT_CONFIG_FILE` as a path,
 //! else the defaults, which match the local system), and then environment overrides, so a
 //! test or a second instance can point elsewhere without a file of its own:
 //!

@@ -7,8 +7,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(name = "carat", version, about = "carat on one machine")]
 struct Cli {
-    /// carat config (TOML); without it the built-in defaults, which match the local system.
-    #[arg(long, env = "CARAT_CONFIG", global = true)]
+    /// carat config file (TOML); without it CARAT_CONFIG (TOML text) or CARAT_CONFIG_FILE
+    /// (a path), else the built-in defaults, which match the local system.
+    #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
@@ -16,7 +17,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve health (and later ingest) on 127.0.0.1:8080 and run the stream pollers and schedules.
+    /// Serve health and the ingest API on 127.0.0.1:8080 and run the stream pollers and schedules.
     Local(carat_local::serve::LocalArgs),
     /// Backup writer: run the writer over every shard from a time or TRIM_HORIZON, beside the running one.
     Replay(carat_local::replay::ReplayArgs),

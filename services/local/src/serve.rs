@@ -20,7 +20,7 @@ use crate::{
 /// Options of `carat local`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LocalArgs {
-    /// Address of the HTTP server (health, and the ingest API once it lands).
+    /// Address of the HTTP server (health and the ingest API).
     #[arg(long, env = "CARAT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 }
@@ -32,13 +32,18 @@ pub struct AppState {
     pub clients: Clients,
 }
 
-/// Every HTTP route of carat-local, one `.merge` per router.
-pub fn router(state: &AppState) -> Router {
+/// Every HTTP route of carat-local, one `.merge` per router: health, and the ingest API
+/// (the same router the ingest Lambda serves) with the API keys in `keys`.
+pub fn router(state: &AppState, keys: Arc<carat_api::KeyStore>) -> Router {
     let (clients, config) = (state.clients.clone(), Arc::clone(&state.config));
-    Router::new().merge(health::router(Arc::new(move || {
-        clients::probes(&clients, &config)
-    })))
-    // Next: .merge(<ingest router of carat-api>) — the write path issue.
+    let ingest =
+        carat_api::AppState::new(state.clients.log.clone(), keys, Arc::clone(&state.config));
+    Router::new()
+        .merge(health::router(Arc::new(move || {
+            clients::probes(&clients, &config)
+        })))
+        .merge(carat_api::router(ingest))
+    // Next: the reader's routes (the read path issue).
 }
 
 /// Every background task of carat-local, one `tasks.spawn` per task. A task returns
@@ -87,6 +92,13 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// The first task failure, or a bind/serve failure.
 pub async fn run(config: Config, args: &LocalArgs) -> Result<(), LocalError> {
     let config = Arc::new(config);
+    // API keys: CARAT_API_KEYS (JSON), else CARAT_API_KEYS_FILE, else config/api-keys.local.toml.
+    let keys = carat_api::KeyStore::from_env(|name| std::env::var(name).ok()).map_err(|e| {
+        LocalError::Env {
+            var: "CARAT_API_KEYS_FILE",
+            reason: e.to_string(),
+        }
+    })?;
     let clients = clients::connect(&config).await?;
     let state = AppState { config, clients };
 
@@ -105,8 +117,8 @@ pub async fn run(config: Config, args: &LocalArgs) -> Result<(), LocalError> {
             source,
         })?;
     info!(listen = %args.listen, tasks = tasks.len(), "carat-local serving");
-    let server =
-        axum::serve(listener, router(&state)).with_graceful_shutdown(shutdown.clone().wait());
+    let server = axum::serve(listener, router(&state, Arc::new(keys)))
+        .with_graceful_shutdown(shutdown.clone().wait());
     let mut server = tokio::spawn(async move { server.await.map_err(LocalError::Serve) });
 
     let mut failure = None;
