@@ -2,8 +2,10 @@
 # `make bench`: the benchmarks whose numbers go into docs/BENCHMARKS.md, on a release build.
 #   codec: carat chunk v1 beside Gorilla (tsz) and pco on ../shared/data/nab-aws-cloudwatch
 #          (CARAT_BENCH_DATA overrides the folder), one chunk per series-day, lossless check.
-# Benchmarks that need the local system (writer into Redis, …) are added here as they land;
-# they expect `make local-up` first.
+#   ingest: Kinesis bytes and PUT payload units per point of realistic Mackerel posts.
+#   writer: CPU-only points/s, into the local Redis cluster beside a naive baseline, DynamoDB
+#          write units and Redis bytes per point. Needs the Redis cluster: `make local-up` first
+#          (or CARAT_BENCH_NO_REDIS=1 for the CPU-only part).
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$CARAT_ROOT"
@@ -11,3 +13,8 @@ cd "$CARAT_ROOT"
 cargo build --release -p carat-bench
 bench="${CARGO_TARGET_DIR:-$CARAT_ROOT/target}/release/carat-bench"
 "$bench" codec ${CARAT_BENCH_DATA:+"$CARAT_BENCH_DATA"}
+
+cargo build --release -p carat-api --example kinesis_payload -p carat-writer --example writer_bench
+examples="${CARGO_TARGET_DIR:-$CARAT_ROOT/target}/release/examples"
+"$examples/kinesis_payload"
+"$examples/writer_bench" ${CARAT_BENCH_DATA:+"$CARAT_BENCH_DATA"} ${CARAT_BENCH_NO_REDIS:+--no-redis}
