@@ -303,9 +303,7 @@ impl KinesisLog {
                 Err(e) if e.is_retryable() => e.to_string(),
                 Err(e) => return Err(e),
             };
-            if !backoff.wait().await {
-                return Err(backoff.give_up(SERVICE, "put", &last));
-            }
+            backoff.retry_after(SERVICE, "put", &last).await?;
         }
     }
 }

@@ -93,6 +93,24 @@ impl Backoff {
         true
     }
 
+    /// After a failed attempt (`last` says how it failed): waits before the next one,
+    /// or gives up once the deadline has passed. The loop every retrying call shares.
+    ///
+    /// # Errors
+    /// [`StoreError::Retryable`] naming `last` and the retries made, once the deadline passed.
+    pub async fn retry_after(
+        &mut self,
+        service: &'static str,
+        op: &'static str,
+        last: &str,
+    ) -> Result<(), StoreError> {
+        if self.wait().await {
+            Ok(())
+        } else {
+            Err(self.give_up(service, op, last))
+        }
+    }
+
     /// The error to surface when retries ran out.
     #[must_use]
     pub fn give_up(&self, service: &'static str, op: &'static str, last: &str) -> StoreError {
@@ -129,9 +147,7 @@ where
         match call().await {
             Err(e) if e.is_retryable() => {
                 tracing::debug!(service, op, attempt = backoff.attempts(), error = %e, "retrying");
-                if !backoff.wait().await {
-                    return Err(backoff.give_up(service, op, &e.to_string()));
-                }
+                backoff.retry_after(service, op, &e.to_string()).await?;
             }
             other => return other,
         }
