@@ -116,7 +116,7 @@ mod tests {
         let w = 86_400;
         let old = Entry::new(w, Point::new(w + 60, 1.0), w * 1000 + 5).unwrap();
         let new = Entry::new(w, Point::new(w + 60, 2.0), w * 1000 + 9).unwrap();
-        let other = Entry::new(w, Point::new(w + 0, 7.0), w * 1000 + 1).unwrap();
+        let other = Entry::new(w, Point::new(w, 7.0), w * 1000 + 1).unwrap();
         let a = merge(w, &[old, new, other]);
         let b = merge(w, &[new, other, old, old]);
         assert_eq!(a, b);

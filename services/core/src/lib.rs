@@ -16,6 +16,8 @@
 //!   clocks for tests), shared by the API, the writer and the flusher.
 //! - [`error`]: one error enum per concern.
 
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
 pub mod chunk;
 pub mod clock;
 pub mod config;
