@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# carat-local (`carat local`): health, and later the ingest API, on 127.0.0.1:8080, plus the
+# carat-local (`carat local`): health and the ingest API on 127.0.0.1:8080, plus the
 # stream pollers and schedules. Runs the debug build (the one `cargo test` shares).
 #
 #   scripts/carat-local.sh start    start it unless it runs (restart it if the binary was rebuilt); wait for /health 200
@@ -9,6 +9,8 @@
 # Build first: cargo build -p carat-local. Config: config/local.toml (CARAT_CONFIG_FILE overrides).
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
+# carat-local resolves config/api-keys.local.toml and .run/ relative to its working directory.
+cd "$CARAT_ROOT"
 
 PIDFILE="$RUN_DIR/carat-local.pid"
 LOG="$RUN_DIR/carat-local.log"
