@@ -44,7 +44,7 @@ start() {
     mkdir -p "$RUN_DIR"
     # setsid: it outlives this shell and make's process group. Appends, so earlier runs stay readable.
     printf '\n=== %s carat local --config %s\n' "$(date -u +%FT%TZ)" "$CONFIG" >>"$LOG"
-    setsid nohup "$BIN" --config "$CONFIG" local >>"$LOG" 2>&1 </dev/null &
+    setsid nohup "$BIN" local --config "$CONFIG" >>"$LOG" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
   fi
   if ! wait_for 60 "carat-local /health" healthy; then
