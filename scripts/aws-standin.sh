@@ -26,6 +26,12 @@ start() {
     port_open 4566 && die "port 4566 is taken but does not answer HTTP"
     [[ -x $VENV/bin/moto_server ]] || die "moto_server not found in $VENV: run scripts/install-deps.sh"
     mkdir -p "$RUN_DIR"
+    # A fresh moto has a new, empty stream: shard checkpoints of the old one would make
+    # carat-local's pollers skip the new stream's first records (sequence numbers restart).
+    if [[ -d $RUN_DIR/checkpoints ]]; then
+      rm -rf "$RUN_DIR/checkpoints"
+      say "aws stand-in: removed the old stream's shard checkpoints (.run/checkpoints)"
+    fi
     # setsid: the server outlives this shell and make's process group.
     setsid nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p 4566 >>"$LOG" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
