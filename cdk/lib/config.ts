@@ -46,7 +46,7 @@ export interface EnvironmentConfig {
   readonly redis: {
     /** valkey (default: Redis protocol, priced ~20 % below Redis OSS) or redis. */
     readonly engine: RedisEngine;
-    /** Engine version; the cluster-mode default parameter group is derived from it. */
+    /** Engine version; the head's parameter group family (valkey8, redis7, …) is derived from it. */
     readonly engineVersion: string;
     /** ElastiCache node type. */
     readonly nodeType: string;
@@ -68,8 +68,18 @@ export interface EnvironmentConfig {
     readonly maxBatchingWindowSeconds: number;
     /** Concurrent batches per shard (1..10); order per partition key is kept. */
     readonly parallelizationFactor: number;
-    /** Retries of a failing batch (after bisecting) before it goes to the failure queue. */
+    /**
+     * Retries of a failing batch (after bisecting) before it goes to the failure queue;
+     * -1 = until the records leave the stream. The writer fails an invocation only for
+     * transient reasons (it isolates and counts windows that fail for good), so giving up
+     * would abandon acknowledged points; a finite value trades them for an unblocked shard.
+     */
     readonly retryAttempts: number;
+    /**
+     * Age (s) past which a failing batch is given up on (sent to the failure queue);
+     * -1 = never, i.e. the stream's retention. Otherwise 60..604 800 (Lambda's limits).
+     */
+    readonly maxRecordAgeSeconds: number;
   };
   readonly backupReplay: {
     /** The backup writer's mapping is created disabled; enable it to replay. */
@@ -134,12 +144,17 @@ export interface AlarmConfig {
   readonly dynamoSystemErrors: number;
   /** ElastiCache engine CPU % (one core per node runs the engine). */
   readonly redisEngineCpuPercent: number;
-  /** ElastiCache DatabaseMemoryUsagePercentage. */
+  /**
+   * ElastiCache DatabaseMemoryUsagePercentage (max over the nodes of a shard). The head runs
+   * with maxmemory-policy noeviction, so at 100 % appends fail: alarm well before.
+   */
   readonly redisMemoryPercent: number;
   /** Evictions (sum over 5 min) at or above which to alarm: an eviction loses head points. */
   readonly redisEvictions: number;
   /** Replication lag (seconds) above which a replica is too far behind for a failover. */
   readonly redisReplicationLagSeconds: number;
+  /** Windows whose flush failed non-retryably (writer or flusher, sum over 5 min) at or above which to alarm. */
+  readonly failedFlushes: number;
   /** Points processed per minute by the writer below which throughput is not normal. */
   readonly processedPointsPerMinuteMin: number;
   /** Minutes in a row below the minimum before the alarm fires. */
@@ -184,10 +199,13 @@ export const ENVIRONMENT_DEFAULTS: EnvironmentConfig = {
   redis: { engine: 'valkey', engineVersion: '8.0', nodeType: 'cache.t4g.micro', shards: 1, replicasPerShard: 1 },
   vpc: { cidr: '10.40.0.0/16', maxAzs: 2 },
   // Batches of up to 100 records or 1 s: one invocation per second per shard under load,
-  // each well inside the timeout; 3 retries after bisecting isolate a bad record quickly.
+  // each well inside the timeout. Retries and record age unlimited (-1): the writer skips
+  // and counts bad records and isolates windows that fail for good, so a failing batch is a
+  // transient outage (head or table) and waiting it out loses nothing, up to the stream's
+  // retention; a finite limit would drop acknowledged points after a few minutes of outage.
   writer: {
     memoryMb: 512, timeoutSeconds: 60,
-    batchSize: 100, maxBatchingWindowSeconds: 1, parallelizationFactor: 1, retryAttempts: 3,
+    batchSize: 100, maxBatchingWindowSeconds: 1, parallelizationFactor: 1, retryAttempts: -1, maxRecordAgeSeconds: -1,
   },
   backupReplay: { enabled: false, startingPosition: 'TRIM_HORIZON' },
   // API Gateway's integration limit is 29 s; the ingest path retries for at most 10 s.
@@ -210,9 +228,13 @@ export const ENVIRONMENT_DEFAULTS: EnvironmentConfig = {
     dynamoThrottles: 1,
     dynamoSystemErrors: 1,
     redisEngineCpuPercent: 80,
-    redisMemoryPercent: 80,
+    // noeviction: a full head rejects appends. 70 % leaves time to scale (a resize takes
+    // tens of minutes) while the writer keeps up.
+    redisMemoryPercent: 70,
     redisEvictions: 1,
     redisReplicationLagSeconds: 10,
+    // A window that failed for good is not stored until someone acts: the first one alarms.
+    failedFlushes: 1,
     processedPointsPerMinuteMin: 1,
     processedPointsMinutes: 15,
     endToEndLatencyMs: 30_000,
@@ -299,6 +321,13 @@ function checkInt(problems: string[], path: string, v: number, min: number, max:
   }
 }
 
+/** -1 (unlimited, as Lambda's mapping settings spell it) or an integer in min..max. */
+function checkUnlimitedOr(problems: string[], path: string, v: number, min: number, max: number): void {
+  if (v !== -1 && (!Number.isInteger(v) || v < min || v > max)) {
+    problems.push(`${path}: must be -1 (unlimited) or an integer in ${min}..${max}, got ${v}`);
+  }
+}
+
 function checkNum(problems: string[], path: string, v: number, min: number, max: number): void {
   if (!Number.isFinite(v) || v < min || v > max) {
     problems.push(`${path}: must be a number in ${min}..${max}, got ${v}`);
@@ -360,7 +389,8 @@ function validateEnvironment(name: string, e: EnvironmentConfig, problems: strin
   checkInt(problems, `${p}.writer.batchSize`, e.writer.batchSize, 1, 10_000);
   checkInt(problems, `${p}.writer.maxBatchingWindowSeconds`, e.writer.maxBatchingWindowSeconds, 0, 300);
   checkInt(problems, `${p}.writer.parallelizationFactor`, e.writer.parallelizationFactor, 1, 10);
-  checkInt(problems, `${p}.writer.retryAttempts`, e.writer.retryAttempts, 0, 10_000);
+  checkUnlimitedOr(problems, `${p}.writer.retryAttempts`, e.writer.retryAttempts, 0, 10_000);
+  checkUnlimitedOr(problems, `${p}.writer.maxRecordAgeSeconds`, e.writer.maxRecordAgeSeconds, 60, 604_800);
   if (!['TRIM_HORIZON', 'AT_TIMESTAMP'].includes(e.backupReplay.startingPosition)) {
     problems.push(`${p}.backupReplay.startingPosition: must be TRIM_HORIZON or AT_TIMESTAMP, got ${JSON.stringify(e.backupReplay.startingPosition)}`);
   }
@@ -419,6 +449,7 @@ function validateEnvironment(name: string, e: EnvironmentConfig, problems: strin
   checkNum(problems, `${ap}.redisMemoryPercent`, a.redisMemoryPercent, 1, 100);
   checkNum(problems, `${ap}.redisEvictions`, a.redisEvictions, 1, 1e9);
   checkNum(problems, `${ap}.redisReplicationLagSeconds`, a.redisReplicationLagSeconds, 0.1, 3_600);
+  checkNum(problems, `${ap}.failedFlushes`, a.failedFlushes, 1, 1e9);
   checkNum(problems, `${ap}.processedPointsPerMinuteMin`, a.processedPointsPerMinuteMin, 0, 1e12);
   checkInt(problems, `${ap}.processedPointsMinutes`, a.processedPointsMinutes, 1, 1_440);
   checkNum(problems, `${ap}.endToEndLatencyMs`, a.endToEndLatencyMs, 100, 3_600_000);

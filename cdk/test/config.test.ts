@@ -48,6 +48,10 @@ describe('configuration', () => {
     [{ archive: { glacierInstantRetrievalAfterDays: 40 } }, 'environments.prod.archive.glacierInstantRetrievalAfterDays: must be an integer in 60..36500, got 40'],
     [{ vpc: { maxAzs: 1 } }, 'environments.prod.vpc.maxAzs: must be an integer in 2..6, got 1'],
     [{ writer: { parallelizationFactor: 11 } }, 'environments.prod.writer.parallelizationFactor: must be an integer in 1..10, got 11'],
+    [{ writer: { retryAttempts: -2 } }, 'environments.prod.writer.retryAttempts: must be -1 (unlimited) or an integer in 0..10000, got -2'],
+    [{ writer: { retryAttempts: 10_001 } }, 'environments.prod.writer.retryAttempts: must be -1 (unlimited) or an integer in 0..10000, got 10001'],
+    [{ writer: { maxRecordAgeSeconds: 30 } }, 'environments.prod.writer.maxRecordAgeSeconds: must be -1 (unlimited) or an integer in 60..604800, got 30'],
+    [{ alarms: { failedFlushes: 0 } }, 'environments.prod.alarms.failedFlushes: must be a number in 1..1000000000, got 0'],
     [{ api: { timeoutSeconds: 30 } }, 'environments.prod.api.timeoutSeconds: must be an integer in 1..29, got 30'],
     [{ api: { domainName: 'carat.example.com' } }, 'environments.prod.api: domainName and certificateArn go together'],
     [{ flusher: { timeoutSeconds: 60 } }, 'environments.prod.flusher.timeoutSeconds: must be shorter than the schedule (60 s) so runs do not overlap'],
@@ -59,6 +63,12 @@ describe('configuration', () => {
     [{ account: '1234' }, 'environments.prod.account: must be 12 digits, got "1234"'],
   ])('%j is rejected with a message naming the field', (overrides, message) => {
     expect(problems(env(overrides))).toEqual([message]);
+  });
+
+  test('writer retries and record age: unlimited (-1) by default, finite values allowed', () => {
+    expect(ENVIRONMENT_DEFAULTS.writer).toMatchObject({ retryAttempts: -1, maxRecordAgeSeconds: -1 });
+    expect(problems(env({ writer: { retryAttempts: 0, maxRecordAgeSeconds: 60 } }))).toEqual([]);
+    expect(problems(env({ writer: { retryAttempts: 10_000, maxRecordAgeSeconds: 604_800 } }))).toEqual([]);
   });
 
   test('every problem is reported at once', () => {

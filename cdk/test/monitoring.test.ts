@@ -110,7 +110,7 @@ describe('Monitoring stack', () => {
     expect(cpu.Metrics.find((m: any) => m.Expression).Expression).toBe('MAX([cpu0,cpu1])');
     expect(cpu.Metrics.filter((m: any) => m.MetricStat).map((m: any) => m.MetricStat.Metric.Dimensions[0].Value))
       .toEqual(['carat-test-0001-001', 'carat-test-0001-002']);
-    expect(byName('redis-0001-memory')).toMatchObject({ Threshold: 80 });
+    expect(byName('redis-0001-memory')).toMatchObject({ Threshold: 70 });
     expect(byName('redis-0001-evictions').Metrics.find((m: any) => m.Expression).Expression).toBe('SUM([evict0,evict1])');
     expect(byName('redis-0001-replication-lag')).toMatchObject({ Threshold: 10 });
   });

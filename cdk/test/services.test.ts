@@ -1,5 +1,6 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { TTL_REMOVAL_FILTER } from '../lib/constructs/archiver';
+import { WINDOW_FLUSH_ACTIONS } from '../lib/stacks/services-stack';
 import { ALL_BINARIES, findings, resources, synthCarat } from './helpers';
 
 const synth = synthCarat();
@@ -51,7 +52,7 @@ describe('Services stack', () => {
     });
   });
 
-  test('writer Kinesis mapping: batching, parallelization, bisect, batch item failures, retries, on-failure queue', () => {
+  test('writer Kinesis mapping: batching, parallelization, bisect, batch item failures, unlimited retries and age, on-failure queue', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       FunctionName: { Ref: Match.stringLikeRegexp('^WriterFunction') },
       StartingPosition: 'TRIM_HORIZON',
@@ -60,7 +61,9 @@ describe('Services stack', () => {
       ParallelizationFactor: 1,
       BisectBatchOnFunctionError: true,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
-      MaximumRetryAttempts: 3,
+      // Never give up on acknowledged points: retry until the record leaves the stream.
+      MaximumRetryAttempts: -1,
+      MaximumRecordAgeInSeconds: -1,
       DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('^MappingFailures'), 'Arn'] } } },
     });
   });
@@ -75,6 +78,9 @@ describe('Services stack', () => {
       StartingPosition: 'TRIM_HORIZON',
       BisectBatchOnFunctionError: true,
       FunctionResponseTypes: ['ReportBatchItemFailures'],
+      MaximumRetryAttempts: -1,
+      MaximumRecordAgeInSeconds: -1,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [Match.stringLikeRegexp('^MappingFailures'), 'Arn'] } } },
     });
     const atTime = synthCarat({
       overrides: { backupReplay: { enabled: true, startingPosition: 'AT_TIMESTAMP', startingTimestamp: '2026-11-20T00:00:00Z' } },
@@ -88,11 +94,15 @@ describe('Services stack', () => {
   });
 
   test('mapping settings follow the configuration', () => {
-    const s = synthCarat({ overrides: { writer: { batchSize: 500, maxBatchingWindowSeconds: 5, parallelizationFactor: 4, retryAttempts: 10 } } });
-    Template.fromStack(s.services).hasResourceProperties('AWS::Lambda::EventSourceMapping', {
-      FunctionName: { Ref: Match.stringLikeRegexp('^WriterFunction') },
-      BatchSize: 500, MaximumBatchingWindowInSeconds: 5, ParallelizationFactor: 4, MaximumRetryAttempts: 10,
+    const s = synthCarat({
+      overrides: { writer: { batchSize: 500, maxBatchingWindowSeconds: 5, parallelizationFactor: 4, retryAttempts: 10, maxRecordAgeSeconds: 3600 } },
     });
+    for (const fn of ['^WriterFunction', '^BackupWriterFunction']) {
+      Template.fromStack(s.services).hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        FunctionName: { Ref: Match.stringLikeRegexp(fn) },
+        BatchSize: 500, MaximumBatchingWindowInSeconds: 5, ParallelizationFactor: 4, MaximumRetryAttempts: 10, MaximumRecordAgeInSeconds: 3600,
+      });
+    }
   });
 
   test('failure queue: encrypted, TLS only', () => {
@@ -150,6 +160,33 @@ describe('Services stack', () => {
       'secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'].sort());
   });
 
+  test('writer, backup writer and flusher: only the flush actions on the table, and the table key', () => {
+    const policies = Object.entries(resources(template, 'AWS::IAM::Policy'));
+    for (const role of ['WriterFunction', 'BackupWriterFunction', 'FlusherFunction']) {
+      const [, policy] = policies.find(([id]) => id.startsWith(`${role}ServiceRoleDefaultPolicy`))!;
+      const statements: any[] = policy.Properties.PolicyDocument.Statement;
+      const onTable = statements.filter((st) => JSON.stringify(st.Resource).includes('WindowTable'));
+      expect(onTable.flatMap((st) => [st.Action].flat()).sort()).toEqual([...WINDOW_FLUSH_ACTIONS].sort());
+      expect([...WINDOW_FLUSH_ACTIONS].sort()).toEqual(
+        ['dynamodb:ConditionCheckItem', 'dynamodb:DeleteItem', 'dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+      );
+      const dynamo = statements.flatMap((st) => [st.Action].flat()).filter((a: string) => a.startsWith('dynamodb:'));
+      for (const forbidden of ['dynamodb:BatchWriteItem', 'dynamodb:Scan', 'dynamodb:UpdateTable', 'dynamodb:DeleteTable', 'dynamodb:UpdateItem']) {
+        expect(dynamo).not.toContain(forbidden);
+      }
+      const onKey = statements.filter((st) => JSON.stringify(st.Resource).includes('DataKey'));
+      expect(onKey.flatMap((st) => [st.Action].flat()).sort()).toEqual(['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey*']);
+    }
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyName: Match.stringLikeRegexp('^WriterFunctionServiceRoleDefaultPolicy'),
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({
+        Effect: 'Allow',
+        Action: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem', 'dynamodb:ConditionCheckItem'],
+        Resource: { 'Fn::ImportValue': Match.stringLikeRegexp('WindowTable.*Arn') },
+      })]) },
+    });
+  });
+
   describe('once every binary has landed', () => {
     test('each of archiver, reader and probe is one more function', () => {
       const byBinary = functionsByBinary(fullTemplate);
@@ -171,6 +208,15 @@ describe('Services stack', () => {
         eventName: ['REMOVE'],
         userIdentity: { type: ['Service'], principalId: ['dynamodb.amazonaws.com'] },
       });
+    });
+
+    test('reader: reads the table, never writes it', () => {
+      const [, policy] = Object.entries(resources(fullTemplate, 'AWS::IAM::Policy'))
+        .find(([id]) => id.startsWith('ReaderFunctionServiceRoleDefaultPolicy'))!;
+      const dynamo = policy.Properties.PolicyDocument.Statement.flatMap((st: any) => [st.Action].flat())
+        .filter((a: string) => a.startsWith('dynamodb:'));
+      expect(dynamo).toEqual(expect.arrayContaining(['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:BatchGetItem']));
+      for (const write of ['dynamodb:PutItem', 'dynamodb:DeleteItem', 'dynamodb:BatchWriteItem', 'dynamodb:UpdateItem']) expect(dynamo).not.toContain(write);
     });
 
     test('reader: GET routes and Graphite POSTs', () => {

@@ -1,4 +1,5 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
+import { parameterGroupFamily } from '../lib/constructs/head-cluster';
 import { findings, synthCarat } from './helpers';
 
 const synth = synthCarat();
@@ -112,7 +113,7 @@ describe('Storage stack', () => {
         ReplicationGroupId: 'carat-test',
         Engine: 'valkey',
         EngineVersion: '8.0',
-        CacheParameterGroupName: 'default.valkey8.cluster.on',
+        CacheParameterGroupName: { Ref: Match.stringLikeRegexp('^HeadParameters') },
         CacheNodeType: 'cache.t4g.micro',
         ClusterMode: 'enabled',
         NumNodeGroups: 1,
@@ -129,11 +130,34 @@ describe('Storage stack', () => {
     });
   });
 
-  test('Redis OSS is selectable, with its own parameter group', () => {
-    const s = synthCarat({ overrides: { redis: { engine: 'redis', engineVersion: '7.1', shards: 3, replicasPerShard: 2 } } });
-    Template.fromStack(s.storage).hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
-      Engine: 'redis', CacheParameterGroupName: 'default.redis7.cluster.on', NumNodeGroups: 3, ReplicasPerNodeGroup: 2,
+  test('head parameter group: cluster mode, noeviction (the default volatile-lru evicts flushed windows), retained, attached by ref', () => {
+    template.resourceCountIs('AWS::ElastiCache::ParameterGroup', 1);
+    const [[id, group]] = Object.entries(template.findResources('AWS::ElastiCache::ParameterGroup'));
+    expect(group).toMatchObject({
+      Properties: {
+        CacheParameterGroupFamily: 'valkey8',
+        Properties: { 'cluster-enabled': 'yes', 'maxmemory-policy': 'noeviction' },
+      },
+      DeletionPolicy: 'Retain',
     });
+    template.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', { CacheParameterGroupName: { Ref: id } });
+  });
+
+  test('Redis OSS is selectable, with the parameter group family of its version', () => {
+    const s = synthCarat({ overrides: { redis: { engine: 'redis', engineVersion: '7.1', shards: 3, replicasPerShard: 2 } } });
+    const t = Template.fromStack(s.storage);
+    t.hasResourceProperties('AWS::ElastiCache::ReplicationGroup', {
+      Engine: 'redis', CacheParameterGroupName: { Ref: Match.stringLikeRegexp('^HeadParameters') }, NumNodeGroups: 3, ReplicasPerNodeGroup: 2,
+    });
+    t.hasResourceProperties('AWS::ElastiCache::ParameterGroup', {
+      CacheParameterGroupFamily: 'redis7', Properties: Match.objectLike({ 'maxmemory-policy': 'noeviction' }),
+    });
+  });
+
+  test.each([
+    ['valkey', '7.2', 'valkey7'], ['valkey', '8.0', 'valkey8'], ['redis', '6.2', 'redis6.x'], ['redis', '7.1', 'redis7'],
+  ])('parameter group family of %s %s is %s', (engine, engineVersion, family) => {
+    expect(parameterGroupFamily(engine, engineVersion)).toBe(family);
   });
 
   test('the head admits only the functions\' security group, on its port', () => {

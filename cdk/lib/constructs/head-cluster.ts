@@ -20,14 +20,38 @@ export interface HeadClusterProps {
 export const HEAD_PORT = 6379;
 
 /**
+ * ElastiCache parameter group family of an engine version: `valkey7`, `valkey8`, `redis7`;
+ * Redis OSS 6 is the one family spelled with `.x` (`redis6.x`).
+ */
+export function parameterGroupFamily(engine: string, engineVersion: string): string {
+  const major = engineVersion.split('.')[0];
+  return engine === 'redis' && major === '6' ? 'redis6.x' : `${engine}${major}`;
+}
+
+/**
+ * Parameters of the head that differ from the engine's cluster-mode default group.
+ * `maxmemory-policy`: the default `volatile-lru` evicts keys with an expiry first, and every
+ * head key has one (EXPIREAT past the window's lateness), so a full head would silently drop
+ * windows — closed, already flushed ones first. With `noeviction` a full head rejects the
+ * append instead: the writer retries, the stream keeps the record, and the memory alarm
+ * fires well before that (docs/deploy.md#redis-memory).
+ */
+export const HEAD_PARAMETERS: Readonly<Record<string, string>> = {
+  'cluster-enabled': 'yes',
+  'maxmemory-policy': 'noeviction',
+};
+
+/**
  * The head: an ElastiCache (Valkey or Redis OSS) replication group in cluster mode that holds
  * the points of open windows. Multi-AZ with automatic failover, TLS in transit, KMS at rest,
- * AUTH token from Secrets Manager, reachable only from `clientSecurityGroup`.
+ * AUTH token from Secrets Manager, reachable only from `clientSecurityGroup`, and a parameter
+ * group of its own (HEAD_PARAMETERS: it never evicts).
  *
  * It is a cache: whatever it loses is rebuilt by replaying Kinesis, so it keeps no snapshots.
  */
 export class HeadCluster extends Construct {
   readonly replicationGroup: elasticache.CfnReplicationGroup;
+  readonly parameterGroup: elasticache.CfnParameterGroup;
   readonly authSecret: secretsmanager.Secret;
   readonly securityGroup: ec2.SecurityGroup;
   readonly replicationGroupId: string;
@@ -59,13 +83,20 @@ export class HeadCluster extends Construct {
       subnetIds: props.vpc.selectSubnets({ subnetType: ec2.SubnetType.PRIVATE_ISOLATED }).subnetIds,
     });
 
-    const major = props.redis.engineVersion.split('.')[0];
+    this.parameterGroup = new elasticache.CfnParameterGroup(this, 'Parameters', {
+      cacheParameterGroupFamily: parameterGroupFamily(props.redis.engine, props.redis.engineVersion),
+      description: `carat head cluster ${props.replicationGroupId}: cluster mode, noeviction`,
+      properties: { ...HEAD_PARAMETERS },
+    });
+    // Retained with the group that uses it: ElastiCache refuses to delete a group in use.
+    this.parameterGroup.applyRemovalPolicy(RemovalPolicy.RETAIN);
+
     this.replicationGroup = new elasticache.CfnReplicationGroup(this, 'ReplicationGroup', {
       replicationGroupId: props.replicationGroupId,
       replicationGroupDescription: 'carat head: points of open windows',
       engine: props.redis.engine,
       engineVersion: props.redis.engineVersion,
-      cacheParameterGroupName: `default.${props.redis.engine}${major}.cluster.on`,
+      cacheParameterGroupName: this.parameterGroup.ref,
       cacheNodeType: props.redis.nodeType,
       clusterMode: 'enabled',
       numNodeGroups: props.redis.shards,

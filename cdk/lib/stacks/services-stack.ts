@@ -3,6 +3,7 @@ import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import * as acm from 'aws-cdk-lib/aws-certificatemanager';
 import * as events from 'aws-cdk-lib/aws-events';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { KinesisEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
@@ -24,6 +25,37 @@ export interface ServicesStackProps extends StackProps {
   readonly storage: StorageStack;
   /** Binaries to deploy; default LANDED_BINARIES (tests pass all to check what is declared). */
   readonly binaries?: readonly Binary[];
+}
+
+/**
+ * What a flush does to the window table (writer, backup writer, flusher): read the stored
+ * window (GetItem, consistent Query over its parts), merge, write it back conditionally
+ * (PutItem with a ConditionExpression; DeleteItem of parts a window no longer needs), and
+ * for a window of several parts one TransactWriteItems, which IAM authorizes as its
+ * PutItem / DeleteItem / ConditionCheckItem. No BatchWriteItem (it takes no conditions),
+ * no Scan, no table management.
+ */
+export const WINDOW_FLUSH_ACTIONS: readonly string[] = [
+  'dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:DeleteItem', 'dynamodb:ConditionCheckItem',
+];
+
+/**
+ * The table is encrypted with the storage stack's data key, which DynamoDB uses on the
+ * caller's behalf: the set CDK's table grants give, without kms:ReEncrypt* (moving data to
+ * another key is no part of reading or writing items).
+ */
+export const WINDOW_KEY_ACTIONS: readonly string[] = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey*'];
+
+/** Lets `fn` flush windows: WINDOW_FLUSH_ACTIONS on the table, WINDOW_KEY_ACTIONS on its key. */
+function grantWindowFlush(storage: StorageStack, fn: lambda.IFunction): void {
+  fn.addToRolePolicy(new iam.PolicyStatement({
+    actions: [...WINDOW_FLUSH_ACTIONS],
+    resources: [storage.table.tableArn],
+  }));
+  fn.addToRolePolicy(new iam.PolicyStatement({
+    actions: [...WINDOW_KEY_ACTIONS],
+    resources: [storage.dataKey.keyArn],
+  }));
 }
 
 /** A deployed function and what the Monitoring stack needs to know about it. */
@@ -118,6 +150,11 @@ export class ServicesStack extends Stack {
       environment: writerEnv,
       vpc: inVpc,
     });
+    // A failing batch is retried (bisected down to the failing record, which alone is
+    // retried) until it succeeds or, with finite limits, goes to the failure queue as shard
+    // id + sequence range, what a replay needs. The writer fails only for transient reasons,
+    // so the defaults never give up: an outage of the head or the table up to the stream's
+    // retention loses nothing. Both mappings alike: a replay must not give up either.
     const mapping = {
       batchSize: cfg.writer.batchSize,
       maxBatchingWindow: Duration.seconds(cfg.writer.maxBatchingWindowSeconds),
@@ -125,6 +162,8 @@ export class ServicesStack extends Stack {
       bisectBatchOnError: true,
       reportBatchItemFailures: true,
       retryAttempts: cfg.writer.retryAttempts,
+      // CDK's maxRecordAge is a Duration of at least 60 s; unlimited (-1) is set below.
+      maxRecordAge: cfg.writer.maxRecordAgeSeconds === -1 ? undefined : Duration.seconds(cfg.writer.maxRecordAgeSeconds),
       onFailure: new SqsDlq(this.failureQueue),
     };
     // TRIM_HORIZON: a (re)created mapping loses nothing; the writer is idempotent.
@@ -141,8 +180,17 @@ export class ServicesStack extends Stack {
         ? undefined
         : Math.floor(Date.parse(replay.startingTimestamp) / 1000),
     }));
+    if (cfg.writer.maxRecordAgeSeconds === -1) {
+      // Written out rather than left to CloudFormation's default (also -1), so the template
+      // says what the mapping does.
+      for (const fn of [this.writer.function, this.backupWriter.function]) {
+        for (const c of fn.node.findAll()) {
+          if (c instanceof lambda.CfnEventSourceMapping) c.maximumRecordAgeInSeconds = -1;
+        }
+      }
+    }
     for (const w of [this.writer, this.backupWriter]) {
-      storage.table.grantReadWriteData(w.function);
+      grantWindowFlush(storage, w.function);
       storage.head.authSecret.grantRead(w.function);
     }
     this.functions.push({ role: 'writer', fn: this.writer, streamConsumer: true });
@@ -157,7 +205,7 @@ export class ServicesStack extends Stack {
       environment: { ...names, ...head },
       vpc: inVpc,
     });
-    storage.table.grantReadWriteData(flusher.function);
+    grantWindowFlush(storage, flusher.function);
     storage.head.authSecret.grantRead(flusher.function);
     new events.Rule(this, 'FlusherSchedule', {
       description: 'carat flusher',
