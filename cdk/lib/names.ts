@@ -30,10 +30,15 @@ export const METRICS = {
   namespace: 'Carat',
   /**
    * Points the writer processed per invocation; dimension Function = `writer`, the role name
-   * carat-writer writes (services/writer/src/emf.rs), with BadRecords, DroppedSealedPoints and
-   * FlushedWindows beside it. The flusher emits FlushedWindows and FailedFlushes as `flusher`.
+   * carat-writer writes (services/writer/src/emf.rs), with BadRecords, FlushedWindows and
+   * FailedFlushes beside it. The flusher emits FlushedWindows and FailedFlushes as `flusher`.
    */
   processedPoints: { name: 'ProcessedPoints', dimension: 'Function', unit: 'Count', writer: 'writer', flusher: 'flusher' },
+  /**
+   * Windows whose flush failed non-retryably and were set aside (the rest of the batch went
+   * on); emitted by the writer (and backup writer) as `writer` and the flusher as `flusher`.
+   */
+  failedFlushes: { name: 'FailedFlushes', dimension: 'Function', unit: 'Count', writer: 'writer', flusher: 'flusher' },
   /** Post → readable latency measured by the probe; dimension Deployment = CARAT_DEPLOYMENT. */
   endToEndLatency: { name: 'EndToEndLatency', dimension: 'Deployment', unit: 'Milliseconds' },
 } as const;

@@ -39,12 +39,12 @@ describe('Monitoring stack', () => {
       'backup-writer-duration', 'backup-writer-errors', 'backup-writer-throttles',
       'dynamodb-system-errors', 'dynamodb-throttles',
       'end-to-end-latency',
-      'flusher-duration', 'flusher-errors', 'flusher-throttles',
+      'flusher-duration', 'flusher-errors', 'flusher-failed-flushes', 'flusher-throttles',
       'kinesis-incoming-bytes', 'kinesis-iterator-age', 'kinesis-read-throughput', 'kinesis-write-throughput',
       'mapping-failures',
       'processed-points',
       'redis-0001-engine-cpu', 'redis-0001-evictions', 'redis-0001-memory', 'redis-0001-replication-lag',
-      'writer-concurrency', 'writer-duration', 'writer-errors', 'writer-iterator-age', 'writer-throttles',
+      'writer-concurrency', 'writer-duration', 'writer-errors', 'writer-failed-flushes', 'writer-iterator-age', 'writer-throttles',
     ]);
   });
 
@@ -129,6 +129,37 @@ describe('Monitoring stack', () => {
       Dimensions: [{ Name: 'Function', Value: 'writer' }],
       Threshold: 1, ComparisonOperator: 'LessThanThreshold', EvaluationPeriods: 15, TreatMissingData: 'breaching',
     });
+  });
+
+  test('failed flushes of the writer and the flusher: FailedFlushes ≥ 1 in 5 minutes, missing = not breaching', () => {
+    for (const role of ['writer', 'flusher']) {
+      template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+        AlarmName: `carat-test-${role}-failed-flushes`,
+        Namespace: 'Carat', MetricName: 'FailedFlushes', Statistic: 'Sum', Period: 300,
+        Dimensions: [{ Name: 'Function', Value: role }],
+        Threshold: 1, ComparisonOperator: 'GreaterThanOrEqualToThreshold', EvaluationPeriods: 1,
+        TreatMissingData: 'notBreaching',
+        AlarmDescription: Match.stringLikeRegexp('Runbook: docs/deploy\\.md#failed-flushes$'),
+      });
+    }
+    const s = synthCarat({ overrides: { alarms: { failedFlushes: 5 } } });
+    Template.fromStack(s.monitoring).hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: 'carat-test-flusher-failed-flushes', Threshold: 5 });
+    const doc = fs.readFileSync(path.resolve(__dirname, '..', '..', 'docs', 'probe-metric.md'), 'utf8');
+    expect(doc).toContain('`FailedFlushes`');
+  });
+
+  test('head memory: max over the nodes of each shard above 70 % (noeviction: a full node rejects appends)', () => {
+    const m = byName('redis-0001-memory');
+    expect(m).toMatchObject({ Threshold: 70, ComparisonOperator: 'GreaterThanThreshold' });
+    expect(m.Metrics.find((x: any) => x.Expression).Expression).toBe('MAX([mem0,mem1])');
+    expect(m.Metrics.filter((x: any) => x.MetricStat).map((x: any) => x.MetricStat.Metric.MetricName))
+      .toEqual(['DatabaseMemoryUsagePercentage', 'DatabaseMemoryUsagePercentage']);
+    const s = synthCarat({ overrides: { alarms: { redisMemoryPercent: 60 } } });
+    Template.fromStack(s.monitoring).hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: 'carat-test-redis-0001-memory', Threshold: 60 });
+  });
+
+  test('the dashboard no longer graphs DroppedSealedPoints (sealed windows accept points now)', () => {
+    expect(JSON.stringify(template.toJSON())).not.toContain('DroppedSealedPoints');
   });
 
   test('end-to-end latency too high or missing: the probe metric of docs/probe-metric.md', () => {

@@ -176,9 +176,12 @@ export class MonitoringStack extends Stack {
       label: 'read + write throttle events',
     });
     const systemErrors = table.metricSystemErrorsForOperations({
+      // What carat calls: flushes (GetItem, Query, PutItem, DeleteItem, TransactWriteItems),
+      // the reader (Query, BatchGetItem) and the archiver's stream (GetRecords).
       operations: [
-        dynamodb.Operation.BATCH_WRITE_ITEM, dynamodb.Operation.BATCH_GET_ITEM, dynamodb.Operation.QUERY,
-        dynamodb.Operation.GET_ITEM, dynamodb.Operation.PUT_ITEM, dynamodb.Operation.GET_RECORDS,
+        dynamodb.Operation.GET_ITEM, dynamodb.Operation.QUERY, dynamodb.Operation.PUT_ITEM,
+        dynamodb.Operation.DELETE_ITEM, dynamodb.Operation.TRANSACT_WRITE_ITEMS,
+        dynamodb.Operation.BATCH_GET_ITEM, dynamodb.Operation.GET_RECORDS,
       ],
       period: FIVE_MINUTES,
     });
@@ -193,8 +196,10 @@ export class MonitoringStack extends Stack {
       threshold: a.dynamoSystemErrors, comparison: GE, evaluationPeriods: 1, missing: cw.TreatMissingData.NOT_BREACHING,
     });
 
-    // Redis (the head), per shard: engine CPU (the engine runs on one core), memory, evictions
-    // (an evicted key loses points until a replay), replication lag (a failover loses it).
+    // Redis (the head), per shard: engine CPU (the engine runs on one core), memory (the head
+    // runs noeviction, so a full node rejects appends: alarm well before), evictions (none
+    // should ever happen under noeviction: one means the parameter group is not in effect),
+    // replication lag (what a failover would have to rebuild).
     const redisWidgets: cw.IWidget[] = [];
     for (let shard = 0; shard < head.shardCount; shard++) {
       const nodes = head.nodeIds(shard);
@@ -225,12 +230,12 @@ export class MonitoringStack extends Stack {
       });
       this.alarm({
         name: `redis-${s}-memory`, runbook: 'redis-memory', metric: memory,
-        what: `Memory of a node of head shard ${s} is nearly full.`,
+        what: `Memory of a node of head shard ${s} is above ${a.redisMemoryPercent} %: when it is full, appends fail (noeviction) and the writer stalls.`,
         threshold: a.redisMemoryPercent, comparison: GT, evaluationPeriods: 2, missing: cw.TreatMissingData.NOT_BREACHING,
       });
       this.alarm({
         name: `redis-${s}-evictions`, runbook: 'redis-evictions', metric: evictions,
-        what: `Head shard ${s} evicted keys: points of open windows were lost from the head.`,
+        what: `Head shard ${s} evicted keys, which noeviction should prevent: check its parameter group, then replay.`,
         threshold: a.redisEvictions, comparison: GE, evaluationPeriods: 1, missing: cw.TreatMissingData.NOT_BREACHING,
       });
       this.alarm({
@@ -248,12 +253,12 @@ export class MonitoringStack extends Stack {
     // Throughput: points the writer processed per minute (EMF metrics of the writer and the
     // flusher, docs/probe-metric.md). The backup writer runs the same binary, so a replay's
     // points count here too.
-    const emf = (fn: string, metricName: string): cw.Metric => new cw.Metric({
+    const emf = (fn: string, metricName: string, period: Duration = ONE_MINUTE): cw.Metric => new cw.Metric({
       namespace: METRICS.namespace,
       metricName,
       dimensionsMap: { [METRICS.processedPoints.dimension]: fn },
       statistic: 'Sum',
-      period: ONE_MINUTE,
+      period,
     });
     const processedPoints = emf(METRICS.processedPoints.writer, METRICS.processedPoints.name);
     this.alarm({
@@ -262,6 +267,21 @@ export class MonitoringStack extends Stack {
       threshold: a.processedPointsPerMinuteMin, comparison: LT, evaluationPeriods: a.processedPointsMinutes,
       missing: cw.TreatMissingData.BREACHING,
     });
+
+    // Failed flushes: a window that failed non-retryably is set aside so the rest of its
+    // bucket goes on; it is not stored until someone acts, so the first one alarms. The
+    // backup writer reports as the writer (same binary).
+    const failedFlushes = {
+      writer: emf(METRICS.failedFlushes.writer, METRICS.failedFlushes.name, FIVE_MINUTES),
+      flusher: emf(METRICS.failedFlushes.flusher, METRICS.failedFlushes.name, FIVE_MINUTES),
+    };
+    for (const [role, metric] of Object.entries(failedFlushes)) {
+      this.alarm({
+        name: `${role}-failed-flushes`, runbook: 'failed-flushes', metric,
+        what: `The ${role} could not flush a window (non-retryable error): that window is not stored until it is fixed and replayed.`,
+        threshold: a.failedFlushes, comparison: GE, evaluationPeriods: 1, missing: cw.TreatMissingData.NOT_BREACHING,
+      });
+    }
 
     // End to end: the probe's post → readable latency. No data means no probe ran or none
     // succeeded, so missing data breaches (and it does until the probe is deployed).
@@ -298,10 +318,10 @@ export class MonitoringStack extends Stack {
         left: [processedPoints.with({ label: 'processed points' })],
         right: [
           emf(METRICS.processedPoints.writer, 'BadRecords').with({ label: 'bad records' }),
-          emf(METRICS.processedPoints.writer, 'DroppedSealedPoints').with({ label: 'dropped (window sealed)' }),
           emf(METRICS.processedPoints.writer, 'FlushedWindows').with({ label: 'windows flushed by the writer' }),
           emf(METRICS.processedPoints.flusher, 'FlushedWindows').with({ label: 'windows flushed by the flusher' }),
-          emf(METRICS.processedPoints.flusher, 'FailedFlushes').with({ label: 'failed flushes' }),
+          emf(METRICS.failedFlushes.writer, METRICS.failedFlushes.name).with({ label: 'failed flushes (writer)' }),
+          emf(METRICS.failedFlushes.flusher, METRICS.failedFlushes.name).with({ label: 'failed flushes (flusher)' }),
         ] }),
       new cw.GraphWidget({ title: 'end-to-end latency (ms)', width: 8, left: [endToEnd],
         leftAnnotations: [{ value: a.endToEndLatencyMs, label: 'alarm' }] }),
