@@ -1,13 +1,16 @@
-//! Chunk format v1: the points of one window of one series, as stored in DynamoDB and
-//! S3. Byte layout and versioning rules: docs/formats.md.
+//! Chunks: the points of one window of one series, as stored in DynamoDB and S3. Byte
+//! layout and versioning rules: docs/formats.md.
 //!
-//! A chunk is a time column and a value column, each compressed on its own:
+//! Version 1 is a time column and a value column; version 2 (what the writer stores)
+//! adds a stamp column, each compressed on its own:
 //! - [`times`]: delta-of-delta, as a line (regular steps), sparse exceptions (a few
 //!   gaps) or a bit stream (jitter); any i64 in any order, with wrapping arithmetic.
 //! - [`values`]: decimals in disguise as scaled integers `m / 10^e` (ALP-like) with
 //!   ULP corrections for values off by binary noise, range-coded ([`rc`]: adaptive bit
 //!   lengths, so a chunk of a few hundred points needs no stored tables); or an XOR
 //!   (Gorilla) stream for values that are not decimals. The smaller wins.
+//! - [`stamps`] (v2 only): the ingest stamp, in seconds, of each point's value, so a
+//!   flush can merge newer head entries into a stored window (`crate::head::merge_stored`).
 //! - [`bits`] and [`varint`]: the bit streams and varints both formats are built from.
 //!
 //! The encoder is deterministic: the same points always give the same bytes, which is
@@ -15,6 +18,7 @@
 
 mod bits;
 mod rc;
+mod stamps;
 mod times;
 pub(crate) mod values;
 pub(crate) mod varint;
@@ -23,8 +27,12 @@ use crate::error::ChunkError;
 use crate::point::Point;
 use varint::{Cursor, VarintError};
 
-/// Format version written first in every chunk.
+/// Format version of a plain chunk (times and values), written first.
 pub const VERSION: u8 = 1;
+
+/// Format version of a stamped chunk (times, values and ingest stamps), written first:
+/// what window items hold.
+pub const VERSION_STAMPED: u8 = 2;
 
 /// Most points one chunk may hold. The decoder refuses larger counts, so a corrupt
 /// count cannot make it allocate more than 32 MiB. 2,097,152 is 24 days of one point
@@ -51,28 +59,67 @@ pub fn encode(points: &[Point]) -> Vec<u8> {
     out
 }
 
-/// Decodes a chunk bit-exact. Never panics, whatever the bytes.
+/// Encodes points with the ingest stamp (epoch seconds) of each, `stamps[i]` for
+/// `points[i]`, into a stamped chunk (version 2). Deterministic, like [`encode`].
+///
+/// # Panics
+/// If the two slices differ in length (a caller bug).
+#[must_use]
+pub fn encode_stamped(points: &[Point], stamps: &[i64]) -> Vec<u8> {
+    assert_eq!(points.len(), stamps.len(), "one stamp per point");
+    debug_assert!(points.len() <= MAX_POINTS, "chunk over MAX_POINTS");
+    let mut out = Vec::with_capacity(16 + points.len() * 2);
+    out.push(VERSION_STAMPED);
+    varint::put_u64(&mut out, points.len() as u64);
+    if points.is_empty() {
+        return out;
+    }
+    let times: Vec<i64> = points.iter().map(|p| p.time).collect();
+    times::encode(&times, &mut out);
+    let bits: Vec<u64> = points.iter().map(|p| p.value.to_bits()).collect();
+    values::encode(&bits, &mut out);
+    stamps::encode(&times, stamps, &mut out);
+    out
+}
+
+/// Decodes a chunk of either version bit-exact, without its stamps. Never panics,
+/// whatever the bytes.
 ///
 /// # Errors
 /// A typed [`ChunkError`] for empty, truncated, corrupt or unknown-version input.
 pub fn decode(bytes: &[u8]) -> Result<Vec<Point>, ChunkError> {
+    decode_stamped(bytes).map(|(points, _)| points)
+}
+
+/// Decodes a chunk of either version with its stamps: `None` for a version 1 chunk,
+/// which has none. Never panics, whatever the bytes.
+///
+/// # Errors
+/// As [`decode`].
+pub fn decode_stamped(bytes: &[u8]) -> Result<(Vec<Point>, Option<Vec<i64>>), ChunkError> {
     let mut cur = Cursor::new(bytes);
     let version = cur.u8().ok_or(ChunkError::Empty)?;
-    if version != VERSION {
+    if version != VERSION && version != VERSION_STAMPED {
         return Err(ChunkError::UnsupportedVersion(version));
     }
+    let stamped = version == VERSION_STAMPED;
     let n = read_len(&mut cur, MAX_POINTS, "point count")?;
     if n == 0 {
-        return finish(&cur, Vec::new());
+        return finish(&cur, Vec::new()).map(|p| (p, stamped.then(Vec::new)));
     }
     let times = times::decode(&mut cur, n)?;
     let values = values::decode(&mut cur, n)?;
+    let stamps = if stamped {
+        Some(stamps::decode(&mut cur, &times)?)
+    } else {
+        None
+    };
     let points = times
         .into_iter()
         .zip(values)
         .map(|(t, v)| Point::new(t, f64::from_bits(v)))
         .collect();
-    finish(&cur, points)
+    finish(&cur, points).map(|p| (p, stamps))
 }
 
 fn finish(cur: &Cursor<'_>, points: Vec<Point>) -> Result<Vec<Point>, ChunkError> {

@@ -184,6 +184,15 @@ pub struct RedisConfig {
     pub command_timeout_ms: u64,
     /// Connecting (and reconnecting after a failover) is bounded by this.
     pub connect_timeout_ms: u64,
+    /// Replicas that must acknowledge a bucket's append (Redis `WAIT`) before the
+    /// writer counts it stored. 1: a master that dies right after an append has
+    /// passed it to the replica that takes over, so a failover loses nothing. 0 turns
+    /// the wait off (a cluster without replicas).
+    pub replica_acks: u32,
+    /// How long one `WAIT` may block. Replication on one VPC takes well under a
+    /// millisecond; 1 s means a replica is gone or failing over, and the append is
+    /// retried (harmless: merges are idempotent).
+    pub replica_ack_timeout_ms: u64,
 }
 
 impl Default for RedisConfig {
@@ -194,6 +203,8 @@ impl Default for RedisConfig {
                 .collect(),
             command_timeout_ms: 2_000,
             connect_timeout_ms: 2_000,
+            replica_acks: 1,
+            replica_ack_timeout_ms: 1_000,
         }
     }
 }
@@ -230,6 +241,10 @@ pub struct WriterConfig {
     /// Bounds the extra work of the batch that sees a day end; the rest goes to later
     /// batches and the scheduled flusher.
     pub due_flushes_per_bucket: usize,
+    /// How long one invocation retries a bucket that failed retryably (throttling, a
+    /// failover) before it hands the rest of the batch back to Lambda. 20 s: a Redis
+    /// failover takes ~15 s, and the writer's Lambda timeout is 60 s.
+    pub retry_deadline_ms: u64,
 }
 
 impl Default for WriterConfig {
@@ -237,6 +252,7 @@ impl Default for WriterConfig {
         Self {
             bucket_concurrency: 16,
             due_flushes_per_bucket: 32,
+            retry_deadline_ms: 20_000,
         }
     }
 }
@@ -258,9 +274,11 @@ pub struct PollerConfig {
     /// First backoff after a failed batch; doubled per failure up to `max_backoff_ms`.
     pub retry_backoff_ms: u64,
     pub max_backoff_ms: u64,
-    /// Attempts of a batch whose writer invocation fails (not retryable) before it is
-    /// written to `failed_records_dir` and skipped (the ESM's MaximumRetryAttempts and
-    /// on-failure destination). 3: a transient fault gets two more chances.
+    /// Attempts of a batch whose writer invocation fails before it is written to
+    /// `failed_records_dir` and skipped (the ESM's MaximumRetryAttempts and on-failure
+    /// destination). 0, the default: retry without limit, as the stack does — the
+    /// writer fails an invocation only for transient reasons (a window that fails for
+    /// good is isolated inside it), so giving up would abandon acknowledged points.
     pub max_retry_attempts: u32,
     /// Where pollers persist the last processed sequence number per shard.
     pub checkpoint_dir: String,
@@ -276,7 +294,7 @@ impl Default for PollerConfig {
             idle_poll_ms: 200,
             retry_backoff_ms: 100,
             max_backoff_ms: 5_000,
-            max_retry_attempts: 3,
+            max_retry_attempts: 0,
             checkpoint_dir: ".run/checkpoints".to_string(),
             failed_records_dir: ".run/failed-records".to_string(),
         }
@@ -324,8 +342,10 @@ impl Config {
                 reason: reason.to_string(),
             })
         };
-        if self.window.raw_secs <= 0 {
-            return err("window.raw_secs", "must be positive");
+        // A window split into parts uses the sort keys start .. start + 9
+        // (carat_store::ports::MAX_WINDOW_PARTS): they must stay inside the window.
+        if self.window.raw_secs < 10 {
+            return err("window.raw_secs", "must be at least 10 seconds");
         }
         // A window holds at most one point per second; a chunk decodes at most
         // chunk::MAX_POINTS points (the bound that keeps corrupt input from allocating).
@@ -429,6 +449,21 @@ impl Config {
     }
 }
 
+impl Config {
+    /// When the head may forget a window that received a point at `now`: its
+    /// [`Config::head_expiry`], but never before two flusher runs and the grace have
+    /// passed after `now`, so a late point — close to the expiry or past it (a lagging
+    /// writer, a replay) — is flushed before its head key goes.
+    #[must_use]
+    pub fn head_expiry_after(&self, window_start: i64, now: i64) -> i64 {
+        let hold = i64::try_from(self.flusher.interval_secs)
+            .unwrap_or(i64::MAX / 4)
+            .saturating_mul(2)
+            .saturating_add(self.window.grace_secs);
+        self.head_expiry(window_start).max(now.saturating_add(hold))
+    }
+}
+
 fn toml_de(text: &str) -> Result<Config, ConfigError> {
     toml::from_str(text).map_err(|e| ConfigError {
         key: "config",
@@ -458,6 +493,8 @@ mod tests {
     fn errors_name_the_key() {
         let mut c = Config::default();
         c.window.raw_secs = 0;
+        assert_eq!(c.validate().unwrap_err().key, "window.raw_secs");
+        c.window.raw_secs = 9;
         assert_eq!(c.validate().unwrap_err().key, "window.raw_secs");
         let mut c = Config::default();
         c.limits.dynamodb_batch_items = 26;

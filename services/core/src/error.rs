@@ -69,7 +69,7 @@ pub enum RecordError {
 pub enum ChunkError {
     #[error("chunk is empty")]
     Empty,
-    #[error("chunk format version {0} is not supported (this build reads version 1)")]
+    #[error("chunk format version {0} is not supported (this build reads versions 1 and 2)")]
     UnsupportedVersion(u8),
     #[error("chunk is truncated at byte {offset}: {what}")]
     Truncated { offset: usize, what: &'static str },

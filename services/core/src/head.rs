@@ -9,11 +9,19 @@
 //! offset 8  u64 LE  value, IEEE-754 bits
 //! ```
 //!
-//! A replay appends the same entries again. [`merge`] turns any multiset of entries into
-//! the window's points: one per time, the one with the greatest (stamp, value bits).
-//! The result depends only on the set of entries, never on their order or repetition,
-//! so a replay — of any prefix, suffix or the whole log — flushes the same bytes, and a
-//! replayed old record cannot undo a newer value (its stamp is smaller).
+//! A replay appends the same entries again. [`merge_stamped`] turns any multiset of
+//! entries into the window's points: one per time, the one with the greatest
+//! (stamp in whole seconds, value bits) — the [`Stamped::wins`] order, which is also how a
+//! flush merges the head into what the table already stores ([`merge_stored`]). The
+//! result depends only on the set of entries, never on their order, repetition or on
+//! which tier held them, so a replay — of any prefix, suffix or the whole log — flushes
+//! the same bytes, and a replayed old record cannot undo a newer value (its stamp is
+//! smaller).
+//!
+//! Stamps compare in whole seconds, not the milliseconds the entry carries: the stored
+//! item keeps one stamp per point, and seconds cost a fraction of a bit per point where
+//! milliseconds cost ~10 bits (docs/write-path.md). Two writes of one point within the
+//! same second are ordered by their value bits: deterministic, if arbitrary.
 
 use crate::error::ChunkError;
 use crate::point::Point;
@@ -44,6 +52,25 @@ impl Entry {
             stamp_rel_ms,
             value_bits: point.value.to_bits(),
         })
+    }
+
+    /// The ingest stamp of this entry in whole epoch seconds (floor).
+    #[must_use]
+    pub fn stamp_secs(&self, window_start: i64) -> i64 {
+        window_start
+            .saturating_mul(1000)
+            .saturating_add(i64::from(self.stamp_rel_ms))
+            .div_euclid(1000)
+    }
+
+    /// This entry as a stamped point.
+    #[must_use]
+    pub fn stamped(&self, window_start: i64) -> Stamped {
+        Stamped {
+            time: window_start + i64::from(self.time_offset),
+            value_bits: self.value_bits,
+            stamp: self.stamp_secs(window_start),
+        }
     }
 
     #[must_use]
@@ -90,20 +117,82 @@ pub fn entries(bytes: &[u8]) -> Result<Vec<Entry>, ChunkError> {
         .collect())
 }
 
+/// A point with the ingest stamp (epoch seconds) of the write that gave it its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Stamped {
+    pub time: i64,
+    pub value_bits: u64,
+    pub stamp: i64,
+}
+
+impl Stamped {
+    #[must_use]
+    pub fn point(&self) -> Point {
+        Point::new(self.time, f64::from_bits(self.value_bits))
+    }
+
+    /// Whether `self` replaces `other` for the same time: the greater (stamp, value
+    /// bits) wins. A total order, so merges are order-independent.
+    #[must_use]
+    pub fn wins(&self, other: &Self) -> bool {
+        (self.stamp, self.value_bits) > (other.stamp, other.value_bits)
+    }
+}
+
 /// The points of a window from its head entries: one per time, sorted by time, the
-/// entry with the greatest (stamp, value bits) winning. Order-independent and
-/// idempotent (see the module docs).
+/// entry that [`Stamped::wins`] kept. Order-independent and idempotent (see the module docs).
 #[must_use]
-pub fn merge(window_start: i64, entries: &[Entry]) -> Vec<Point> {
-    let mut sorted = entries.to_vec();
+pub fn merge_stamped(window_start: i64, entries: &[Entry]) -> Vec<Stamped> {
+    let mut sorted: Vec<Stamped> = entries.iter().map(|e| e.stamped(window_start)).collect();
     // Sort by time, then by the winning key descending, so the first entry of each time wins.
     sorted.sort_unstable_by(|a, b| {
-        a.time_offset
-            .cmp(&b.time_offset)
-            .then_with(|| (b.stamp_rel_ms, b.value_bits).cmp(&(a.stamp_rel_ms, a.value_bits)))
+        a.time
+            .cmp(&b.time)
+            .then_with(|| (b.stamp, b.value_bits).cmp(&(a.stamp, a.value_bits)))
     });
-    sorted.dedup_by_key(|e| e.time_offset);
-    sorted.iter().map(|e| e.point(window_start)).collect()
+    sorted.dedup_by_key(|e| e.time);
+    sorted
+}
+
+/// [`merge_stamped`] without the stamps.
+#[must_use]
+pub fn merge(window_start: i64, entries: &[Entry]) -> Vec<Point> {
+    merge_stamped(window_start, entries)
+        .iter()
+        .map(Stamped::point)
+        .collect()
+}
+
+/// The flush merge: the union of what the table stores and what the head holds, one
+/// point per time, the winner by [`Stamped::wins`] where both have one. Both inputs
+/// are sorted by time with one point per time (what [`merge_stamped`] and a decoded
+/// item give). The result never lacks a time of either input and never holds an older
+/// value than either: the flush invariant, point by point.
+#[must_use]
+pub fn merge_stored(stored: &[Stamped], head: &[Stamped]) -> Vec<Stamped> {
+    let mut out = Vec::with_capacity(stored.len() + head.len());
+    let (mut i, mut j) = (0, 0);
+    while i < stored.len() && j < head.len() {
+        let (a, b) = (stored[i], head[j]);
+        match a.time.cmp(&b.time) {
+            std::cmp::Ordering::Less => {
+                out.push(a);
+                i += 1;
+            }
+            std::cmp::Ordering::Greater => {
+                out.push(b);
+                j += 1;
+            }
+            std::cmp::Ordering::Equal => {
+                out.push(if b.wins(&a) { b } else { a });
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    out.extend_from_slice(&stored[i..]);
+    out.extend_from_slice(&head[j..]);
+    out
 }
 
 #[cfg(test)]
@@ -140,7 +229,51 @@ mod tests {
         assert!(Entry::new(0, Point::new(0, 1.0), i64::from(i32::MAX) + 1).is_none());
     }
 
+    fn st(time: i64, value_bits: u64, stamp: i64) -> Stamped {
+        Stamped {
+            time,
+            value_bits,
+            stamp,
+        }
+    }
+
+    #[test]
+    fn stamps_compare_in_seconds() {
+        let w = 86_400;
+        // 400 ms apart, same second: the greater value bits wins, whatever came first.
+        let a = Entry::new(w, Point::new(w, 2.0), w * 1000 + 100).unwrap();
+        let b = Entry::new(w, Point::new(w, 1.0), w * 1000 + 500).unwrap();
+        assert_eq!(merge(w, &[a, b]), vec![Point::new(w, 2.0)]);
+        assert_eq!(a.stamp_secs(w), w);
+        let before = Entry::new(w, Point::new(w, 1.0), w * 1000 - 1).unwrap();
+        assert_eq!(before.stamp_secs(w), w - 1);
+    }
+
+    #[test]
+    fn stored_merge_keeps_every_time_and_the_newest_value() {
+        let stored = [st(0, 10, 5), st(60, 11, 5), st(120, 12, 9)];
+        let head = [st(60, 21, 7), st(120, 22, 8), st(180, 23, 1)];
+        assert_eq!(
+            merge_stored(&stored, &head),
+            vec![st(0, 10, 5), st(60, 21, 7), st(120, 12, 9), st(180, 23, 1)]
+        );
+    }
+
     proptest! {
+        /// merge_stored(merge(A), merge(B)) == merge(A ∪ B): splitting the entries
+        /// between the table and the head changes nothing, in any split.
+        #[test]
+        fn stored_merge_equals_merging_everything(
+            raw in proptest::collection::vec((0u32..30, -3000i32..3000, 0u64..4, any::<bool>()), 0..60),
+        ) {
+            let es: Vec<(Entry, bool)> = raw.iter().map(|&(t, s, v, side)| (Entry { time_offset: t, stamp_rel_ms: s, value_bits: v }, side)).collect();
+            let all: Vec<Entry> = es.iter().map(|(e, _)| *e).collect();
+            let a: Vec<Entry> = es.iter().filter(|(_, s)| *s).map(|(e, _)| *e).collect();
+            let b: Vec<Entry> = es.iter().filter(|(_, s)| !*s).map(|(e, _)| *e).collect();
+            let split = merge_stored(&merge_stamped(1000, &a), &merge_stamped(1000, &b));
+            prop_assert_eq!(split, merge_stamped(1000, &all));
+        }
+
         #[test]
         fn merge_is_order_and_repeat_independent(
             raw in proptest::collection::vec((0u32..50, -5i32..5, any::<u64>()), 0..60),

@@ -4,6 +4,18 @@
 //! (Euclidean, so times before 1970 work too) and ends (exclusive) at `start + len`.
 //! Lengths are configuration ([`crate::config::WindowConfig`]).
 
+/// Largest magnitude of a time (epoch seconds) carat accepts from a record: 2^40 s,
+/// about 34,800 years either side of 1970. Within it every number derived from a time
+/// (window starts and ends, expiries, stamps in milliseconds) fits an i64, so checking
+/// this once per point is the writer's overflow guard.
+pub const TIME_LIMIT: i64 = 1 << 40;
+
+/// Whether `time` is within ±[`TIME_LIMIT`].
+#[must_use]
+pub fn in_range(time: i64) -> bool {
+    (-TIME_LIMIT..=TIME_LIMIT).contains(&time)
+}
+
 /// Start of the window of length `len` that contains `time`.
 ///
 /// # Panics

@@ -19,8 +19,12 @@ pub struct RunReport {
     pub flushed_windows: u64,
     /// Windows whose dirty mark was cleared (closed and unchanged since their flush).
     pub settled_windows: u64,
-    /// Windows whose flush failed; they stay dirty and are retried next run.
+    /// Windows whose flush failed for good (corrupt, too large: `FailedFlushes`,
+    /// alarmed); they stay dirty.
     pub failed_windows: u64,
+    /// Windows whose flush failed retryably (throttled, unreachable); they stay dirty and
+    /// are flushed by a later run (`DeferredFlushes`).
+    pub deferred_windows: u64,
     /// Whether the run stopped at `max_windows_per_run` with buckets left to visit.
     pub budget_exhausted: bool,
 }
@@ -85,8 +89,13 @@ impl Flusher {
                         report.flushed_windows += 1;
                         report.settled_windows += u64::from(f.settled);
                     }
+                    Err(e) if e.is_retryable() => {
+                        tracing::warn!(error = %e, window = %w.key, start = w.start, "flush failed retryably; window stays dirty for the next run");
+                        report.deferred_windows += 1;
+                        first_error.get_or_insert(e);
+                    }
                     Err(e) => {
-                        tracing::error!(error = %e, window = %w.key, start = w.start, "flush failed; window stays dirty");
+                        tracing::error!(error = %e, window = %w.key, start = w.start, "flush failed, not retryable; window stays dirty");
                         report.failed_windows += 1;
                         first_error.get_or_insert(e);
                     }
@@ -97,6 +106,7 @@ impl Flusher {
             flushed_windows = report.flushed_windows,
             settled_windows = report.settled_windows,
             failed_windows = report.failed_windows,
+            deferred_windows = report.deferred_windows,
             budget_exhausted = report.budget_exhausted,
             "flusher run"
         );
@@ -109,6 +119,7 @@ impl Flusher {
                     &[
                         ("FlushedWindows", report.flushed_windows),
                         ("FailedFlushes", report.failed_windows),
+                        ("DeferredFlushes", report.deferred_windows),
                     ],
                 )
             );
@@ -191,7 +202,7 @@ mod tests {
         clock.set_ms(cfg.flush_due(START) * 1000);
         let r = f.run().await.unwrap();
         assert_eq!((r.flushed_windows, r.settled_windows), (2, 2));
-        assert_eq!(table.items().len(), 4, "raw + agg per window");
+        assert_eq!(table.items().len(), 2, "one item per window");
         let raw = table
             .items()
             .into_iter()
@@ -211,13 +222,13 @@ mod tests {
         append(&head, &cfg, &a, &[1.0]).await;
         append(&head, &cfg, &b, &[2.0]).await;
         clock.set_ms(cfg.flush_due(START) * 1000);
-        table.faults().fail_next_op("put", 1);
+        table.faults().fail_next_op("write_window", 1);
         assert!(f.run().await.is_err(), "a failed flush fails the run");
         let r = f.run().await.unwrap();
         assert_eq!((r.flushed_windows, r.budget_exhausted), (1, true));
         let r = f.run().await.unwrap();
         assert_eq!(r.flushed_windows, 1);
         assert_eq!(f.run().await.unwrap().flushed_windows, 0);
-        assert_eq!(table.items().len(), 4);
+        assert_eq!(table.items().len(), 2);
     }
 }

@@ -8,9 +8,9 @@
 //! - `batchItemFailures`: the checkpoint moves to the record before the reported one,
 //!   the rest of the batch is dropped, and reading resumes at the reported record after
 //!   a backoff — as the ESM does with ReportBatchItemFailures.
-//! - Handler error (not retryable): the same batch is retried with backoff up to
-//!   `max_retry_attempts`, then written to the failed-records directory and skipped (the
-//!   ESM's retry limit and on-failure destination).
+//! - Handler error: the same batch is retried with backoff, without limit by default
+//!   (`max_retry_attempts = 0`, as the stack's ESM); with a positive limit it is then
+//!   written to the failed-records directory and skipped (the ESM's on-failure destination).
 //! - Expired iterator: a new one from the checkpoint (records read past it are re-read).
 //! - The checkpoint is written atomically (temp file + rename), only after the writer
 //!   reported success, so a crash re-processes at most one batch (harmless: idempotent).
@@ -228,7 +228,8 @@ impl ShardPoller {
                     }
                     Invoked::Error(e) => {
                         attempts += 1;
-                        if attempts >= self.max_retry_attempts.max(1) {
+                        // 0: retry without limit, as the stack's MaximumRetryAttempts = -1.
+                        if self.max_retry_attempts > 0 && attempts >= self.max_retry_attempts {
                             warn!(shard_id, error = %e, attempts, records = pending.len(), "batch failed too often; sent to failed records and skipped");
                             self.send_to_failed(shard_id, &pending, &e).await;
                             stats.skipped_batches += 1;

@@ -60,7 +60,11 @@ struct Rig {
 }
 
 fn rig(log: Arc<dyn Log>, checkpoints: Option<Checkpoints>, dir: &Path) -> Rig {
-    let cfg = Arc::new(Config::default());
+    let mut cfg = Config::default();
+    // The writer reports a failed bucket at once instead of retrying it itself, so the
+    // poller's own retry paths are what these tests see.
+    cfg.writer.retry_deadline_ms = 0;
+    let cfg = Arc::new(cfg);
     let head = Arc::new(FakeHead::new());
     let writer = Writer::new(
         cfg,
@@ -186,6 +190,7 @@ impl Log for ExpireOnce {
                 service: "test",
                 op: "read",
                 detail: it.into(),
+                source: None,
             });
         }
         self.inner.read(it, limit).await

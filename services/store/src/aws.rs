@@ -38,13 +38,13 @@ pub(crate) fn retryable_code(code: Option<&str>, status: Option<u16>) -> bool {
 pub(crate) fn classify<E>(
     service: &'static str,
     op: &'static str,
-    err: &SdkError<E, HttpResponse>,
+    err: SdkError<E, HttpResponse>,
 ) -> StoreError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let detail = DisplayErrorContext(err).to_string();
-    let retryable = match err {
+    let detail = DisplayErrorContext(&err).to_string();
+    let retryable = match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             true
         }
@@ -53,11 +53,12 @@ where
         }
         _ => false,
     };
-    if retryable {
+    let e = if retryable {
         StoreError::retryable(service, op, detail)
     } else {
         StoreError::fatal(service, op, detail)
-    }
+    };
+    e.with_source(err)
 }
 
 #[cfg(test)]

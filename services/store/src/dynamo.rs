@@ -1,7 +1,15 @@
 //! [`DynamoTable`]: the window-table port over DynamoDB (aws-sdk-dynamodb).
 //!
-//! Item layout (docs/TEAM-NOTES.md, fixed): `pk` (S) `<tenant>#<series>#<res>`, `sk` (N)
-//! window start, `v` (N) format version, `c` (B) chunk, `n` (N) count, `ttl` (N) expiry.
+//! Item layout (docs/TEAM-NOTES.md, docs/formats.md): `pk` (S) `<tenant>#<series>#<res>`,
+//! `sk` (N) window start (+ part index), `v` (N) format version, `c` (B) chunk (slice),
+//! `n` (N) count, `ttl` (N) expiry, `p` (N) parts, `h` (B) content hash of the chunk.
+//!
+//! `write_window` is the flush's conditional write: one PutItem with the condition
+//! `attribute_not_exists(pk)` (nothing stored yet) or `h = :expected` (the stored
+//! window is the one the flush merged with); a window of several parts, or one that
+//! drops parts, is one TransactWriteItems with that condition on the first part. A
+//! failed condition is [`Written::Conflict`], not an error: the flush reads and merges
+//! again.
 //!
 //! `put` enforces the BatchWriteItem limits itself (moto does not): at most
 //! `limits.dynamodb_batch_items` items and `limits.dynamodb_batch_bytes` bytes per call,
@@ -16,14 +24,16 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, Put, PutRequest, TransactWriteItem, WriteRequest,
+};
 use aws_sdk_dynamodb::Client;
 use carat_core::config::{RetryConfig, ServiceLimits};
 use futures::{StreamExt, TryStreamExt};
 use tokio::time::Instant;
 
 use crate::aws::classify;
-use crate::ports::{WindowItem, WindowTable};
+use crate::ports::{WindowItem, WindowTable, Written, MAX_WINDOW_PARTS};
 use crate::retry::Backoff;
 use crate::StoreError;
 
@@ -72,7 +82,7 @@ impl BatchSend for SdkBatchSend {
             .request_items(table, requests.to_vec())
             .send()
             .await
-            .map_err(|e| classify(SERVICE, "put", &e))?;
+            .map_err(|e| classify(SERVICE, "put", e))?;
         Ok(out
             .unprocessed_items
             .and_then(|mut m| m.remove(table))
@@ -112,7 +122,14 @@ impl std::fmt::Debug for DynamoTable {
 /// values, numbers counted as their decimal text plus one byte.
 #[must_use]
 pub fn item_size(item: &WindowItem) -> usize {
-    const NAMES: usize = "pk".len() + "sk".len() + "v".len() + "c".len() + "n".len() + "ttl".len();
+    const NAMES: usize = "pk".len()
+        + "sk".len()
+        + "v".len()
+        + "c".len()
+        + "n".len()
+        + "ttl".len()
+        + "p".len()
+        + "h".len();
     let num = |digits: String| digits.len() + 1;
     NAMES
         + item.pk.len()
@@ -121,6 +138,8 @@ pub fn item_size(item: &WindowItem) -> usize {
         + item.body.len()
         + num(item.count.to_string())
         + num(item.expires_at.to_string())
+        + num(item.parts.to_string())
+        + item.hash.len()
 }
 
 fn to_attributes(item: &WindowItem) -> HashMap<String, AttributeValue> {
@@ -136,6 +155,11 @@ fn to_attributes(item: &WindowItem) -> HashMap<String, AttributeValue> {
         (
             "ttl".to_string(),
             AttributeValue::N(item.expires_at.to_string()),
+        ),
+        ("p".to_string(), AttributeValue::N(item.parts.to_string())),
+        (
+            "h".to_string(),
+            AttributeValue::B(Blob::new(item.hash.clone())),
         ),
     ])
 }
@@ -165,12 +189,25 @@ fn from_attributes(
         Some(AttributeValue::B(b)) => b.clone().into_inner(),
         _ => return Err(bad("c")),
     };
+    // Items from before windows could be split have neither `p` nor `h`.
+    let parts = match attrs.get("p") {
+        None => 1,
+        Some(AttributeValue::N(n)) => n.parse().map_err(|_| bad("p"))?,
+        Some(_) => return Err(bad("p")),
+    };
+    let hash = match attrs.get("h") {
+        None => Vec::new(),
+        Some(AttributeValue::B(b)) => b.clone().into_inner(),
+        Some(_) => return Err(bad("h")),
+    };
     Ok(WindowItem {
         sk,
         version: num("v")?.parse().map_err(|_| bad("v"))?,
         body,
         count: num("n")?.parse().map_err(|_| bad("n"))?,
         expires_at: num("ttl")?.parse().map_err(|_| bad("ttl"))?,
+        parts,
+        hash,
         pk,
     })
 }
@@ -273,7 +310,7 @@ impl DynamoTable {
             .table_name(&self.table)
             .send()
             .await
-            .map_err(|e| classify(SERVICE, "health", &e))?;
+            .map_err(|e| classify(SERVICE, "health", e))?;
         Ok(TableHealth {
             table: self.table.clone(),
             status: out
@@ -326,6 +363,46 @@ impl WindowTable for DynamoTable {
             .await
     }
 
+    async fn read_window(&self, pk: &str, start: i64) -> Result<Vec<WindowItem>, StoreError> {
+        let end = start.saturating_add(MAX_WINDOW_PARTS as i64 - 1);
+        crate::retry::with_backoff(&self.retry, SERVICE, "read_window", || {
+            self.query_range(pk, start, end, true)
+        })
+        .await
+    }
+
+    async fn write_window(
+        &self,
+        parts: &[WindowItem],
+        expected: Option<&[u8]>,
+        stale: &[i64],
+    ) -> Result<Written, StoreError> {
+        let Some(main) = parts.first() else {
+            return Err(StoreError::fatal(
+                SERVICE,
+                "write_window",
+                "no parts to write",
+            ));
+        };
+        for part in parts {
+            let size = item_size(part);
+            if size > self.limits.dynamodb_item_bytes {
+                return Err(StoreError::fatal(
+                    SERVICE,
+                    "write_window",
+                    format!(
+                        "item pk={} sk={} is {size} bytes, over the {} byte item limit",
+                        part.pk, part.sk, self.limits.dynamodb_item_bytes
+                    ),
+                ));
+            }
+        }
+        crate::retry::with_backoff(&self.retry, SERVICE, "write_window", || {
+            self.write_window_once(main, parts, expected, stale)
+        })
+        .await
+    }
+
     async fn get(&self, pk: &str, sk: i64) -> Result<Option<WindowItem>, StoreError> {
         let out = self
             .client
@@ -336,7 +413,7 @@ impl WindowTable for DynamoTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| classify(SERVICE, "get", &e))?;
+            .map_err(|e| classify(SERVICE, "get", e))?;
         out.item.map(|i| from_attributes("get", &i)).transpose()
     }
 
@@ -345,6 +422,32 @@ impl WindowTable for DynamoTable {
         pk: &str,
         from_sk: i64,
         to_sk: i64,
+    ) -> Result<Vec<WindowItem>, StoreError> {
+        self.query_range(pk, from_sk, to_sk, false).await
+    }
+}
+
+/// The condition of a window write: nothing stored, or the stored hash.
+/// An item from before content hashes (no `h`) is matched by `expected = Some(&[])`.
+fn condition(expected: Option<&[u8]>) -> (&'static str, Option<AttributeValue>) {
+    match expected {
+        None => ("attribute_not_exists(pk)", None),
+        Some([]) => ("attribute_exists(pk) AND attribute_not_exists(h)", None),
+        Some(h) => (
+            "h = :expected",
+            Some(AttributeValue::B(Blob::new(h.to_vec()))),
+        ),
+    }
+}
+
+impl DynamoTable {
+    /// Items of `pk` with `from_sk <= sk <= to_sk`, ascending, all pages.
+    async fn query_range(
+        &self,
+        pk: &str,
+        from_sk: i64,
+        to_sk: i64,
+        consistent: bool,
     ) -> Result<Vec<WindowItem>, StoreError> {
         if from_sk > to_sk {
             // DynamoDB rejects BETWEEN with bounds out of order.
@@ -361,16 +464,112 @@ impl WindowTable for DynamoTable {
                 .expression_attribute_values(":pk", AttributeValue::S(pk.to_string()))
                 .expression_attribute_values(":from", AttributeValue::N(from_sk.to_string()))
                 .expression_attribute_values(":to", AttributeValue::N(to_sk.to_string()))
+                .consistent_read(consistent)
                 .set_exclusive_start_key(start_key)
                 .send()
                 .await
-                .map_err(|e| classify(SERVICE, "query", &e))?;
+                .map_err(|e| classify(SERVICE, "query", e))?;
             for i in out.items.unwrap_or_default() {
                 items.push(from_attributes("query", &i)?);
             }
             match out.last_evaluated_key {
                 Some(k) if !k.is_empty() => start_key = Some(k),
                 _ => return Ok(items),
+            }
+        }
+    }
+
+    /// One attempt of [`WindowTable::write_window`].
+    async fn write_window_once(
+        &self,
+        main: &WindowItem,
+        parts: &[WindowItem],
+        expected: Option<&[u8]>,
+        stale: &[i64],
+    ) -> Result<Written, StoreError> {
+        let (cond, value) = condition(expected);
+        if parts.len() == 1 && stale.is_empty() {
+            let out = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(to_attributes(main)))
+                .condition_expression(cond)
+                .set_expression_attribute_values(
+                    value.map(|v| HashMap::from([(":expected".to_string(), v)])),
+                )
+                .send()
+                .await;
+            return match out {
+                Ok(_) => Ok(Written::Stored),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(Written::Conflict)
+                }
+                Err(e) => Err(classify(SERVICE, "write_window", e)),
+            };
+        }
+        let mut ops = Vec::with_capacity(parts.len() + stale.len());
+        for (i, part) in parts.iter().enumerate() {
+            let mut put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(to_attributes(part)));
+            if i == 0 {
+                put = put
+                    .condition_expression(cond)
+                    .set_expression_attribute_values(
+                        value
+                            .clone()
+                            .map(|v| HashMap::from([(":expected".to_string(), v)])),
+                    );
+            }
+            let put = put
+                .build()
+                .map_err(|e| StoreError::fatal(SERVICE, "write_window", e.to_string()))?;
+            ops.push(TransactWriteItem::builder().put(put).build());
+        }
+        for sk in stale {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(main.pk.clone()))
+                .key("sk", AttributeValue::N(sk.to_string()))
+                .build()
+                .map_err(|e| StoreError::fatal(SERVICE, "write_window", e.to_string()))?;
+            ops.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        let out = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(ops))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(Written::Stored),
+            Err(e) => {
+                let cancelled = e.as_service_error().and_then(|s| match s {
+                    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
+                    _ => None,
+                });
+                if let Some(c) = cancelled {
+                    let codes: Vec<&str> = c
+                        .cancellation_reasons()
+                        .iter()
+                        .filter_map(|r| r.code())
+                        .collect();
+                    if codes.contains(&"ConditionalCheckFailed") {
+                        return Ok(Written::Conflict);
+                    }
+                    // Another transaction on the same items, or throttling: try again.
+                    return Err(StoreError::retryable(
+                        SERVICE,
+                        "write_window",
+                        format!("transaction cancelled: {codes:?}"),
+                    )
+                    .with_source(e));
+                }
+                Err(classify(SERVICE, "write_window", e))
             }
         }
     }
@@ -388,6 +587,8 @@ mod tests {
             body: vec![0xab; body],
             count: 3,
             expires_at: 1_700_000_000,
+            parts: 1,
+            hash: vec![7; 16],
         }
     }
 
@@ -506,7 +707,7 @@ mod tests {
     #[test]
     fn size_estimate_is_at_least_names_and_values() {
         let i = item("default#cpu#raw", 86_400, 100);
-        let exact_lower = 2 + 2 + 1 + 1 + 1 + 3 + i.pk.len() + 100;
+        let exact_lower = 2 + 2 + 1 + 1 + 1 + 3 + 1 + 1 + i.pk.len() + 100 + 16;
         assert!(item_size(&i) > exact_lower);
         assert!(item_size(&i) < exact_lower + 40);
     }

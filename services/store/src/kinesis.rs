@@ -81,7 +81,7 @@ impl RecordSend for SdkRecordSend {
             .set_records(Some(records.to_vec()))
             .send()
             .await
-            .map_err(|e| classify(SERVICE, "put", &e))?;
+            .map_err(|e| classify(SERVICE, "put", e))?;
         Ok(out
             .records
             .into_iter()
@@ -233,7 +233,7 @@ impl KinesisLog {
             .stream_name(&self.stream)
             .send()
             .await
-            .map_err(|e| classify(SERVICE, "health", &e))?;
+            .map_err(|e| classify(SERVICE, "health", e))?;
         let s = out.stream_description_summary.ok_or_else(|| {
             StoreError::fatal(SERVICE, "health", "DescribeStreamSummary without a summary")
         })?;
@@ -340,7 +340,7 @@ impl Log for KinesisLog {
             let out = req
                 .send()
                 .await
-                .map_err(|e| classify(SERVICE, "shards", &e))?;
+                .map_err(|e| classify(SERVICE, "shards", e))?;
             ids.extend(
                 out.shards
                     .unwrap_or_default()
@@ -376,7 +376,7 @@ impl Log for KinesisLog {
         let out = req
             .send()
             .await
-            .map_err(|e| classify(SERVICE, "iterator", &e))?;
+            .map_err(|e| classify(SERVICE, "iterator", e))?;
         out.shard_iterator
             .map(|it| wrap_iterator(shard_id, &it))
             .ok_or_else(|| {
@@ -404,9 +404,10 @@ impl Log for KinesisLog {
                         service: SERVICE,
                         op: "read",
                         detail: e.message().unwrap_or("expired").to_string(),
+                        source: None,
                     }
                 } else {
-                    classify(SERVICE, "read", &e)
+                    classify(SERVICE, "read", e)
                 }
             })?;
         let records = out

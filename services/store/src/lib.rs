@@ -5,7 +5,9 @@
 //!   [`ports::WindowTable`] (DynamoDB: one item per series window), [`ports::Archive`]
 //!   (S3: expired items) and [`ports::Log`] (Kinesis: the write-ahead log).
 //! - [`error`]: [`StoreError`], which says whether a failure is worth retrying.
-//! - [`fake`]: in-memory ports with injectable faults, for handler unit tests.
+//! - [`fake`]: in-memory ports with injectable faults, for handler unit tests (one file per port).
+//! - [`head_keys`]: the head's Redis key layout and append checks, shared by the Redis
+//!   adapter and the fake head.
 //! - [`retry`]: backoff with full jitter until a deadline, used by every adapter.
 //! - adapters, one per service: [`redis_head`] ([`RedisHead`]: Lua scripts over the
 //!   cluster, a timeout on every call), [`dynamo`] ([`DynamoTable`]: batches within
@@ -31,6 +33,7 @@ pub mod dynamo;
 pub mod env;
 pub mod error;
 pub mod fake;
+pub mod head_keys;
 pub mod kinesis;
 pub mod ports;
 pub mod redis_head;

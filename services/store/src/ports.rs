@@ -46,29 +46,74 @@ pub trait Head: Send + Sync {
     async fn settle(&self, window: &WindowRef, len: usize) -> Result<bool, StoreError>;
 }
 
-/// One DynamoDB item: a chunk (or rollups) of one series window.
+/// One DynamoDB item: a stamped chunk of one series window, or one part of it.
+///
+/// A window whose chunk exceeds one item is split into `parts` items under the same
+/// `pk`: part `i` has `sk = window start + i` and the `i`-th slice of the chunk, and
+/// every part carries the window's `count`, `parts` and `hash` (docs/formats.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WindowItem {
     /// `<tenant>#<series>#<resolution>` (see `SeriesKey::table_pk`).
     pub pk: String,
-    /// Window start, epoch seconds.
+    /// Window start (+ part index), epoch seconds.
     pub sk: i64,
     /// Format version of `body`.
     pub version: u8,
-    /// The encoded chunk.
+    /// The encoded chunk (or this part's slice of it).
     pub body: Vec<u8>,
-    /// Points (or buckets) in `body`, for cheap inspection.
+    /// Points in the whole window, for cheap inspection.
     pub count: u32,
     /// TTL attribute: epoch seconds after which DynamoDB may delete the item.
     pub expires_at: i64,
+    /// Items the window is split over (1 for all but the largest windows).
+    pub parts: u32,
+    /// Content hash of the whole chunk: what a conditional write expects to replace.
+    /// Empty for items written before hashes existed.
+    pub hash: Vec<u8>,
+}
+
+/// Most items one window may be split over: a transaction writes at most 100 items
+/// and 4 MB, and 10 parts of at most `WINDOW_PART_BYTES` stay under 4 MB.
+pub const MAX_WINDOW_PARTS: usize = 10;
+
+/// Largest chunk slice in one item: DynamoDB's 400 KB item limit less room for the
+/// key and the other attributes.
+pub const WINDOW_PART_BYTES: usize = 390_000;
+
+/// What a conditional window write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    /// The parts are stored.
+    Stored,
+    /// The stored window was not the one expected (another flush wrote first):
+    /// nothing was written; read again, merge again.
+    Conflict,
 }
 
 /// The DynamoDB window table.
 #[async_trait]
 pub trait WindowTable: Send + Sync {
-    /// Writes items (whole-item puts: idempotent), split into batches within the
-    /// service limits, unprocessed items retried with backoff until the deadline.
+    /// Writes items (whole-item puts, unconditional), split into batches within the
+    /// service limits, unprocessed items retried with backoff until the deadline. For
+    /// tools and benchmarks: flushes go through [`WindowTable::write_window`].
     async fn put(&self, items: &[WindowItem]) -> Result<(), StoreError>;
+
+    /// The stored items of the window of `pk` starting at `start`: the parts with
+    /// `start <= sk < start + MAX_WINDOW_PARTS`, ascending, read strongly consistent
+    /// (a flush merges with exactly what is stored).
+    async fn read_window(&self, pk: &str, start: i64) -> Result<Vec<WindowItem>, StoreError>;
+
+    /// Writes the parts of one window (`parts[0]` at the window start) if and only if
+    /// the stored window is still the one the caller read: `expected` is its hash
+    /// (`None`: no item stored). Deletes the parts at `stale` (left over from a larger
+    /// earlier version) in the same atomic write. Throttling is retried with backoff
+    /// until the deadline.
+    async fn write_window(
+        &self,
+        parts: &[WindowItem],
+        expected: Option<&[u8]>,
+        stale: &[i64],
+    ) -> Result<Written, StoreError>;
 
     async fn get(&self, pk: &str, sk: i64) -> Result<Option<WindowItem>, StoreError>;
 

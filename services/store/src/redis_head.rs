@@ -18,13 +18,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use carat_core::config::RedisConfig;
-use carat_core::{SeriesKey, SeriesName, Tenant};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr,
+};
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ToRedisArgs, Value};
 
-use crate::fake::check_appends;
+use crate::head_keys::check_appends;
+pub use crate::head_keys::{bucket_tag, dirty_key, dirty_member, head_key, parse_dirty_member};
 use crate::ports::{Head, HeadAppend, WindowRef};
 use crate::secrets::Secret;
 use crate::StoreError;
@@ -100,52 +102,23 @@ impl ScriptCall {
     }
 }
 
-/// The hash tag of a bucket: every key of the bucket lives in its slot.
+/// The cluster hash slot of every key of `bucket`: CRC16 (XMODEM) of its hash tag's
+/// content `b<bucket>`, mod 16384, as Redis computes it (checked against
+/// `CLUSTER KEYSLOT` in the tests).
 #[must_use]
-pub fn bucket_tag(bucket: u32) -> String {
-    format!("{{b{bucket}}}")
-}
-
-/// The Redis key holding a window's head entries.
-#[must_use]
-pub fn head_key(window: &WindowRef) -> String {
-    format!(
-        "{{b{}}}:h:{}:{}:{}",
-        window.bucket, window.key.tenant, window.key.series, window.start
-    )
-}
-
-/// The Redis key of a bucket's dirty set.
-#[must_use]
-pub fn dirty_key(bucket: u32) -> String {
-    format!("{{b{bucket}}}:dirty")
-}
-
-/// The member of a window in its bucket's dirty set.
-#[must_use]
-pub fn dirty_member(window: &WindowRef) -> String {
-    format!(
-        "{}:{}:{}",
-        window.key.tenant, window.key.series, window.start
-    )
-}
-
-/// Parses a dirty-set member back into a window of `bucket`. Tenants and series
-/// names cannot contain `:`, so the split is unambiguous; `None` for anything that
-/// is not a member carat wrote.
-#[must_use]
-pub fn parse_dirty_member(bucket: u32, member: &[u8]) -> Option<WindowRef> {
-    let s = std::str::from_utf8(member).ok()?;
-    let (tenant, rest) = s.split_once(':')?;
-    let (series, start) = rest.rsplit_once(':')?;
-    Some(WindowRef {
-        bucket,
-        key: SeriesKey::new(
-            Tenant::parse(tenant).ok()?,
-            SeriesName::parse(series, "series").ok()?,
-        ),
-        start: start.parse().ok()?,
-    })
+pub fn bucket_slot(bucket: u32) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in format!("b{bucket}").as_bytes() {
+        crc ^= u16::from(b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 {
+                (crc << 1) ^ 0x1021
+            } else {
+                crc << 1
+            };
+        }
+    }
+    crc % 16_384
 }
 
 /// What `/health` reports about the head.
@@ -165,6 +138,9 @@ pub struct RedisHealth {
 pub struct RedisHead {
     conn: ClusterConnection,
     timeout: Duration,
+    /// Replicas that must acknowledge an append (`WAIT`), 0: do not wait.
+    replica_acks: u32,
+    replica_ack_timeout_ms: u64,
     append: Lua,
     settle: Lua,
 }
@@ -178,7 +154,7 @@ impl std::fmt::Debug for RedisHead {
 }
 
 /// Whether a Redis error is worth retrying (the cluster is moving or unreachable).
-fn classify(op: &'static str, e: &RedisError) -> StoreError {
+fn classify(op: &'static str, e: RedisError) -> StoreError {
     let retryable = e.is_timeout()
         || e.is_io_error()
         || e.is_connection_dropped()
@@ -195,11 +171,13 @@ fn classify(op: &'static str, e: &RedisError) -> StoreError {
                 | ErrorKind::Ask
                 | ErrorKind::ClusterConnectionNotFound
         );
-    if retryable {
-        StoreError::retryable(SERVICE, op, e.to_string())
+    let detail = e.to_string();
+    let out = if retryable {
+        StoreError::retryable(SERVICE, op, detail)
     } else {
-        StoreError::fatal(SERVICE, op, e.to_string())
-    }
+        StoreError::fatal(SERVICE, op, detail)
+    };
+    out.with_source(e)
 }
 
 impl RedisHead {
@@ -242,10 +220,12 @@ impl RedisHead {
                     format!("no answer from {:?} within {connect_timeout:?}", cfg.nodes),
                 )
             })?
-            .map_err(|e| classify("connect", &e))?;
+            .map_err(|e| classify("connect", e))?;
         let mut head = Self {
             conn,
             timeout,
+            replica_acks: cfg.replica_acks,
+            replica_ack_timeout_ms: cfg.replica_ack_timeout_ms,
             append: Lua {
                 src: APPEND_LUA,
                 sha: None,
@@ -294,7 +274,7 @@ impl RedisHead {
             match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut conn)).await {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) if e.kind() == ErrorKind::NoScriptError => {}
-                Ok(Err(e)) => return Err(classify(op, &e)),
+                Ok(Err(e)) => return Err(classify(op, e)),
                 Err(_) => {
                     return Err(StoreError::retryable(
                         SERVICE,
@@ -315,13 +295,55 @@ impl RedisHead {
     {
         match tokio::time::timeout(self.timeout, fut).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(classify(op, &e)),
+            Ok(Err(e)) => Err(classify(op, e)),
             Err(_) => Err(StoreError::retryable(
                 SERVICE,
                 op,
                 format!("no answer within {:?}", self.timeout),
             )),
         }
+    }
+
+    /// Waits until `replica_acks` replicas of the master of `bucket`'s slot hold every
+    /// write this client sent it (`WAIT`, on the connection the append used), so that a
+    /// master dying right after the append cannot take it along: the replica promoted
+    /// in its place has it. Fewer acknowledgements in time is a retryable error: the
+    /// writer appends again (harmless) rather than count the batch stored.
+    async fn wait_for_replicas(&self, bucket: u32) -> Result<(), StoreError> {
+        if self.replica_acks == 0 {
+            return Ok(());
+        }
+        let mut conn = self.conn.clone();
+        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::new(
+            bucket_slot(bucket),
+            SlotAddr::Master,
+        )));
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(self.replica_acks).arg(self.replica_ack_timeout_ms);
+        // WAIT blocks up to its own timeout: give the call that much more.
+        let limit = self.timeout + Duration::from_millis(self.replica_ack_timeout_ms);
+        let acked = match tokio::time::timeout(limit, conn.route_command(&cmd, route)).await {
+            Ok(Ok(v)) => i64::from_redis_value(&v).map_err(|e| classify("wait", e))?,
+            Ok(Err(e)) => return Err(classify("wait", e)),
+            Err(_) => {
+                return Err(StoreError::retryable(
+                    SERVICE,
+                    "wait",
+                    format!("no answer within {limit:?}"),
+                ))
+            }
+        };
+        if acked < i64::from(self.replica_acks) {
+            return Err(StoreError::retryable(
+                SERVICE,
+                "wait",
+                format!(
+                    "{acked} of {} replicas acknowledged bucket {bucket} within {} ms",
+                    self.replica_acks, self.replica_ack_timeout_ms
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// PINGs every master and reads the cluster state, for carat-local's `/health`.
@@ -439,6 +461,7 @@ impl Head for RedisHead {
                 .arg(dirty_member(&a.window));
         }
         let counts: Vec<u64> = self.eval("append", &self.append, &call).await?;
+        self.wait_for_replicas(bucket).await?;
         if counts.len() != appends.len() {
             return Err(StoreError::fatal(
                 SERVICE,
@@ -526,6 +549,7 @@ impl Head for RedisHead {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use carat_core::{SeriesKey, SeriesName, Tenant};
 
     fn window() -> WindowRef {
         WindowRef {
@@ -601,10 +625,10 @@ mod tests {
             std::io::ErrorKind::ConnectionReset,
             "x",
         ));
-        assert!(classify("op", &io).is_retryable());
+        assert!(classify("op", io).is_retryable());
         let down = RedisError::from((ErrorKind::ClusterDown, "CLUSTERDOWN"));
-        assert!(classify("op", &down).is_retryable());
+        assert!(classify("op", down).is_retryable());
         let wrong = RedisError::from((ErrorKind::TypeError, "WRONGTYPE"));
-        assert!(!classify("op", &wrong).is_retryable());
+        assert!(!classify("op", wrong).is_retryable());
     }
 }

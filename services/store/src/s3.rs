@@ -57,7 +57,7 @@ impl S3Archive {
             .bucket(&self.bucket)
             .send()
             .await
-            .map_err(|e| classify(SERVICE, "health", &e))?;
+            .map_err(|e| classify(SERVICE, "health", e))?;
         Ok(BucketHealth {
             bucket: self.bucket.clone(),
         })
@@ -74,7 +74,7 @@ impl Archive for S3Archive {
             .body(ByteStream::from(body))
             .send()
             .await
-            .map_err(|e| classify(SERVICE, "put", &e))?;
+            .map_err(|e| classify(SERVICE, "put", e))?;
         Ok(())
     }
 
@@ -89,7 +89,7 @@ impl Archive for S3Archive {
         {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => return Err(classify(SERVICE, "get", &e)),
+            Err(e) => return Err(classify(SERVICE, "get", e)),
         };
         let bytes = out.body.collect().await.map_err(|e| {
             StoreError::retryable(SERVICE, "get", format!("reading body of {key:?}: {e}"))
@@ -109,7 +109,7 @@ impl Archive for S3Archive {
                 .set_continuation_token(token)
                 .send()
                 .await
-                .map_err(|e| classify(SERVICE, "list", &e))?;
+                .map_err(|e| classify(SERVICE, "list", e))?;
             keys.extend(
                 out.contents
                     .unwrap_or_default()

@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::types::WriteRequest;
 use carat_core::config::ServiceLimits;
 use carat_store::dynamo::{BatchSend, SdkBatchSend};
-use carat_store::ports::{WindowItem, WindowTable};
+use carat_store::ports::{WindowItem, WindowTable, Written};
 use carat_store::{DynamoTable, StoreError};
 use common::{fast_retry, sdk, unique};
 
@@ -39,6 +39,8 @@ fn items(pk: &str, n: i64, body: usize) -> Vec<WindowItem> {
                 .collect(),
             count: u32::try_from(i).unwrap() + 1,
             expires_at: 2_000_000_000 + i,
+            parts: 1,
+            hash: vec![u8::try_from(i % 256).unwrap(); 16],
         })
         .collect()
 }
@@ -72,11 +74,11 @@ impl BatchSend for Flaky {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok()
         {
-            return Err(StoreError::Retryable {
-                service: "dynamodb",
-                op: "put",
-                detail: "ProvisionedThroughputExceededException (injected)".into(),
-            });
+            return Err(StoreError::retryable(
+                "dynamodb",
+                "put",
+                "ProvisionedThroughputExceededException (injected)",
+            ));
         }
         if self
             .partial_calls
@@ -222,4 +224,106 @@ async fn health_describes_the_table_and_a_missing_table_is_fatal() {
     let e = missing.health().await.unwrap_err();
     assert!(!e.is_retryable(), "{e}");
     assert!(missing.get("x", 0).await.is_err());
+}
+
+fn part(pk: &str, sk: i64, parts: u32, hash: u8, body: Vec<u8>) -> WindowItem {
+    WindowItem {
+        pk: pk.to_string(),
+        sk,
+        version: 2,
+        body,
+        count: 7,
+        expires_at: 2_000_000_000,
+        parts,
+        hash: vec![hash; 16],
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local system (make test starts it)"]
+async fn window_writes_are_conditional_on_the_stored_hash() {
+    let t = table(5_000).await;
+    let pk = pk();
+    let start = 86_400;
+    assert!(t.read_window(&pk, start).await.unwrap().is_empty());
+    // Nothing stored: only a write that expects nothing succeeds.
+    let v1 = part(&pk, start, 1, 1, vec![1; 10]);
+    assert_eq!(
+        t.write_window(&[v1.clone()], Some(&[9; 16]), &[])
+            .await
+            .unwrap(),
+        Written::Conflict
+    );
+    assert_eq!(
+        t.write_window(&[v1.clone()], None, &[]).await.unwrap(),
+        Written::Stored
+    );
+    assert_eq!(
+        t.write_window(&[v1.clone()], None, &[]).await.unwrap(),
+        Written::Conflict
+    );
+    assert_eq!(t.read_window(&pk, start).await.unwrap(), vec![v1.clone()]);
+    // Replacing needs the stored hash; a stale one changes nothing.
+    let v2 = part(&pk, start, 1, 2, vec![2; 10]);
+    assert_eq!(
+        t.write_window(&[v2.clone()], Some(&[7; 16]), &[])
+            .await
+            .unwrap(),
+        Written::Conflict
+    );
+    assert_eq!(
+        t.write_window(&[v2.clone()], Some(&v1.hash), &[])
+            .await
+            .unwrap(),
+        Written::Stored
+    );
+    assert_eq!(t.read_window(&pk, start).await.unwrap(), vec![v2.clone()]);
+    // Three parts in one transaction, then back to one part deleting the stale two.
+    let big: Vec<WindowItem> = (0..3)
+        .map(|i| {
+            part(
+                &pk,
+                start + i,
+                3,
+                3,
+                vec![u8::try_from(i).unwrap(); 300_000],
+            )
+        })
+        .collect();
+    assert_eq!(
+        t.write_window(&big, Some(&[7; 16]), &[]).await.unwrap(),
+        Written::Conflict,
+        "a failed transaction writes no part"
+    );
+    assert_eq!(t.read_window(&pk, start).await.unwrap(), vec![v2.clone()]);
+    assert_eq!(
+        t.write_window(&big, Some(&v2.hash), &[]).await.unwrap(),
+        Written::Stored
+    );
+    assert_eq!(t.read_window(&pk, start).await.unwrap(), big);
+    let v4 = part(&pk, start, 1, 4, vec![4; 10]);
+    assert_eq!(
+        t.write_window(&[v4.clone()], Some(&big[0].hash), &[start + 1, start + 2])
+            .await
+            .unwrap(),
+        Written::Stored
+    );
+    assert_eq!(t.read_window(&pk, start).await.unwrap(), vec![v4]);
+    // The next window's items are not part of this one.
+    let next = part(&pk, start + 86_400, 1, 5, vec![5]);
+    t.write_window(&[next], None, &[]).await.unwrap();
+    assert_eq!(t.read_window(&pk, start).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+#[ignore = "needs the local system (make test starts it)"]
+async fn an_oversize_part_is_refused_before_sending() {
+    let t = table(1_000).await;
+    let pk = pk();
+    let e = t
+        .write_window(&[part(&pk, 0, 1, 1, vec![0; 420 * 1024])], None, &[])
+        .await
+        .unwrap_err();
+    assert!(!e.is_retryable());
+    assert!(e.to_string().contains("item limit"), "{e}");
 }

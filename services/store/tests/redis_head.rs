@@ -9,7 +9,7 @@ use carat_core::config::RedisConfig;
 use carat_core::head::{Entry, ENTRY_BYTES};
 use carat_core::Point;
 use carat_store::ports::{Head, HeadAppend, WindowRef};
-use carat_store::redis_head::{dirty_key, dirty_member, head_key};
+use carat_store::redis_head::{bucket_slot, dirty_key, dirty_member, head_key};
 use carat_store::RedisHead;
 use common::{now_secs, series_key, tenant};
 use rand::Rng;
@@ -74,6 +74,11 @@ async fn keys_of_one_bucket_share_a_slot_and_buckets_spread_over_masters() {
     let mut slots = std::collections::BTreeSet::new();
     for bucket in 0..64u32 {
         let dirty = h.keyslot(&dirty_key(bucket)).await.unwrap();
+        assert_eq!(
+            bucket_slot(bucket),
+            dirty,
+            "CRC16 of the tag, as Redis has it"
+        );
         for (name, start) in [("cpu", 0), ("host.x.mem-free", 86_400), ("a", -60)] {
             let w = WindowRef {
                 bucket,
@@ -340,6 +345,7 @@ async fn a_refused_connection_is_retryable() {
         nodes: vec![format!("redis://127.0.0.1:{port}")],
         command_timeout_ms: 300,
         connect_timeout_ms: 300,
+        ..RedisConfig::default()
     };
     let e = RedisHead::connect(&cfg).await.unwrap_err();
     assert!(e.is_retryable(), "{e}");
@@ -390,6 +396,7 @@ async fn a_node_that_hangs_after_connecting_times_out_every_call() {
         nodes: vec![format!("redis://127.0.0.1:{port}")],
         command_timeout_ms: 300,
         connect_timeout_ms: 1_000,
+        ..RedisConfig::default()
     };
     let h = RedisHead::connect(&cfg).await.unwrap();
     let t = tenant();
@@ -436,6 +443,7 @@ async fn an_unresponsive_node_times_out_retryably() {
         nodes: vec![format!("redis://{addr}")],
         command_timeout_ms: 300,
         connect_timeout_ms: 300,
+        ..RedisConfig::default()
     };
     let started = Instant::now();
     let e = RedisHead::connect(&cfg).await.unwrap_err();

@@ -14,12 +14,33 @@ pub enum WriterError {
     /// the key. Not retryable: the same bytes would fail again.
     #[error("head of window {window} is corrupt: {source}")]
     CorruptHead { window: String, source: ChunkError },
+    /// The stored item(s) of a window do not decode. Not retryable: a flush of this
+    /// window would overwrite points it cannot read, so it refuses and the window waits
+    /// (counted as `FailedFlushes`, alarmed) for an operator.
+    #[error("stored window {window} is corrupt: {reason}")]
+    CorruptItem { window: String, reason: String },
+    /// A window's chunk needs more items than one transaction may write.
+    #[error("window {window} is {bytes} bytes, over the {limit} bytes one window may take")]
+    WindowTooLarge {
+        window: String,
+        bytes: usize,
+        limit: usize,
+    },
+    /// Other flushes of the same window kept winning the conditional write. Retryable.
+    #[error("window {window}: {rounds} flush rounds lost to concurrent flushes")]
+    Contended { window: String, rounds: usize },
 }
 
 impl WriterError {
     /// Whether trying again later may succeed (throttling, timeouts, failover).
     #[must_use]
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Store(e) if e.is_retryable())
+        match self {
+            Self::Store(e) => e.is_retryable(),
+            Self::Contended { .. } => true,
+            Self::CorruptHead { .. } | Self::CorruptItem { .. } | Self::WindowTooLarge { .. } => {
+                false
+            }
+        }
     }
 }

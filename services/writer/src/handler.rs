@@ -4,16 +4,22 @@
 //! Order of work for one batch:
 //! 1. decode every record; an undecodable one is counted, logged and given to the
 //!    [`FailureSink`], never retried (it would block its shard forever);
-//! 2. turn points into 16-byte head entries stamped with the record's ingest stamp,
-//!    dropping points of sealed windows (past `head_expiry`: their item is final) and
-//!    of windows whose raw TTL already passed;
+//! 2. turn points into 16-byte head entries stamped with the record's ingest stamp.
+//!    Points of sealed windows (past `head_expiry`: a late writer, or a replay) are
+//!    kept like any other: the flush merges them into the stored item, so a replay can
+//!    rebuild any window that Kinesis still holds. Only points whose raw TTL already
+//!    passed are dropped (their item would be deleted at once; counted);
 //! 3. group the entries per bucket (one `Head::append` per bucket per batch) and store
 //!    the buckets concurrently; each bucket then flushes its windows that crossed a
 //!    multiple of `flush_point_threshold` and up to `due_flushes_per_bucket` of its
 //!    closed windows;
-//! 4. a retryable failure in a bucket reports the bucket's first record as the batch
-//!    item failure: every record before it belongs to a bucket that was fully stored,
-//!    and Lambda re-sends from there (re-appending is harmless: see `carat_core::head`).
+//! 4. a retryable failure in a bucket is retried inside the invocation with backoff
+//!    (`writer.retry_deadline_ms`); if it outlasts that, the bucket's first record is
+//!    reported as the batch item failure: every record before it belongs to a bucket
+//!    that was fully stored, and Lambda re-sends from there (re-appending is harmless:
+//!    see `carat_core::head`). A window whose flush fails for good (corrupt, too large)
+//!    is counted (`FailedFlushes`, alarmed), logged and left dirty in the head; it never
+//!    stops the other windows of its bucket.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -38,11 +44,15 @@ pub struct BatchReport {
     /// Points appended to the head (in buckets that were fully stored).
     pub processed_points: u64,
     pub bad_records: u64,
-    /// Points of windows past `head_expiry`: their flushed item is final.
-    pub dropped_sealed_points: u64,
+    /// Points of windows past `head_expiry` (late writer or replay), kept and merged.
+    pub sealed_window_points: u64,
     /// Points whose raw TTL had passed when they arrived.
     pub dropped_expired_points: u64,
     pub flushed_windows: u64,
+    /// Window flushes that failed for good (isolated: the rest of the batch went on).
+    pub failed_flushes: u64,
+    /// Retry rounds of buckets that failed retryably inside this invocation.
+    pub bucket_retries: u64,
     /// Sequence number of the first record not fully stored (after a retryable failure).
     pub first_failed: Option<String>,
 }
@@ -193,7 +203,9 @@ impl Writer {
                     groups.len() - 1
                 });
                 let g = &mut groups[gi];
-                let expire_at = |start| self.cfg.head_expiry(start);
+                // A late point (close to the head expiry, or past it: a lagging writer, a
+                // replay) keeps its window in the head until a flush has merged it.
+                let expire_at = |start| self.cfg.head_expiry_after(start, now);
                 for (start, bytes) in s.windows {
                     g.points += (bytes.len() / ENTRY_BYTES) as u64;
                     let slots = g.index.entry(s.key.clone()).or_default();
@@ -217,29 +229,55 @@ impl Writer {
         }
 
         let concurrency = self.cfg.writer.bucket_concurrency.max(1);
-        let stores: Vec<_> = groups.iter().map(|g| self.store_group(g, now)).collect();
-        let results: Vec<(usize, u64, Result<u64, WriterError>)> = futures::stream::iter(stores)
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-
         let mut first_failed: Option<usize> = None;
         let mut fatal: Option<WriterError> = None;
-        for (first, points, result) in results {
-            match result {
-                Ok(flushed) => {
-                    report.processed_points += points;
-                    report.flushed_windows += flushed;
-                }
-                Err(e) if e.is_retryable() => {
-                    tracing::warn!(error = %e, first_record = first, "bucket not stored; batch resumes at its first record");
-                    first_failed = Some(first_failed.map_or(first, |f| f.min(first)));
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, first_record = first, "bucket failed, not retryable");
-                    fatal.get_or_insert(e);
+        let mut pending: Vec<&Group> = groups.iter().collect();
+        let mut backoff = carat_store::retry::Backoff::new(&carat_core::config::RetryConfig {
+            deadline_ms: self.cfg.writer.retry_deadline_ms,
+            ..self.cfg.retry.clone()
+        });
+        loop {
+            let stores: Vec<_> = pending
+                .iter()
+                .map(|g| async move { (*g, self.store_group_inner(g, now).await) })
+                .collect();
+            let results: Vec<(&Group, Result<Stored, WriterError>)> = futures::stream::iter(stores)
+                .buffer_unordered(concurrency)
+                .collect()
+                .await;
+            let mut again: Vec<&Group> = Vec::new();
+            let mut last_error = String::new();
+            for (g, result) in results {
+                match result {
+                    Ok(stored) => {
+                        report.processed_points += g.points;
+                        report.flushed_windows += stored.flushed;
+                        report.failed_flushes += stored.failed;
+                    }
+                    Err(e) if e.is_retryable() => {
+                        tracing::warn!(error = %e, bucket = g.bucket, attempt = backoff.attempts(), "bucket not stored; retrying");
+                        last_error = e.to_string();
+                        again.push(g);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, first_record = g.first_record, "bucket failed, not retryable");
+                        fatal.get_or_insert(e);
+                    }
                 }
             }
+            if again.is_empty() {
+                break;
+            }
+            report.bucket_retries += 1;
+            if !backoff.wait().await {
+                for g in &again {
+                    tracing::warn!(error = %last_error, first_record = g.first_record, "bucket not stored within the retry deadline; batch resumes at its first record");
+                    first_failed =
+                        Some(first_failed.map_or(g.first_record, |f| f.min(g.first_record)));
+                }
+                break;
+            }
+            pending = again;
         }
         report.first_failed = first_failed
             .and_then(|i| records.get(i))
@@ -249,9 +287,11 @@ impl Writer {
             records = report.records,
             processed_points = report.processed_points,
             bad_records = report.bad_records,
-            dropped_sealed_points = report.dropped_sealed_points,
+            sealed_window_points = report.sealed_window_points,
             dropped_expired_points = report.dropped_expired_points,
             flushed_windows = report.flushed_windows,
+            failed_flushes = report.failed_flushes,
+            bucket_retries = report.bucket_retries,
             first_failed = report.first_failed.as_deref().unwrap_or(""),
             "batch"
         );
@@ -264,8 +304,10 @@ impl Writer {
                     &[
                         ("ProcessedPoints", report.processed_points),
                         ("BadRecords", report.bad_records),
-                        ("DroppedSealedPoints", report.dropped_sealed_points),
+                        ("SealedWindowPoints", report.sealed_window_points),
+                        ("DroppedExpiredPoints", report.dropped_expired_points),
                         ("FlushedWindows", report.flushed_windows),
+                        ("FailedFlushes", report.failed_flushes),
                     ],
                 )
             );
@@ -284,6 +326,14 @@ impl Writer {
         report: &mut BatchReport,
     ) -> Result<Vec<Staged>, String> {
         let decoded = record::decode(&rec.kinesis.data.0).map_err(|e| e.to_string())?;
+        // Every record-derived number goes through these bounds before any arithmetic:
+        // within them no window start, end, expiry or millisecond stamp can overflow.
+        if !window::in_range(decoded.stamp_ms.div_euclid(1000)) {
+            return Err(format!(
+                "record stamp {} ms is outside the supported range (±2^40 s)",
+                decoded.stamp_ms
+            ));
+        }
         let len = self.cfg.window.raw_secs;
         let mut out = Vec::with_capacity(decoded.series.len());
         let (mut sealed, mut expired) = (0, 0);
@@ -293,10 +343,15 @@ impl Writer {
             let mut windows: Vec<(i64, Vec<u8>)> = Vec::new();
             let mut cur: Option<usize> = None;
             for p in sp.points {
+                if !window::in_range(p.time) {
+                    return Err(format!(
+                        "series {key}: time {} is outside the supported range (±2^40 s)",
+                        p.time
+                    ));
+                }
                 let start = window::start(len, p.time);
                 if now >= self.cfg.head_expiry(start) {
                     sealed += 1;
-                    continue;
                 }
                 if now >= start + len + self.cfg.retention.raw_secs {
                     expired += 1;
@@ -332,7 +387,7 @@ impl Writer {
                 });
             }
         }
-        report.dropped_sealed_points += sealed;
+        report.sealed_window_points += sealed;
         report.dropped_expired_points += expired;
         Ok(out)
     }
@@ -358,16 +413,10 @@ impl Writer {
     }
 
     /// Appends one bucket's entries, then flushes its windows that crossed the
-    /// threshold or are due. Returns how many windows it flushed.
-    async fn store_group(&self, g: &Group, now: i64) -> (usize, u64, Result<u64, WriterError>) {
-        (
-            g.first_record,
-            g.points,
-            self.store_group_inner(g, now).await,
-        )
-    }
-
-    async fn store_group_inner(&self, g: &Group, now: i64) -> Result<u64, WriterError> {
+    /// threshold or are due. A window whose flush fails for good is counted and
+    /// skipped; a retryable failure fails the bucket (it is retried as a whole:
+    /// appending again is harmless).
+    async fn store_group_inner(&self, g: &Group, now: i64) -> Result<Stored, WriterError> {
         let counts = self.head.append(g.bucket, &g.appends).await?;
         let threshold = self.cfg.window.flush_point_threshold.max(1);
         let mut to_flush: Vec<WindowRef> = Vec::new();
@@ -386,11 +435,26 @@ impl Writer {
                 }
             }
         }
+        let mut stored = Stored::default();
         for w in &to_flush {
-            flush_window(&self.cfg, self.head.as_ref(), self.table.as_ref(), w, now).await?;
+            match flush_window(&self.cfg, self.head.as_ref(), self.table.as_ref(), w, now).await {
+                Ok(_) => stored.flushed += 1,
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => {
+                    tracing::error!(error = %e, window = %w.key, start = w.start, "window flush failed, not retryable; the window stays in the head");
+                    stored.failed += 1;
+                }
+            }
         }
-        Ok(to_flush.len() as u64)
+        Ok(stored)
     }
+}
+
+/// What storing one bucket did.
+#[derive(Debug, Default, Clone, Copy)]
+struct Stored {
+    flushed: u64,
+    failed: u64,
 }
 
 /// The shard of a record: the part of its event id before `:` (`shardId-…:<sequence>`).

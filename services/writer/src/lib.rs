@@ -4,9 +4,11 @@
 //! Module map, in the order a batch flows through it:
 //! - [`handler`]: the Lambda handler. Decodes records, turns points into head entries,
 //!   appends them per bucket, reports the first unstored record on retryable failures.
-//! - [`flush`]: one window's flush — head ⇒ merge ⇒ raw chunk + rollup items ⇒ table ⇒
-//!   settle. Shared with carat-flusher.
-//! - [`rollup`]: 5 m / 1 h / 1 d count, sum, min, max of a window, and their item format.
+//! - [`flush`]: one window's flush — head ⇒ merge with the stored window ⇒ conditional
+//!   write of the stamped chunk (split into parts if large) ⇒ settle. Shared with
+//!   carat-flusher.
+//! - [`rollup`]: 1 h / 1 d count, sum, min, max of a window, and their format (for the
+//!   reader and the archive; no DynamoDB item).
 //! - [`sink`]: where undecodable records go (a log line in AWS, files locally).
 //! - [`emf`]: the CloudWatch EMF line each invocation prints.
 //! - [`clock`]: injected time (re-exported from `carat_core::clock`).

@@ -1,5 +1,12 @@
-//! Rollups of one raw window: count, sum, min and max per 5 m, 1 h and 1 d bucket,
-//! stored as one `agg` item per window next to the raw chunk (docs/write-path.md).
+//! Rollups of one raw window: count, sum, min and max per 1 h and 1 d bucket.
+//!
+//! Not a DynamoDB item any more: a separate item costs at least one write unit per
+//! series-day however small it is, and the rollups are a pure function of the raw
+//! points, which DynamoDB holds for `retention.raw_secs`. While the raw item lives the
+//! reader computes them from it (5-minute and 10-minute reads too, which never need
+//! more than 10 days); when it expires the archiver writes them to S3 beside the raw
+//! chunk, for the long ranges (docs/write-path.md). The body format below is what the
+//! archive stores; it lists its resolutions, so it did not change when 5 m went.
 //!
 //! A bucket longer than the raw window (or not aligned with it) is split across the
 //! items of the windows it overlaps: each item holds the aggregate of *its* window's
@@ -29,8 +36,8 @@ use thiserror::Error;
 /// Format version of the rollup body.
 pub const VERSION: u8 = 1;
 
-/// Bucket lengths of the rollups, seconds: 5 m, 1 h, 1 d.
-pub const RESOLUTIONS: [i64; 3] = [300, 3_600, 86_400];
+/// Bucket lengths of the rollups, seconds: 1 h, 1 d.
+pub const RESOLUTIONS: [i64; 2] = [3_600, 86_400];
 
 /// The aggregate of the points of one bucket (within one raw window).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -69,7 +76,13 @@ pub enum RollupError {
 /// The rollups of `points` (any order; the merge gives them sorted) at [`RESOLUTIONS`].
 #[must_use]
 pub fn compute(points: &[Point]) -> Vec<Rollup> {
-    RESOLUTIONS
+    compute_at(points, &RESOLUTIONS)
+}
+
+/// The rollups of `points` at the given bucket lengths (seconds, each positive).
+#[must_use]
+pub fn compute_at(points: &[Point], resolutions: &[i64]) -> Vec<Rollup> {
+    resolutions
         .iter()
         .map(|&resolution| {
             let mut buckets: BTreeMap<i64, Aggregate> = BTreeMap::new();
@@ -273,7 +286,7 @@ mod tests {
             Point::new(900, -2.0),
             Point::new(3_600, 10.0),
         ];
-        let r = compute(&pts);
+        let r = compute_at(&pts, &[300, 3_600, 86_400]);
         assert_eq!(r.len(), 3);
         assert_eq!(r[0].resolution, 300);
         assert_eq!(
@@ -340,7 +353,8 @@ mod tests {
             Point::new(86_700, 0.1),
             Point::new(90_000, -4.0),
         ];
-        let bytes = encode(&compute(&pts));
+        // Three resolutions as the format was frozen with; the body lists its own.
+        let bytes = encode(&compute_at(&pts, &[300, 3_600, 86_400]));
         insta::assert_snapshot!(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
     }
 }

@@ -15,7 +15,7 @@ use carat_store::fake::{FakeHead, FaultKind};
 use carat_store::ports::{Head, HeadAppend, WindowRef};
 use carat_store::StoreError;
 use carat_writer::Clock as _;
-use carat_writer::{rollup, Writer};
+use carat_writer::Writer;
 use common::*;
 
 fn fixture_path(name: &str) -> PathBuf {
@@ -129,22 +129,10 @@ async fn good_batch_is_appended_then_flushed_exactly() {
     for (series, points) in good_series() {
         let got = stored_points(&rig.items(), series);
         assert_eq!(got, points, "{series}");
-        let agg = rig
-            .table
-            .items()
-            .into_iter()
-            .find(|i| i.pk == key(series).table_pk("agg"))
-            .unwrap();
-        let r = rollup::decode(&agg.body).unwrap();
-        assert_eq!(
-            r[0].buckets.iter().map(|a| a.count).sum::<u64>(),
-            points.len() as u64
-        );
-        assert_eq!(
-            agg.expires_at,
-            start + 3_600 + rig.cfg.retention.rollup_secs
-        );
     }
+    // One item per window: the rollups are computed from it, not stored beside it.
+    assert!(rig.items().iter().all(|i| i.pk.ends_with("#raw")));
+    assert_eq!(rig.items().len(), good_series().len());
     let raw = rig
         .items()
         .into_iter()
@@ -185,11 +173,7 @@ struct FailBucket {
 impl Head for FailBucket {
     async fn append(&self, bucket: u32, appends: &[HeadAppend]) -> Result<Vec<u64>, StoreError> {
         if bucket == self.bucket {
-            return Err(StoreError::Retryable {
-                service: "test",
-                op: "append",
-                detail: "throttled".into(),
-            });
+            return Err(StoreError::retryable("test", "append", "throttled"));
         }
         self.inner.append(bucket, appends).await
     }
@@ -254,12 +238,13 @@ async fn retryable_head_failure_reports_first_unprocessed_record() {
 }
 
 #[tokio::test]
-async fn retryable_table_failure_on_flush_is_reported_and_nonretryable_fails() {
+async fn retryable_table_failure_on_flush_is_retried_or_reported_and_nonretryable_is_isolated() {
     let mut c = cfg();
     c.window.flush_point_threshold = 2; // every window of the fixture with ≥ 2 points flushes now
-    let rig = Rig::new(c, T0 * 1000 + 900);
+    c.writer.retry_deadline_ms = 0; // no retries inside the invocation
+    let rig = Rig::new(c.clone(), T0 * 1000 + 900);
     let event = load_fixture("good-batch.json");
-    rig.table.faults().fail_next_op("put", 1);
+    rig.table.faults().fail_next_op("write_window", 1);
     let resp = rig.writer.handle(&event).await.unwrap();
     assert_eq!(
         resp.batch_item_failures.len(),
@@ -270,10 +255,23 @@ async fn retryable_table_failure_on_flush_is_reported_and_nonretryable_fails() {
     let resp = rig.writer.handle(&event).await.unwrap();
     assert!(resp.batch_item_failures.is_empty());
     assert!(!rig.items().is_empty());
-    rig.table.faults().inject(Some("put"), 1, FaultKind::Fatal);
-    let again = rig.writer.handle(&event).await;
-    assert!(again.is_err(), "fatal store errors fail the invocation");
+    // A window whose flush fails for good is counted and skipped: the batch succeeds.
+    rig.table
+        .faults()
+        .inject(Some("read_window"), 1, FaultKind::Fatal);
+    let report = rig.writer.process(&event.records).await.unwrap();
+    assert_eq!(report.failed_flushes, 1);
+    assert!(report.first_failed.is_none());
     rig.table.faults().clear();
+    // With a retry deadline, a throttled write is retried inside the invocation.
+    let mut c2 = c.clone();
+    c2.writer.retry_deadline_ms = 5_000;
+    let rig2 = Rig::new(c2, T0 * 1000 + 900);
+    rig2.table.faults().fail_next_op("write_window", 2);
+    let report = rig2.writer.process(&event.records).await.unwrap();
+    assert!(report.first_failed.is_none(), "{report:?}");
+    assert!(report.bucket_retries >= 1);
+    assert!(!rig2.items().is_empty());
     // Closed: the early-flushed windows are still dirty and flush to the exact points.
     let start = carat_core::window::start(3_600, T0);
     rig.clock.set_ms(rig.cfg.flush_due(start) * 1000);
@@ -284,16 +282,24 @@ async fn retryable_table_failure_on_flush_is_reported_and_nonretryable_fails() {
 }
 
 #[tokio::test]
-async fn sealed_and_expired_points_are_dropped() {
+async fn sealed_points_are_kept_and_expired_points_dropped() {
     let cfg = cfg();
     let start = carat_core::window::start(3_600, T0);
-    // Just past head_expiry of the fixture's window: the window is sealed.
+    // Just past head_expiry of the fixture's window: the window is sealed, and its
+    // points (a lagging writer, a replay) are merged into the stored window in-batch.
     let rig = Rig::new(cfg.clone(), cfg.head_expiry(start) * 1000);
     let event = load_fixture("good-batch.json");
     let report = rig.writer.process(&event.records).await.unwrap();
-    assert_eq!(report.dropped_sealed_points, 8);
-    assert_eq!(report.processed_points, 0);
-    assert!(rig.head.windows().is_empty());
+    assert_eq!(report.sealed_window_points, 8);
+    assert_eq!(report.processed_points, 8);
+    assert_eq!(report.flushed_windows, 4, "due at once");
+    for (series, points) in good_series() {
+        assert_eq!(stored_points(&rig.items(), series), points, "{series}");
+    }
+    // The head keeps them until a flush merged them, not until their old expiry.
+    for (_, bytes) in rig.head.windows() {
+        assert!(!bytes.is_empty());
+    }
     // A raw retention shorter than the lateness: the TTL check catches the points.
     let mut c = cfg.clone();
     c.retention.raw_secs = 60;

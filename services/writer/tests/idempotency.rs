@@ -68,8 +68,10 @@ fn build_log(cfg: &Config, w0: i64, batches: &[Vec<Request>]) -> Log {
         let from = entries.len();
         for req in batch {
             req_no += 1;
-            // Stamps grow along the log, as ingest time does.
-            let stamp = (w0 + 200) * 1000 + req_no * 10;
+            // Stamps grow along the log, as ingest time does, a second apart: stamps
+            // compare in whole seconds (carat_core::head), so this model's "later wins"
+            // and the merge's agree.
+            let stamp = (w0 + 200) * 1000 + req_no * 1000;
             let series: Vec<(&str, Vec<Point>)> = req
                 .iter()
                 .map(|(s, pts)| {

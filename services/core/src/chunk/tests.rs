@@ -104,7 +104,8 @@ fn chunk_bytes_are_frozen() {
 #[test]
 fn bad_headers_give_typed_errors() {
     assert_eq!(decode(&[]), Err(ChunkError::Empty));
-    assert_eq!(decode(&[2]), Err(ChunkError::UnsupportedVersion(2)));
+    assert_eq!(decode(&[3]), Err(ChunkError::UnsupportedVersion(3)));
+    assert!(matches!(decode(&[2]), Err(ChunkError::Truncated { .. })));
     assert!(matches!(decode(&[1]), Err(ChunkError::Truncated { .. })));
     // A huge count is refused before anything is allocated.
     let mut huge = vec![1];
@@ -258,5 +259,105 @@ proptest! {
         let mut v1 = vec![VERSION];
         v1.extend_from_slice(&bytes);
         let _ = decode(&v1);
+        let mut v2 = vec![VERSION_STAMPED];
+        v2.extend_from_slice(&bytes);
+        let _ = decode_stamped(&v2);
+    }
+}
+
+fn stamped_round_trip(points: &[Point], stamps: &[i64]) -> Vec<u8> {
+    let bytes = encode_stamped(points, stamps);
+    let (back, back_stamps) = decode_stamped(&bytes).expect("a stamped chunk we encoded decodes");
+    assert_eq!(back_stamps.as_deref(), Some(stamps));
+    assert_eq!(back.len(), points.len());
+    for (i, (a, b)) in points.iter().zip(&back).enumerate() {
+        assert!(a.same_bits(b), "point {i}: {a:?} came back as {b:?}");
+    }
+    assert_eq!(
+        decode(&bytes).expect("plain decode of v2").len(),
+        points.len()
+    );
+    bytes
+}
+
+#[test]
+fn stamped_chunk_bytes_are_frozen() {
+    // A batch (one stamp), a stream (steady lag with one jitter) and the empty chunk.
+    let points: Vec<Point> = (0..5)
+        .map(|i| Point::new(1_700_000_000 + i * 60, 12.5 + i as f64))
+        .collect();
+    let batch = [1_700_000_400; 5];
+    let stream = [
+        1_700_000_061,
+        1_700_000_121,
+        1_700_000_182,
+        1_700_000_241,
+        1_700_000_301,
+    ];
+    let (a, b) = (
+        stamped_round_trip(&points, &batch),
+        stamped_round_trip(&points, &stream),
+    );
+    insta::assert_snapshot!(format!(
+        "batch:  {}\nstream: {}\nempty:  {}",
+        hex(&a),
+        hex(&b),
+        hex(&encode_stamped(&[], &[]))
+    ));
+}
+
+#[test]
+fn stamps_of_regular_writes_cost_almost_nothing() {
+    // A day of 1-minute points posted each minute by an agent with a lag of 30–32 s,
+    // and the same day written by one request: the stamp column is a few bytes.
+    let points: Vec<Point> = (0..1440)
+        .map(|i| Point::new(86_400 + i * 60, (i % 17) as f64))
+        .collect();
+    let plain = encode(&points).len();
+    let lag: Vec<i64> = (0..1440i64)
+        .map(|i| 86_400 + i * 60 + 30 + (i * 7 % 3))
+        .collect();
+    let one: Vec<i64> = vec![86_400 * 2 + 5; 1440];
+    let with_lag = encode_stamped(&points, &lag).len() - plain;
+    let with_one = encode_stamped(&points, &one).len() - plain;
+    assert!(with_one <= 8, "batch stamps cost {with_one} B");
+    eprintln!("stamp column: batch {with_one} B, stream {with_lag} B for 1440 points");
+    assert!(
+        with_lag < 1440 / 2,
+        "streamed stamps cost {with_lag} B for 1440 points"
+    );
+}
+
+proptest! {
+    #[test]
+    fn any_stamped_points_round_trip_bit_exact(
+        raw in proptest::collection::vec((any::<i64>(), any::<u64>().prop_map(f64::from_bits), any::<i64>()), 0..300)
+    ) {
+        let points: Vec<Point> = raw.iter().map(|&(t, v, _)| Point::new(t, v)).collect();
+        let stamps: Vec<i64> = raw.iter().map(|&(_, _, s)| s).collect();
+        stamped_round_trip(&points, &stamps);
+    }
+
+    #[test]
+    fn realistic_stamped_points_round_trip(points in realistic_points(), lag in 0i64..100_000, jitter in 0i64..5) {
+        let stamps: Vec<i64> = points.iter().enumerate().map(|(i, p)| p.time + lag + (i as i64 % (jitter + 1))).collect();
+        stamped_round_trip(&points, &stamps);
+    }
+
+    #[test]
+    fn mutated_stamped_chunks_never_panic(
+        points in realistic_points(),
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let stamps: Vec<i64> = points.iter().map(|p| p.time + 61).collect();
+        let bytes = encode_stamped(&points, &stamps);
+        let mut mutated = bytes.clone();
+        for (i, x) in &flips {
+            let i = i.index(mutated.len());
+            mutated[i] ^= x;
+        }
+        let _ = decode_stamped(&mutated);
+        let _ = decode_stamped(&bytes[..cut.index(bytes.len() + 1)]);
     }
 }

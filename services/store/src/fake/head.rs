@@ -1,0 +1,141 @@
+//! [`FakeHead`]: the Redis head in memory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use carat_core::head::ENTRY_BYTES;
+
+use super::{lock, Faults, SERVICE};
+use crate::head_keys::{check_appends, dirty_member};
+use crate::ports::{Head, HeadAppend, WindowRef};
+use crate::StoreError;
+
+#[derive(Debug, Default)]
+struct HeadState {
+    windows: HashMap<WindowRef, (Vec<u8>, i64)>,
+    /// bucket ⇒ member ⇒ (score, window), like the `{b<bucket>}:dirty` ZSET.
+    dirty: HashMap<u32, BTreeMap<String, (i64, WindowRef)>>,
+}
+
+/// The Redis head in memory. Window expiry happens only when a test calls [`FakeHead::expire`].
+#[derive(Debug, Default)]
+pub struct FakeHead {
+    state: Mutex<HeadState>,
+    faults: Faults,
+}
+
+impl FakeHead {
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    #[must_use]
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Forgets every window whose `expire_at` is at or before `now` (what Redis's
+    /// EXPIREAT does), leaving dirty marks in place as Redis does.
+    pub fn expire(&self, now: i64) {
+        lock(&self.state).windows.retain(|_, (_, at)| *at > now);
+    }
+
+    /// Every window the head holds, with its entry bytes, sorted.
+    #[must_use]
+    pub fn windows(&self) -> Vec<(WindowRef, Vec<u8>)> {
+        let mut v: Vec<_> = lock(&self.state)
+            .windows
+            .iter()
+            .map(|(w, (b, _))| (w.clone(), b.clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The dirty windows of `bucket` with their flush-due scores, in ZSET order.
+    #[must_use]
+    pub fn dirty(&self, bucket: u32) -> Vec<(WindowRef, i64)> {
+        let state = lock(&self.state);
+        let mut v: Vec<_> = state
+            .dirty
+            .get(&bucket)
+            .map(|m| {
+                m.iter()
+                    .map(|(member, (s, w))| (*s, member.clone(), w.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v.into_iter().map(|(s, _, w)| (w, s)).collect()
+    }
+}
+
+#[async_trait]
+impl Head for FakeHead {
+    async fn append(&self, bucket: u32, appends: &[HeadAppend]) -> Result<Vec<u64>, StoreError> {
+        self.faults.check("append")?;
+        check_appends(SERVICE, bucket, appends)?;
+        let mut state = lock(&self.state);
+        let mut counts = Vec::with_capacity(appends.len());
+        for a in appends {
+            let slot = state
+                .windows
+                .entry(a.window.clone())
+                .or_insert_with(|| (Vec::new(), a.expire_at));
+            slot.0.extend_from_slice(&a.entries);
+            slot.1 = a.expire_at;
+            counts.push((slot.0.len() / ENTRY_BYTES) as u64);
+            // Like `ZADD LT`: the earliest due time a window was given stays.
+            state
+                .dirty
+                .entry(bucket)
+                .or_default()
+                .entry(dirty_member(&a.window))
+                .and_modify(|(due, _)| *due = (*due).min(a.flush_due))
+                .or_insert_with(|| (a.flush_due, a.window.clone()));
+        }
+        Ok(counts)
+    }
+
+    async fn read(&self, window: &WindowRef) -> Result<Vec<u8>, StoreError> {
+        self.faults.check("read")?;
+        Ok(lock(&self.state)
+            .windows
+            .get(window)
+            .map(|(b, _)| b.clone())
+            .unwrap_or_default())
+    }
+
+    async fn due(&self, bucket: u32, now: i64, limit: usize) -> Result<Vec<WindowRef>, StoreError> {
+        self.faults.check("due")?;
+        let state = lock(&self.state);
+        let Some(set) = state.dirty.get(&bucket) else {
+            return Ok(Vec::new());
+        };
+        let mut v: Vec<_> = set
+            .iter()
+            .filter(|(_, (score, _))| *score <= now)
+            .map(|(member, (score, w))| (*score, member, w))
+            .collect();
+        v.sort();
+        Ok(v.into_iter()
+            .take(limit)
+            .map(|(_, _, w)| w.clone())
+            .collect())
+    }
+
+    async fn settle(&self, window: &WindowRef, len: usize) -> Result<bool, StoreError> {
+        self.faults.check("settle")?;
+        let mut state = lock(&self.state);
+        let current = state.windows.get(window).map_or(0, |(b, _)| b.len());
+        if current != len {
+            return Ok(false);
+        }
+        if let Some(set) = state.dirty.get_mut(&window.bucket) {
+            set.remove(&dirty_member(window));
+        }
+        Ok(true)
+    }
+}

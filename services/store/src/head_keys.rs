@@ -1,0 +1,93 @@
+//! The head's key layout and the checks every head applies to an append, shared by
+//! the Redis adapter and the in-memory fake (docs/TEAM-NOTES.md, fixed).
+//!
+//! The head of a window is the string `{b<bucket>}:h:<tenant>:<series>:<window_start>`;
+//! the dirty set of a bucket is the ZSET `{b<bucket>}:dirty` with members
+//! `<tenant>:<series>:<window_start>`. The hash tag `{b<bucket>}` puts every key of a
+//! bucket in one slot.
+
+use carat_core::head::ENTRY_BYTES;
+use carat_core::{SeriesKey, SeriesName, Tenant};
+
+use crate::ports::{HeadAppend, WindowRef};
+use crate::StoreError;
+
+/// The hash tag of a bucket: every key of the bucket lives in its slot.
+#[must_use]
+pub fn bucket_tag(bucket: u32) -> String {
+    format!("{{b{bucket}}}")
+}
+
+/// The Redis key holding a window's head entries.
+#[must_use]
+pub fn head_key(window: &WindowRef) -> String {
+    format!(
+        "{{b{}}}:h:{}:{}:{}",
+        window.bucket, window.key.tenant, window.key.series, window.start
+    )
+}
+
+/// The Redis key of a bucket's dirty set.
+#[must_use]
+pub fn dirty_key(bucket: u32) -> String {
+    format!("{{b{bucket}}}:dirty")
+}
+
+/// The member of a window in its bucket's dirty set.
+#[must_use]
+pub fn dirty_member(window: &WindowRef) -> String {
+    format!(
+        "{}:{}:{}",
+        window.key.tenant, window.key.series, window.start
+    )
+}
+
+/// Parses a dirty-set member back into a window of `bucket`. Tenants and series
+/// names cannot contain `:`, so the split is unambiguous; `None` for anything that
+/// is not a member carat wrote.
+#[must_use]
+pub fn parse_dirty_member(bucket: u32, member: &[u8]) -> Option<WindowRef> {
+    let s = std::str::from_utf8(member).ok()?;
+    let (tenant, rest) = s.split_once(':')?;
+    let (series, start) = rest.rsplit_once(':')?;
+    Some(WindowRef {
+        bucket,
+        key: SeriesKey::new(
+            Tenant::parse(tenant).ok()?,
+            SeriesName::parse(series, "series").ok()?,
+        ),
+        start: start.parse().ok()?,
+    })
+}
+
+/// Checks what the Redis adapter also refuses: a window of another bucket (its key
+/// would be in another slot) or entries that are not whole 16-byte entries.
+pub fn check_appends(
+    service: &'static str,
+    bucket: u32,
+    appends: &[HeadAppend],
+) -> Result<(), StoreError> {
+    for (i, a) in appends.iter().enumerate() {
+        if a.window.bucket != bucket {
+            return Err(StoreError::fatal(
+                service,
+                "append",
+                format!(
+                    "append {i}: window {} is in bucket {}, not {bucket}",
+                    a.window.key, a.window.bucket
+                ),
+            ));
+        }
+        if a.entries.len() % ENTRY_BYTES != 0 {
+            return Err(StoreError::fatal(
+                service,
+                "append",
+                format!(
+                    "append {i}: {} entry bytes is not a multiple of {ENTRY_BYTES}",
+                    a.entries.len()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
