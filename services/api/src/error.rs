@@ -1,5 +1,10 @@
 //! [`AppError`]: every way an API request can fail, and its HTTP answer
-//! (`{"error":{"message":…,"index":…,"field":…}}`, DESIGN.md §2).
+//! (`{"error":{"message":…,"index":…,"field":…,"request_id":…}}`, DESIGN.md §2).
+//!
+//! The message a client sees is the variant's `Display`, which never holds a
+//! dependency's error text (AWS errors name streams, accounts and roles): the cause
+//! travels in the response's extensions to `request_id::layer`, which logs it with the
+//! request id that the body carries.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -8,6 +13,8 @@ use carat_core::ValidationError;
 use carat_store::StoreError;
 use serde::Serialize;
 use thiserror::Error;
+
+use crate::request_id::{self, ErrorDetail};
 
 #[derive(Debug, Error)]
 pub enum AppError {
@@ -37,14 +44,19 @@ pub enum AppError {
     Forbidden { key: String, scope: &'static str },
     /// Kinesis throttled or failed retryably past the retry deadline: nothing is stored,
     /// the client should send the same request again after `retry_after_secs`.
-    #[error("the log is throttled or unavailable, nothing was stored; retry after {retry_after_secs} s ({source})")]
+    #[error("the log is unavailable, nothing was stored; retry after {retry_after_secs} s")]
     Unavailable {
         retry_after_secs: u64,
+        #[source]
         source: StoreError,
     },
-    /// Anything else: a store failure that retrying will not fix, or a bug.
-    #[error("internal error: {0}")]
-    Internal(String),
+    /// Anything else: a store failure that retrying will not fix, or a bug. `detail` is
+    /// for the log only.
+    #[error(
+        "internal error: the request may be partly stored (sending it again is safe); \
+         quote the request id when reporting it"
+    )]
+    Internal { detail: String },
 }
 
 impl AppError {
@@ -66,6 +78,23 @@ impl AppError {
         }
     }
 
+    /// A failure of ours, described by `detail` in the log only.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::Internal {
+            detail: detail.into(),
+        }
+    }
+
+    /// Everything known about the error, for the log: the public message and the cause.
+    #[must_use]
+    pub fn detail(&self) -> String {
+        match self {
+            Self::Unavailable { source, .. } => format!("{self}: {source}"),
+            Self::Internal { detail } => format!("internal error: {detail}"),
+            _ => self.to_string(),
+        }
+    }
+
     #[must_use]
     pub fn status(&self) -> StatusCode {
         match self {
@@ -75,7 +104,7 @@ impl AppError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -103,16 +132,13 @@ struct Detail<'a> {
     index: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        match &self {
-            Self::Unavailable { .. } => tracing::warn!(error = %self, "ingest unavailable"),
-            Self::Internal(_) => tracing::error!(error = %self, "ingest failed"),
-            _ => tracing::debug!(error = %self, status = status.as_u16(), "ingest rejected"),
-        }
         let (index, field) = match &self {
             Self::BadInput { index, field, .. } => (*index, field.as_deref()),
             _ => (None, None),
@@ -122,9 +148,14 @@ impl IntoResponse for AppError {
                 message: self.to_string(),
                 index,
                 field,
+                request_id: request_id::current(),
             },
         };
         let mut response = (status, Json(body)).into_response();
+        response.extensions_mut().insert(ErrorDetail {
+            status: status.as_u16(),
+            detail: self.detail(),
+        });
         if let Self::Unavailable {
             retry_after_secs, ..
         } = &self

@@ -1,9 +1,11 @@
 //! The ingest routes. Every route runs the same steps:
-//! 1. `require_write` (route layer): a known key with the `write` scope, else 401/403 —
-//!    before the body is read;
+//! 0. `request_id::layer` (outermost): the request id, in every answer and error log;
+//! 1. `require_write` (route layer): a known key with the `write` scope in the current
+//!    key store ([`Keys`], reloaded when due), else 401/403 — before the body is read;
 //! 2. the body, at most `ingest.max_body_bytes` (413 otherwise);
-//! 3. parse it whole and validate every point against the clock: one bad point ⇒ 400
-//!    and nothing written;
+//! 3. parse it whole and validate every point against the clock. JSON routes: one bad
+//!    point ⇒ 400 and nothing written. remote_write: unstorable samples are dropped and
+//!    counted, 400 only if none is storable (see [`remote_write::resolve`]);
 //! 4. [`produce::records`] and one `Log::put`; success only once it returned Ok.
 
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use carat_core::{Config, Point, SeriesName, Tenant};
@@ -24,21 +26,33 @@ use crate::auth::{KeyStore, Scope};
 use crate::body::{self, Shape};
 use crate::clock::Clock;
 use crate::error::AppError;
-use crate::{produce, remote_write};
+use crate::keys::Keys;
+use crate::{produce, remote_write, request_id};
+
+/// The answer header that counts the samples of a remote_write request that were
+/// dropped (too old, too far in the future, unmappable labels, native histograms).
+pub const DROPPED_HEADER: &str = "x-carat-dropped-samples";
 
 /// What every handler needs, built once per process.
 #[derive(Clone)]
 pub struct AppState {
     pub log: Arc<dyn Log>,
-    pub keys: Arc<KeyStore>,
+    pub keys: Arc<Keys>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
 }
 
 impl AppState {
-    /// State on the system clock: what the Lambda and carat-local use.
+    /// State on the system clock with a key store that is never reloaded.
     #[must_use]
     pub fn new(log: Arc<dyn Log>, keys: Arc<KeyStore>, config: Arc<Config>) -> Self {
+        Self::with_keys(log, Arc::new(Keys::fixed(keys)), config)
+    }
+
+    /// State on the system clock with a reloading key store: what the Lambda uses
+    /// ([`Keys::load`]) and carat-local should ([`Keys::from_env`]).
+    #[must_use]
+    pub fn with_keys(log: Arc<dyn Log>, keys: Arc<Keys>, config: Arc<Config>) -> Self {
         Self {
             log,
             keys,
@@ -58,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/write", post(prometheus_remote_write))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_write))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(request_id::layer))
         .with_state(state)
 }
 
@@ -66,11 +81,8 @@ async fn require_write(
     mut req: Request,
     next: Next,
 ) -> Result<Response, AppError> {
-    let tenant = state
-        .keys
-        .authorize(req.headers(), Scope::Write)?
-        .tenant
-        .clone();
+    let keys = state.keys.current().await;
+    let tenant = keys.authorize(req.headers(), Scope::Write)?.tenant.clone();
     req.extensions_mut().insert(tenant);
     Ok(next.run(req).await)
 }
@@ -119,14 +131,38 @@ async fn prometheus_remote_write(
     Extension(tenant): Extension<Tenant>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, AppError> {
+) -> Result<Response, AppError> {
     check_remote_write_headers(&headers)?;
     let body = body.map_err(|r| body_rejection(r, &state))?;
     let now_ms = state.clock.now_ms();
     let req = remote_write::decode(&body, state.config.ingest.max_body_bytes)?;
-    let points = remote_write::resolve(req, now_ms.div_euclid(1000), &state.config.ingest)?;
-    store(&state, &tenant, now_ms, points).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let resolved = remote_write::resolve(req, now_ms.div_euclid(1000), &state.config.ingest)?;
+    let stored = resolved.points.len();
+    store(&state, &tenant, now_ms, resolved.points).await?;
+    let d = resolved.dropped;
+    if d.total() == 0 {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let (index, field, first) = d.first.clone().unwrap_or_default();
+    tracing::warn!(
+        request_id = request_id::current().unwrap_or_default(),
+        tenant = %tenant,
+        stored,
+        dropped = d.total(),
+        too_old = d.too_old,
+        too_new = d.too_new,
+        bad_labels = d.bad_labels,
+        histograms = d.histograms,
+        first_index = index,
+        first_field = field,
+        first,
+        "remote_write samples dropped"
+    );
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(DROPPED_HEADER, d.total().to_string())],
+    )
+        .into_response())
 }
 
 /// Remote write 1.0 only: 2.0 (`io.prometheus.write.v2.Request`) is refused with 415 so
@@ -191,7 +227,7 @@ async fn store(
     }
     let count = points.len();
     let records = produce::records(tenant, stamp_ms, points, &state.config.record)
-        .map_err(|e| AppError::Internal(format!("packing records: {e}")))?;
+        .map_err(|e| AppError::internal(format!("packing records: {e}")))?;
     let acked = state.log.put(&records).await.map_err(|e| {
         if e.is_retryable() {
             AppError::Unavailable {
@@ -199,11 +235,11 @@ async fn store(
                 source: e,
             }
         } else {
-            AppError::Internal(e.to_string())
+            AppError::internal(e.to_string())
         }
     })?;
     if acked.len() != records.len() {
-        return Err(AppError::Internal(format!(
+        return Err(AppError::internal(format!(
             "the log acknowledged {} of {} records",
             acked.len(),
             records.len()

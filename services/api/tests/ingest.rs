@@ -4,17 +4,22 @@
 //! log holds nothing.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
+use carat_api::clock::ManualClock;
+use carat_api::keys::LoadError;
 use carat_api::remote_write::{Label, Sample, TimeSeries, WriteRequest, STALE_NAN_BITS};
-use carat_api::{router, AppState, FixedClock, KeyStore};
+use carat_api::{router, AppState, FixedClock, KeySource, KeyStore, Keys, Scope};
 use carat_core::record::{self, Record};
 use carat_core::series::partition_key;
 use carat_core::{Config, SeriesKey, SeriesName, Tenant};
 use carat_store::fake::{FakeLog, FaultKind};
+use carat_store::ports::{Log, LogBatch, LogRecord, StartAt};
+use carat_store::StoreError;
 use prost::Message as _;
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
@@ -42,7 +47,7 @@ fn harness_with(config: Config) -> Harness {
     let log = Arc::new(FakeLog::new(SHARDS));
     let app = router(AppState {
         log: log.clone(),
-        keys: Arc::new(keys()),
+        keys: Arc::new(Keys::fixed(Arc::new(keys()))),
         clock: Arc::new(FixedClock(NOW_MS)),
         config: Arc::new(config.clone()),
     });
@@ -56,6 +61,8 @@ fn harness() -> Harness {
 struct Answer {
     status: StatusCode,
     retry_after: Option<String>,
+    request_id: Option<String>,
+    dropped: Option<String>,
     json: Value,
 }
 
@@ -68,10 +75,14 @@ impl Harness {
             .await
             .expect("the router is infallible");
         let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(header::RETRY_AFTER)
-            .map(|v| v.to_str().expect("ascii").to_string());
+        let get = |name: &str| {
+            resp.headers()
+                .get(name)
+                .map(|v| v.to_str().expect("ascii").to_string())
+        };
+        let retry_after = get(header::RETRY_AFTER.as_str());
+        let request_id = get("x-request-id");
+        let dropped = get("x-carat-dropped-samples");
         let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
             .await
             .expect("body");
@@ -88,6 +99,8 @@ impl Harness {
         Answer {
             status,
             retry_after,
+            request_id,
+            dropped,
             json,
         }
     }
@@ -308,8 +321,6 @@ async fn prometheus_remote_write_is_stored_exactly() {
                     // Sub-second samples of one second: the later replaces the earlier.
                     sample(NOW * 1000 + 100, 0.0),
                     sample(NOW * 1000 + 900, 1.0),
-                    // A staleness marker is dropped, not rejected.
-                    sample(NOW * 1000 + 950, f64::from_bits(STALE_NAN_BITS)),
                 ],
                 histograms: vec![],
             },
@@ -729,9 +740,11 @@ async fn corrupt_snappy_and_protobuf_are_400() {
     h.assert_nothing_written();
 }
 
+/// A sample carat cannot store is dropped and counted, never a 400 for the batch (which
+/// Prometheus would drop for good, good samples included); only a batch with nothing
+/// storable is a 400, naming the first time series and field at fault.
 #[tokio::test]
-async fn bad_remote_write_series_name_index_and_field() {
-    let h = harness();
+async fn unstorable_remote_write_samples_are_dropped_not_the_batch() {
     let ok = TimeSeries {
         labels: labels(&[("__name__", "x")]),
         samples: vec![sample(NOW * 1000, 1.0)],
@@ -747,27 +760,29 @@ async fn bad_remote_write_series_name_index_and_field() {
         ),
         (
             TimeSeries {
-                samples: vec![sample(NOW * 1000, 2.0), sample(NOW * 1000, f64::NAN)],
+                labels: labels(&[("__name__", "y"), ("long", &"v".repeat(300))]),
                 ..ok.clone()
             },
-            "samples[1].value",
+            "labels",
         ),
         (
             TimeSeries {
-                samples: vec![sample(NOW * 1000, f64::INFINITY)],
-                ..ok.clone()
-            },
-            "samples[0].value",
-        ),
-        (
-            TimeSeries {
-                samples: vec![sample((NOW + 3600) * 1000, 1.0)],
+                // After an outage: Prometheus sends what its WAL still holds.
+                samples: vec![sample((NOW - 2 * 86_400) * 1000, 2.0)],
                 ..ok.clone()
             },
             "samples[0].time",
         ),
         (
             TimeSeries {
+                samples: vec![sample((NOW + 3600) * 1000, 2.0)],
+                ..ok.clone()
+            },
+            "samples[0].time",
+        ),
+        (
+            TimeSeries {
+                samples: vec![],
                 histograms: vec![vec![1, 2, 3]],
                 ..ok.clone()
             },
@@ -775,15 +790,283 @@ async fn bad_remote_write_series_name_index_and_field() {
         ),
     ];
     for (bad, field) in cases {
+        // Beside a good series: 204, the good sample stored, the drop counted.
+        let h = harness();
         let req = WriteRequest {
-            timeseries: vec![ok.clone(), bad],
+            timeseries: vec![ok.clone(), bad.clone()],
         };
         let a = h.remote_write(prometheus_body(&req)).await;
-        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.json);
-        assert_eq!(a.json["error"]["index"], json!(1), "{}", a.json);
+        assert_eq!(a.status, StatusCode::NO_CONTENT, "{field}: {}", a.json);
+        assert_eq!(a.dropped.as_deref(), Some("1"), "{field}");
+        assert_eq!(h.stored(), expect(&[("x", &[(NOW, 1.0)])]), "{field}");
+        // Alone: nothing storable, 400 naming the time series and field.
+        let h = harness();
+        let req = WriteRequest {
+            timeseries: vec![bad],
+        };
+        let a = h.remote_write(prometheus_body(&req)).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{field}: {}", a.json);
+        assert_eq!(a.json["error"]["index"], json!(0), "{}", a.json);
         assert_eq!(a.json["error"]["field"], json!(field), "{}", a.json);
+        assert!(
+            a.json["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("no sample of the request is storable"),
+            "{}",
+            a.json
+        );
+        h.assert_nothing_written();
     }
-    h.assert_nothing_written();
+}
+
+/// What a real Prometheus 2.42 sends routinely: NaN quantiles of summaries that
+/// observed nothing, +Inf bucket bounds' values, staleness markers when a target goes
+/// away. All kept, bit-exact, through to the Kinesis record.
+#[tokio::test]
+async fn remote_write_keeps_nan_inf_and_staleness_markers_bit_exact() {
+    let h = harness();
+    let stale = f64::from_bits(STALE_NAN_BITS);
+    // A NaN with a payload other than Prometheus's: kept as sent too.
+    let odd_nan = f64::from_bits(0x7ff8_0000_dead_beef);
+    let req = WriteRequest {
+        timeseries: vec![
+            TimeSeries {
+                labels: labels(&[("__name__", "go_gc_duration_seconds"), ("quantile", "0.5")]),
+                samples: vec![
+                    sample((NOW - 15) * 1000, f64::NAN),
+                    sample(NOW * 1000, 0.25),
+                ],
+                histograms: vec![],
+            },
+            TimeSeries {
+                labels: labels(&[("__name__", "weird"), ("job", "x")]),
+                samples: vec![
+                    sample((NOW - 3) * 1000, f64::INFINITY),
+                    sample((NOW - 2) * 1000, f64::NEG_INFINITY),
+                    sample((NOW - 1) * 1000, odd_nan),
+                    // (-0.0 cannot be tested here: proto3 omits a field equal to
+                    // 0.0, so prost sends -0.0 as nothing, i.e. +0.0.)
+                    sample(NOW * 1000, 12.5),
+                ],
+                histograms: vec![],
+            },
+            TimeSeries {
+                labels: labels(&[("__name__", "up"), ("job", "gone")]),
+                samples: vec![
+                    sample((NOW - 15) * 1000, 1.0),
+                    sample(NOW * 1000 + 5, stale),
+                ],
+                histograms: vec![],
+            },
+        ],
+    };
+    let a = h.remote_write(prometheus_body(&req)).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.json);
+    assert_eq!(a.dropped, None);
+    let bits = |pts: &[(i64, u64)]| pts.to_vec();
+    let stored = h.stored();
+    assert_eq!(
+        stored["go_gc_duration_seconds.quantile.0.5"],
+        bits(&[(NOW - 15, f64::NAN.to_bits()), (NOW, 0.25f64.to_bits())])
+    );
+    assert_eq!(
+        stored["weird.job.x"],
+        bits(&[
+            (NOW - 3, f64::INFINITY.to_bits()),
+            (NOW - 2, f64::NEG_INFINITY.to_bits()),
+            (NOW - 1, 0x7ff8_0000_dead_beef),
+            (NOW, 12.5f64.to_bits()),
+        ])
+    );
+    assert_eq!(
+        stored["up.job.gone"],
+        bits(&[(NOW - 15, 1.0f64.to_bits()), (NOW, STALE_NAN_BITS)])
+    );
+    assert_eq!(stored.len(), 3);
+}
+
+/// Messages of `prometheus.WriteRequest` with the fields carat does not read
+/// (metadata, exemplars), as Prometheus sends them.
+mod full {
+    #![allow(unreachable_pub)]
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct WriteRequest {
+        #[prost(message, repeated, tag = "1")]
+        pub timeseries: Vec<TimeSeries>,
+        #[prost(message, repeated, tag = "3")]
+        pub metadata: Vec<MetricMetadata>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct TimeSeries {
+        #[prost(message, repeated, tag = "1")]
+        pub labels: Vec<carat_api::remote_write::Label>,
+        #[prost(message, repeated, tag = "2")]
+        pub samples: Vec<carat_api::remote_write::Sample>,
+        #[prost(message, repeated, tag = "3")]
+        pub exemplars: Vec<Exemplar>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct Exemplar {
+        #[prost(message, repeated, tag = "1")]
+        pub labels: Vec<carat_api::remote_write::Label>,
+        #[prost(double, tag = "2")]
+        pub value: f64,
+        #[prost(int64, tag = "3")]
+        pub timestamp: i64,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub struct MetricMetadata {
+        #[prost(int32, tag = "1")]
+        pub r#type: i32,
+        #[prost(string, tag = "2")]
+        pub metric_family_name: String,
+        #[prost(string, tag = "4")]
+        pub help: String,
+        #[prost(string, tag = "5")]
+        pub unit: String,
+    }
+}
+
+#[tokio::test]
+async fn metadata_exemplars_and_empty_series_are_not_errors() {
+    let h = harness();
+    // A metadata-only request (Prometheus sends one every minute by default).
+    let meta = full::WriteRequest {
+        timeseries: vec![],
+        metadata: vec![full::MetricMetadata {
+            r#type: 1,
+            metric_family_name: "http_requests_total".into(),
+            help: "Requests.".into(),
+            unit: String::new(),
+        }],
+    };
+    let a = h.remote_write(snappy(&meta.encode_to_vec())).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.json);
+    assert_eq!(h.log.faults().calls("put"), 0);
+    // An empty request, and series without samples (exemplar-only series carry labels
+    // carat would not even accept; they are skipped before the labels are read).
+    let a = h
+        .remote_write(prometheus_body(&WriteRequest::default()))
+        .await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.json);
+    let exemplar = full::Exemplar {
+        labels: labels(&[("trace_id", "abc")]),
+        value: 1.0,
+        timestamp: NOW * 1000,
+    };
+    let req = full::WriteRequest {
+        timeseries: vec![
+            full::TimeSeries {
+                labels: labels(&[("no_name", "x")]),
+                samples: vec![],
+                exemplars: vec![exemplar.clone()],
+            },
+            full::TimeSeries {
+                labels: labels(&[("__name__", "x")]),
+                samples: vec![sample(NOW * 1000, 1.0)],
+                exemplars: vec![exemplar],
+            },
+        ],
+        metadata: vec![],
+    };
+    let a = h.remote_write(snappy(&req.encode_to_vec())).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.json);
+    assert_eq!(a.dropped, None);
+    assert_eq!(h.stored(), expect(&[("x", &[(NOW, 1.0)])]));
+}
+
+/// Times at the ends of i64 never overflow: remote_write drops and counts them, the
+/// JSON routes answer 400 naming the point and `time`.
+#[tokio::test]
+async fn extreme_times_are_dropped_or_400_never_a_panic() {
+    let h = harness();
+    let req = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: labels(&[("__name__", "x")]),
+            samples: vec![
+                sample(i64::MIN, 1.0),
+                sample(i64::MIN + 1, 2.0),
+                sample(NOW * 1000, 3.0),
+                sample(i64::MAX - 1, 4.0),
+                sample(i64::MAX, 5.0),
+            ],
+            histograms: vec![],
+        }],
+    };
+    let a = h.remote_write(prometheus_body(&req)).await;
+    assert_eq!(a.status, StatusCode::NO_CONTENT, "{}", a.json);
+    assert_eq!(a.dropped.as_deref(), Some("4"));
+    assert_eq!(h.stored(), expect(&[("x", &[(NOW, 3.0)])]));
+    let h = harness();
+    let req = WriteRequest {
+        timeseries: vec![TimeSeries {
+            labels: labels(&[("__name__", "x")]),
+            samples: vec![sample(i64::MIN, 1.0), sample(i64::MAX, 2.0)],
+            histograms: vec![],
+        }],
+    };
+    let a = h.remote_write(prometheus_body(&req)).await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.json);
+    assert_eq!(a.json["error"]["field"], json!("samples[0].time"));
+    for t in [i64::MIN, i64::MIN + 1, i64::MAX - 1, i64::MAX] {
+        let body = format!(r#"[{{"series":"a","time":{t},"value":1}}]"#);
+        rejected(
+            &h,
+            "/api/v1/points",
+            &body,
+            StatusCode::BAD_REQUEST,
+            Some(0),
+            Some("time"),
+        )
+        .await;
+        let body = format!(r#"[{{"hostId":"h","name":"n","time":{t},"value":1}}]"#);
+        rejected(
+            &h,
+            "/api/v0/tsdb",
+            &body,
+            StatusCode::BAD_REQUEST,
+            Some(0),
+            Some("time"),
+        )
+        .await;
+    }
+    // A clock at the ends of i64 too (a broken clock must not panic either).
+    for now_ms in [i64::MIN, i64::MAX] {
+        let log = Arc::new(FakeLog::new(SHARDS));
+        let app = router(AppState {
+            log: log.clone(),
+            keys: Arc::new(Keys::fixed(Arc::new(keys()))),
+            clock: Arc::new(FixedClock(now_ms)),
+            config: Arc::new(Config::default()),
+        });
+        let h = Harness {
+            log,
+            app,
+            config: Config::default(),
+        };
+        let a = h.remote_write(prometheus_body(&req)).await;
+        assert!(
+            a.status.is_success() || a.status == StatusCode::BAD_REQUEST,
+            "{}",
+            a.json
+        );
+        let a = h
+            .post_json(
+                "/api/v1/points",
+                format!(r#"[{{"series":"a","time":{},"value":1}}]"#, i64::MAX),
+            )
+            .await;
+        assert!(
+            a.status.is_success() || a.status == StatusCode::BAD_REQUEST,
+            "{}",
+            a.json
+        );
+    }
 }
 
 #[tokio::test]
@@ -938,6 +1221,377 @@ async fn unknown_routes_are_404() {
     let h = harness();
     let a = h.post_json("/api/v0/nope", "[]").await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.request_id.is_some(), "axum's own 404 carries the id too");
+    let a = h
+        .send(
+            Request::get("/api/v1/points")
+                .header("x-api-key", DEV_KEY)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(a.request_id.is_some());
+}
+
+// ---------------------------------------------------------------------------------------
+// Error bodies: a request id and a plain message, never a dependency's error text
+
+/// What an AWS error says about who failed to do what: account, role, stream.
+const AWS_TEXT: &str = "User: arn:aws:sts::123456789012:assumed-role/carat-api/x is not \
+    authorized to perform: kinesis:PutRecords on resource: \
+    arn:aws:kinesis:us-east-1:123456789012:stream/carat-points-secret";
+
+/// The one place the test builds a `StoreError` by hand (its variants gain fields as
+/// the store crate evolves).
+fn aws_error(retryable: bool) -> StoreError {
+    let detail = AWS_TEXT.to_string();
+    if retryable {
+        StoreError::Retryable {
+            service: "kinesis",
+            op: "PutRecords",
+            detail,
+        }
+    } else {
+        StoreError::Fatal {
+            service: "kinesis",
+            op: "PutRecords",
+            detail,
+        }
+    }
+}
+
+/// A log whose every call fails with [`AWS_TEXT`].
+struct FailingLog {
+    retryable: bool,
+}
+
+#[async_trait::async_trait]
+impl Log for FailingLog {
+    async fn put(&self, _: &[LogRecord]) -> Result<Vec<String>, StoreError> {
+        Err(aws_error(self.retryable))
+    }
+    async fn shards(&self) -> Result<Vec<String>, StoreError> {
+        Err(aws_error(self.retryable))
+    }
+    async fn iterator(&self, _: &str, _: &StartAt) -> Result<String, StoreError> {
+        Err(aws_error(self.retryable))
+    }
+    async fn read(&self, _: &str, _: usize) -> Result<LogBatch, StoreError> {
+        Err(aws_error(self.retryable))
+    }
+}
+
+fn failing_app(retryable: bool) -> Router {
+    router(AppState {
+        log: Arc::new(FailingLog { retryable }),
+        keys: Arc::new(Keys::fixed(Arc::new(keys()))),
+        clock: Arc::new(FixedClock(NOW_MS)),
+        config: Arc::new(Config::default()),
+    })
+}
+
+/// Sends `req` to `app`: status, headers, body text.
+async fn raw(app: &Router, req: Request<Body>) -> (StatusCode, header::HeaderMap, String) {
+    let resp = app.clone().oneshot(req).await.expect("infallible");
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.expect("body");
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8(bytes.to_vec()).expect("utf-8"),
+    )
+}
+
+fn post_host(extra: Option<(&str, &str)>) -> Request<Body> {
+    let mut req = Request::post("/api/v0/tsdb")
+        .header("x-api-key", DEV_KEY)
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some((k, v)) = extra {
+        req = req.header(k, v);
+    }
+    req.body(Body::from(format!("[{OK_HOST}]")))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn store_errors_never_reach_the_body_and_carry_a_request_id() {
+    for (retryable, status) in [
+        (true, StatusCode::SERVICE_UNAVAILABLE),
+        (false, StatusCode::INTERNAL_SERVER_ERROR),
+    ] {
+        let app = failing_app(retryable);
+        let (got, headers, body) = raw(&app, post_host(None)).await;
+        assert_eq!(got, status, "{body}");
+        for secret in [
+            "arn:",
+            "123456789012",
+            "carat-points-secret",
+            "assumed-role",
+            "kinesis:",
+        ] {
+            assert!(!body.contains(secret), "{secret} leaked: {body}");
+        }
+        let json: Value = serde_json::from_str(&body).expect("a JSON error");
+        let id = json["error"]["request_id"].as_str().expect("a request id");
+        assert!(!id.is_empty());
+        assert_eq!(
+            headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+            Some(id),
+            "the header and the body name the same request"
+        );
+        let message = json["error"]["message"].as_str().unwrap_or_default();
+        if retryable {
+            assert_eq!(
+                message,
+                "the log is unavailable, nothing was stored; retry after 1 s"
+            );
+            assert_eq!(
+                headers
+                    .get(header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok()),
+                Some("1")
+            );
+        } else {
+            assert!(message.starts_with("internal error"), "{message}");
+            assert!(headers.get(header::RETRY_AFTER).is_none());
+        }
+        // Also on remote_write.
+        let req = WriteRequest {
+            timeseries: vec![TimeSeries {
+                labels: labels(&[("__name__", "x")]),
+                samples: vec![sample(NOW * 1000, 1.0)],
+                histograms: vec![],
+            }],
+        };
+        let (got, _, body) = raw(
+            &app,
+            Request::post("/api/v1/write")
+                .header(header::AUTHORIZATION, format!("Bearer {DEV_KEY}"))
+                .header(header::CONTENT_ENCODING, "snappy")
+                .body(Body::from(prometheus_body(&req)))
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(got, status, "{body}");
+        assert!(
+            !body.contains("arn:") && !body.contains("123456789012"),
+            "{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn request_ids_are_reused_from_the_caller_or_made() {
+    let app = failing_app(true);
+    for header_name in ["x-request-id", "x-amzn-requestid"] {
+        let (_, headers, body) = raw(&app, post_host(Some((header_name, "req-42")))).await;
+        let json: Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(
+            json["error"]["request_id"],
+            json!("req-42"),
+            "{header_name}"
+        );
+        assert_eq!(
+            headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+            Some("req-42")
+        );
+    }
+    // Text that is not a plain id is not echoed: a new id is made.
+    let (_, headers, _) = raw(&app, post_host(Some(("x-request-id", "a b <script>")))).await;
+    let made = headers.get("x-request-id").and_then(|v| v.to_str().ok());
+    assert!(made.is_some_and(|id| id.len() == 32), "{made:?}");
+    // Every error and every success carries one; two requests never share one.
+    let h = harness();
+    let a = h.post_json("/api/v0/tsdb", "not json").await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        a.json["error"]["request_id"].as_str(),
+        a.request_id.as_deref()
+    );
+    let b = h.post_json("/api/v0/tsdb", format!("[{OK_HOST}]")).await;
+    assert_eq!(b.status, StatusCode::OK);
+    assert!(b.request_id.is_some());
+    assert_ne!(a.request_id, b.request_id);
+    let c = h
+        .send(
+            Request::post("/api/v0/tsdb")
+                .body(Body::from("[]"))
+                .expect("request"),
+        )
+        .await;
+    assert_eq!(c.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        c.json["error"]["request_id"].as_str(),
+        c.request_id.as_deref()
+    );
+    assert!(c.request_id.is_some());
+}
+
+// ---------------------------------------------------------------------------------------
+// Key store refresh: a revoked key stops working within refresh_secs
+
+/// A key store source a test edits, counting loads; it can be made to fail.
+struct EditableKeys {
+    doc: Mutex<KeyStore>,
+    fail: AtomicBool,
+    loads: AtomicUsize,
+}
+
+impl EditableKeys {
+    fn new(store: KeyStore) -> Arc<Self> {
+        Arc::new(Self {
+            doc: Mutex::new(store),
+            fail: AtomicBool::new(false),
+            loads: AtomicUsize::new(0),
+        })
+    }
+
+    fn set(&self, store: KeyStore) {
+        *self.doc.lock().expect("not poisoned") = store;
+    }
+}
+
+#[async_trait::async_trait]
+impl KeySource for EditableKeys {
+    fn describe(&self) -> String {
+        "the test's key store".into()
+    }
+    async fn load(&self) -> Result<KeyStore, LoadError> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        if self.fail.load(Ordering::SeqCst) {
+            return Err("GetSecretValue: throttled (arn:aws:secretsmanager:…)".into());
+        }
+        Ok(self.doc.lock().expect("not poisoned").clone())
+    }
+}
+
+fn refreshing_harness(keys: Keys, clock: Arc<ManualClock>) -> Harness {
+    let log = Arc::new(FakeLog::new(SHARDS));
+    let app = router(AppState {
+        log: log.clone(),
+        keys: Arc::new(keys),
+        clock,
+        config: Arc::new(Config::default()),
+    });
+    Harness {
+        log,
+        app,
+        config: Config::default(),
+    }
+}
+
+const KEY_A: &str = "key-a";
+const KEY_B: &str = "key-b";
+
+fn only(key: &str) -> KeyStore {
+    KeyStore::single(key, key, Tenant::default_tenant(), &[Scope::Write])
+}
+
+async fn post_with(h: &Harness, key: &str) -> StatusCode {
+    h.send(
+        Request::post("/api/v1/points")
+            .header("x-api-key", key)
+            .body(Body::from(
+                r#"[{"series":"a","time":1700000000,"value":1}]"#,
+            ))
+            .expect("request"),
+    )
+    .await
+    .status
+}
+
+#[tokio::test]
+async fn a_revoked_key_stops_working_within_the_refresh_interval() {
+    let clock = Arc::new(ManualClock::at_ms(NOW_MS));
+    let source = EditableKeys::new(only(KEY_A));
+    let keys = Keys::load(source.clone(), clock.clone(), 60)
+        .await
+        .expect("first load");
+    let h = refreshing_harness(keys, clock.clone());
+    assert_eq!(post_with(&h, KEY_A).await, StatusCode::OK);
+    // Revoked in the source (key A replaced by key B).
+    source.set(only(KEY_B));
+    clock.advance_ms(59_000);
+    assert_eq!(
+        post_with(&h, KEY_A).await,
+        StatusCode::OK,
+        "within the interval the store is not reloaded"
+    );
+    assert_eq!(
+        source.loads.load(Ordering::SeqCst),
+        1,
+        "only the first load so far"
+    );
+    clock.advance_ms(2_000); // 61 s after the load
+    assert_eq!(post_with(&h, KEY_A).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(post_with(&h, KEY_B).await, StatusCode::OK);
+    assert_eq!(
+        source.loads.load(Ordering::SeqCst),
+        2,
+        "one reload for many requests"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_reload_keeps_the_last_good_store() {
+    let clock = Arc::new(ManualClock::at_ms(NOW_MS));
+    let source = EditableKeys::new(only(KEY_A));
+    let keys = Keys::load(source.clone(), clock.clone(), 30)
+        .await
+        .expect("first load");
+    let h = refreshing_harness(keys, clock.clone());
+    source.fail.store(true, Ordering::SeqCst);
+    clock.advance_ms(31_000);
+    assert_eq!(post_with(&h, KEY_A).await, StatusCode::OK, "not locked out");
+    assert_eq!(post_with(&h, KEY_A).await, StatusCode::OK);
+    assert_eq!(
+        source.loads.load(Ordering::SeqCst),
+        2,
+        "a failed reload waits an interval before the next try"
+    );
+    // The source recovers, with key A revoked: the next due reload applies it.
+    source.fail.store(false, Ordering::SeqCst);
+    source.set(only(KEY_B));
+    clock.advance_ms(31_000);
+    assert_eq!(post_with(&h, KEY_A).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(post_with(&h, KEY_B).await, StatusCode::OK);
+    // The first load has nothing to fall back on: it fails.
+    source.fail.store(true, Ordering::SeqCst);
+    assert!(Keys::load(source.clone(), clock.clone(), 60).await.is_err());
+}
+
+#[tokio::test]
+async fn carat_local_reloads_the_keys_file() {
+    let path = std::env::temp_dir().join(format!("carat-api-keys-{}.toml", std::process::id()));
+    let entry = |name: &str, key: &str| {
+        format!(
+            "[[keys]]\nname = \"{name}\"\nsha256 = \"{}\"\ntenant = \"default\"\nscopes = [\"write\"]\n",
+            hex::encode(carat_api::auth::hash_key(key))
+        )
+    };
+    std::fs::write(&path, entry("a", KEY_A)).expect("write the keys file");
+    let clock = Arc::new(ManualClock::at_ms(NOW_MS));
+    let file = path.display().to_string();
+    let env = |name: &str| match name {
+        "CARAT_API_KEYS_FILE" => Some(file.clone()),
+        "CARAT_API_KEYS_REFRESH_SECS" => Some("10".to_string()),
+        _ => None,
+    };
+    let keys = Keys::from_env(env, clock.clone())
+        .await
+        .expect("the file loads");
+    let h = refreshing_harness(keys, clock.clone());
+    assert_eq!(post_with(&h, KEY_A).await, StatusCode::OK);
+    std::fs::write(&path, entry("b", KEY_B)).expect("rewrite the keys file");
+    clock.advance_ms(11_000);
+    assert_eq!(post_with(&h, KEY_A).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(post_with(&h, KEY_B).await, StatusCode::OK);
+    // A file broken mid-edit keeps the last good store.
+    std::fs::write(&path, "[[keys]]\nname = ").expect("break the keys file");
+    clock.advance_ms(11_000);
+    assert_eq!(post_with(&h, KEY_B).await, StatusCode::OK);
+    std::fs::remove_file(&path).expect("remove the keys file");
 }
 
 // ---------------------------------------------------------------------------------------
