@@ -1245,19 +1245,10 @@ const AWS_TEXT: &str = "User: arn:aws:sts::123456789012:assumed-role/carat-api/x
 /// The one place the test builds a `StoreError` by hand (its variants gain fields as
 /// the store crate evolves).
 fn aws_error(retryable: bool) -> StoreError {
-    let detail = AWS_TEXT.to_string();
     if retryable {
-        StoreError::Retryable {
-            service: "kinesis",
-            op: "PutRecords",
-            detail,
-        }
+        StoreError::retryable("kinesis", "PutRecords", AWS_TEXT)
     } else {
-        StoreError::Fatal {
-            service: "kinesis",
-            op: "PutRecords",
-            detail,
-        }
+        StoreError::fatal("kinesis", "PutRecords", AWS_TEXT)
     }
 }
 

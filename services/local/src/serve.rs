@@ -33,11 +33,16 @@ pub struct AppState {
 }
 
 /// Every HTTP route of carat-local, one `.merge` per router: health, and the ingest API
-/// (the same router the ingest Lambda serves) with the API keys in `keys`.
-pub fn router(state: &AppState, keys: Arc<carat_api::KeyStore>) -> Router {
+/// (the same router the ingest Lambda serves) with the API keys in `keys` (reloaded
+/// from their file at most every `CARAT_API_KEYS_REFRESH_SECS`, so a revoked key stops
+/// working within a minute).
+pub fn router(state: &AppState, keys: Arc<carat_api::Keys>) -> Router {
     let (clients, config) = (state.clients.clone(), Arc::clone(&state.config));
-    let ingest =
-        carat_api::AppState::new(state.clients.log.clone(), keys, Arc::clone(&state.config));
+    let ingest = carat_api::AppState::with_keys(
+        state.clients.log.clone(),
+        keys,
+        Arc::clone(&state.config),
+    );
     Router::new()
         .merge(health::router(Arc::new(move || {
             clients::probes(&clients, &config)
@@ -93,11 +98,14 @@ const DRAIN: Duration = Duration::from_secs(10);
 pub async fn run(config: Config, args: &LocalArgs) -> Result<(), LocalError> {
     let config = Arc::new(config);
     // API keys: CARAT_API_KEYS (JSON), else CARAT_API_KEYS_FILE, else config/api-keys.local.toml.
-    let keys = carat_api::KeyStore::from_env(|name| std::env::var(name).ok()).map_err(|e| {
-        LocalError::Env {
-            var: "CARAT_API_KEYS_FILE",
-            reason: e.to_string(),
-        }
+    let keys = carat_api::Keys::from_env(
+        |name| std::env::var(name).ok(),
+        Arc::new(carat_api::SystemClock),
+    )
+    .await
+    .map_err(|e| LocalError::Env {
+        var: "CARAT_API_KEYS_FILE",
+        reason: e.to_string(),
     })?;
     let clients = clients::connect(&config).await?;
     let state = AppState { config, clients };
