@@ -38,11 +38,8 @@ pub struct AppState {
 /// working within a minute).
 pub fn router(state: &AppState, keys: Arc<carat_api::Keys>) -> Router {
     let (clients, config) = (state.clients.clone(), Arc::clone(&state.config));
-    let ingest = carat_api::AppState::with_keys(
-        state.clients.log.clone(),
-        keys,
-        Arc::clone(&state.config),
-    );
+    let ingest =
+        carat_api::AppState::with_keys(state.clients.log.clone(), keys, Arc::clone(&state.config));
     Router::new()
         .merge(health::router(Arc::new(move || {
             clients::probes(&clients, &config)
