@@ -12,12 +12,14 @@
 //!
 //! 1. CPU only, one core (current-thread runtime, in-memory head and table): the whole
 //!    writer path — decode, group, entry encode, append — then every window's flush —
-//!    merge, chunk encode, rollups.
+//!    read the stored window, merge, stamped chunk encode, conditional write.
 //! 2. Into the local Redis cluster (7000–7005): the writer with the real Redis head, beside
 //!    a naive writer that sends one HSET per point (same decode, same 16 requests in
 //!    flight on the same multiplexed cluster connection, no explicit pipelining).
-//! 3. DynamoDB write units per million points: the real items of run 1, sized as
-//!    DynamoDB bills them, beside one item per point.
+//! 3. DynamoDB write and read units per million points: every `read_window` and
+//!    `write_window` of run 1's flushes, sized as DynamoDB bills them (a strongly
+//!    consistent read: 1 RU per started 4 KB, at least 1; a write: 1 WU per started KB
+//!    per item, twice that inside a transaction), beside one item per point.
 //! 4. Redis bytes per point of open windows: `MEMORY USAGE` of head keys and dirty sets.
 
 use std::collections::{BTreeMap, HashMap};
@@ -30,7 +32,7 @@ use carat_core::record::{self, Record, SeriesPoints};
 use carat_core::{window, Config, Point, SeriesKey, SeriesName, Tenant};
 use carat_store::dynamo::item_size;
 use carat_store::fake::{FakeHead, FakeTable};
-use carat_store::ports::{Head, LogEntry, WindowItem, WindowRef};
+use carat_store::ports::{Head, LogEntry, WindowItem, WindowRef, WindowTable, Written};
 use carat_store::RedisHead;
 use carat_writer::flush::flush_window;
 use carat_writer::sink::LogSink;
@@ -149,6 +151,77 @@ struct CpuResult {
     flush_s: f64,
     windows: usize,
     items: Vec<WindowItem>,
+    units: Units,
+}
+
+/// Capacity units the flushes consumed, as DynamoDB bills them.
+#[derive(Debug, Default, Clone, Copy)]
+struct Units {
+    reads: u64,
+    read_units: u64,
+    writes: u64,
+    write_units: u64,
+}
+
+/// The fake table, counting what every window read and write would cost in DynamoDB.
+struct CountingTable {
+    inner: FakeTable,
+    units: std::sync::Mutex<Units>,
+}
+
+#[async_trait::async_trait]
+impl WindowTable for CountingTable {
+    async fn put(&self, items: &[WindowItem]) -> Result<(), carat_store::StoreError> {
+        self.inner.put(items).await
+    }
+
+    async fn read_window(
+        &self,
+        pk: &str,
+        start: i64,
+    ) -> Result<Vec<WindowItem>, carat_store::StoreError> {
+        let items = self.inner.read_window(pk, start).await?;
+        let bytes: usize = items.iter().map(item_size).sum();
+        let mut u = self.units.lock().expect("units lock");
+        u.reads += 1;
+        u.read_units += (bytes.div_ceil(4096) as u64).max(1);
+        Ok(items)
+    }
+
+    async fn write_window(
+        &self,
+        parts: &[WindowItem],
+        expected: Option<&[u8]>,
+        stale: &[i64],
+    ) -> Result<Written, carat_store::StoreError> {
+        let written = self.inner.write_window(parts, expected, stale).await?;
+        if written == Written::Stored {
+            let transaction = parts.len() > 1 || !stale.is_empty();
+            let wu: u64 = parts.iter().map(|p| units(item_size(p))).sum::<u64>()
+                + stale.len() as u64;
+            let mut u = self.units.lock().expect("units lock");
+            u.writes += 1;
+            u.write_units += if transaction { 2 * wu } else { wu };
+        }
+        Ok(written)
+    }
+
+    async fn get(
+        &self,
+        pk: &str,
+        sk: i64,
+    ) -> Result<Option<WindowItem>, carat_store::StoreError> {
+        self.inner.get(pk, sk).await
+    }
+
+    async fn query(
+        &self,
+        pk: &str,
+        from_sk: i64,
+        to_sk: i64,
+    ) -> Result<Vec<WindowItem>, carat_store::StoreError> {
+        self.inner.query(pk, from_sk, to_sk).await
+    }
 }
 
 fn cpu_run(cfg: &Config, w: &Workload) -> Result<CpuResult, BoxError> {
@@ -158,7 +231,10 @@ fn cpu_run(cfg: &Config, w: &Workload) -> Result<CpuResult, BoxError> {
     rt.block_on(async {
         let cfg = Arc::new(cfg.clone());
         let head = Arc::new(FakeHead::new());
-        let table = Arc::new(FakeTable::new());
+        let table = Arc::new(CountingTable {
+            inner: FakeTable::new(),
+            units: std::sync::Mutex::new(Units::default()),
+        });
         let clock = Arc::new(ManualClock::at_ms(t0() * 1000));
         let writer = Writer::new(
             cfg.clone(),
@@ -186,11 +262,13 @@ fn cpu_run(cfg: &Config, w: &Workload) -> Result<CpuResult, BoxError> {
             }
         }
         let flush_s = t.elapsed().as_secs_f64();
+        let units = *table.units.lock().expect("units lock");
         Ok(CpuResult {
             ingest_s,
             flush_s,
             windows,
-            items: table.items(),
+            items: table.inner.items(),
+            units,
         })
     })
 }
@@ -422,47 +500,27 @@ fn main() -> Result<(), BoxError> {
         let r = cpu_run(&cfg, &w)?;
         let total = r.ingest_s + r.flush_s;
         println!(
-            "\n## CPU only, one core — {label}\n{} points, {} records, {} batches, {} windows\n| phase | seconds | points/s |\n|---|---|---|\n| decode + group + entries + append (in-memory head) | {:.3} | {:.0} |\n| flush: merge + chunk + rollups (in-memory table) | {:.3} | {:.0} |\n| **whole writer path** | {:.3} | **{:.0}** |",
+            "\n## CPU only, one core — {label}\n{} points, {} records, {} batches, {} windows\n| phase | seconds | points/s |\n|---|---|---|\n| decode + group + entries + append (in-memory head) | {:.3} | {:.0} |\n| flush: read + merge + stamped chunk + conditional write (in-memory table) | {:.3} | {:.0} |\n| **whole writer path** | {:.3} | **{:.0}** |",
             w.points, w.records, w.events.len(), r.windows,
             r.ingest_s, w.points as f64 / r.ingest_s,
             r.flush_s, w.points as f64 / r.flush_s,
             total, w.points as f64 / total,
         );
-        // DynamoDB write units from the real items.
-        let mut raw = (0u64, 0usize, 0u64); // (units, items, points)
-        let mut agg = (0u64, 0usize);
-        let mut full = (0u64, 0u64); // units and points of full-day windows only
-        let raw_count: HashMap<i64, u32> = HashMap::new();
-        let _ = raw_count;
-        let mut counts: HashMap<(String, i64), u32> = HashMap::new();
-        for it in &r.items {
-            if it.pk.ends_with("#raw") {
-                counts.insert(
-                    (it.pk.trim_end_matches("#raw").to_string(), it.sk),
-                    it.count,
-                );
-            }
-        }
-        for it in &r.items {
-            let u = units(item_size(it));
-            let base = it.pk.rsplit_once('#').map_or("", |x| x.0).to_string();
-            let n = counts.get(&(base, it.sk)).copied().unwrap_or(0);
-            if it.pk.ends_with("#raw") {
-                raw.0 += u;
-                raw.1 += 1;
-                raw.2 += u64::from(it.count);
-            } else {
-                agg.0 += u;
-                agg.1 += 1;
-            }
-            if n == 1440 {
-                full.0 += u;
-                if it.pk.ends_with("#raw") {
-                    full.1 += 1440;
-                }
-            }
-        }
+        // DynamoDB units: what the flushes read and wrote, and the items they left.
         let per_m = |u: u64, p: u64| u as f64 * 1e6 / p.max(1) as f64;
+        let stored_points: u64 = r
+            .items
+            .iter()
+            .filter(|i| i.sk == window::start(cfg.window.raw_secs, i.sk))
+            .map(|i| u64::from(i.count))
+            .sum();
+        let full: Vec<&WindowItem> = r.items.iter().filter(|i| i.count == 1440).collect();
+        let full_units: u64 = full.iter().map(|i| units(item_size(i))).sum();
+        let full_read_units: u64 = full
+            .iter()
+            .map(|_| 1u64) // the close flush reads nothing stored yet: the 1-unit minimum
+            .sum();
+        let item_bytes: usize = r.items.iter().map(|i| item_size(i)).sum();
         // Naive: one item per point: pk, sk = time, v = value, ttl.
         let mut naive_units = 0u64;
         for (k, pts) in &w.series {
@@ -479,24 +537,13 @@ fn main() -> Result<(), BoxError> {
                 naive_units += units(size);
             }
         }
-        let raw_bytes: usize = r
-            .items
-            .iter()
-            .filter(|i| i.pk.ends_with("#raw"))
-            .map(item_size)
-            .sum();
-        let agg_bytes: usize = r
-            .items
-            .iter()
-            .filter(|i| i.pk.ends_with("#agg"))
-            .map(item_size)
-            .sum();
         println!(
-            "\n## DynamoDB write units (1-day windows, flush at close, threshold re-flushes: 0)\n| layout | items | avg item bytes | write units | WU per million points |\n|---|---|---|---|---|\n| carat raw chunks | {} | {:.0} | {} | {:.0} |\n| carat rollup items | {} | {:.0} | {} | {:.0} |\n| **carat total** (all windows) | {} | | {} | **{:.0}** |\n| carat total, full-day windows only (steady state) | | | {} | **{:.0}** |\n| naive: one item per point | {} | | {} | {:.0} |",
-            raw.1, raw_bytes as f64 / raw.1.max(1) as f64, raw.0, per_m(raw.0, raw.2),
-            agg.1, agg_bytes as f64 / agg.1.max(1) as f64, agg.0, per_m(agg.0, raw.2),
-            raw.1 + agg.1, raw.0 + agg.0, per_m(raw.0 + agg.0, raw.2),
-            full.0, per_m(full.0, full.1),
+            "\n## DynamoDB units (1-day windows, flush at close, threshold re-flushes: 0)\n| what | count | avg item bytes | units | per million points |\n|---|---|---|---|---|\n| items stored (one per window, parts included) | {} | {:.0} | | |\n| window reads (strongly consistent Query) | {} | | {} RU | **{:.0} RU** |\n| window writes (conditional PutItem / TransactWriteItems) | {} | | {} WU | **{:.0} WU** |\n| full-day windows only (steady state): writes | {} | | {} WU | **{:.0} WU** |\n| full-day windows only (steady state): reads | {} | | {} RU | **{:.0} RU** |\n| naive: one item per point | {} | | {} WU | {:.0} WU |",
+            r.items.len(), item_bytes as f64 / r.items.len().max(1) as f64,
+            r.units.reads, r.units.read_units, per_m(r.units.read_units, stored_points),
+            r.units.writes, r.units.write_units, per_m(r.units.write_units, stored_points),
+            full.len(), full_units, per_m(full_units, full.len() as u64 * 1440),
+            full.len(), full_read_units, per_m(full_read_units, full.len() as u64 * 1440),
             w.points, naive_units, per_m(naive_units, w.points as u64),
         );
         if redis {
