@@ -335,3 +335,25 @@ async fn late_point_reflushes_its_closed_window() {
     );
     assert_eq!(rig.flush_due().await, 0, "settled after the re-flush");
 }
+
+#[tokio::test]
+async fn extreme_record_times_are_bad_records_not_panics() {
+    let rig = Rig::new(cfg(), T0 * 1000);
+    for (time, stamp) in [
+        (i64::MAX, T0 * 1000),
+        (i64::MIN, T0 * 1000),
+        (T0, i64::MAX),
+        (T0, i64::MIN),
+        (carat_core::window::TIME_LIMIT + 1, T0 * 1000),
+    ] {
+        let ev = kinesis_event(&entries(
+            1,
+            T0 * 1000,
+            records(&rig.cfg, stamp, &[("a.b", vec![Point::new(time, 1.0)])]),
+        ));
+        let report = rig.writer.process(&ev.records).await.unwrap();
+        assert_eq!(report.bad_records, 1, "time {time}, stamp {stamp}");
+        assert_eq!(report.first_failed, None);
+    }
+    assert!(rig.head.windows().is_empty());
+}
