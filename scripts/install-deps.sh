@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the local system needs, and nothing that is already there:
-#   - Debian packages: redis-server, redis-tools (and curl, python3-venv if missing);
+#   - Debian packages: redis-server, redis-tools, prometheus, prometheus-node-exporter (the
+#     Prometheus remote_write test) (and curl, python3-venv if missing);
 #   - a Python venv at .run/venv with scripts/requirements.txt (moto server, aws CLI, cargo-lambda);
 #   - the CDK's node modules (npm ci in cdk/) when cdk/package-lock.json exists.
 # Idempotent: a second run checks and returns in a few seconds. Uses sudo only when not root.
@@ -15,13 +16,16 @@ as_root() {
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
+command -v prometheus >/dev/null || missing+=(prometheus)
+command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
 command -v curl >/dev/null || missing+=(curl)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts a redis-server on 6379 after installing it; carat does not use it.
+  # Debian starts a redis-server on 6379 (and, with systemd, prometheus on 9090 and the node
+  # exporter on 9100) after installing them; carat and its tests do not use those.
 fi
 
 # --- Python venv -----------------------------------------------------------------
