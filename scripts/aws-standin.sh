@@ -33,7 +33,10 @@ start() {
       say "aws stand-in: removed the old stream's shard checkpoints (.run/checkpoints)"
     fi
     # setsid: the server outlives this shell and make's process group.
-    setsid nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p 4566 >>"$LOG" 2>&1 </dev/null &
+    # moto_server_serial.py: moto one request at a time. Threaded moto loses acknowledged
+    # Kinesis records under concurrent PutRecords (measured: 141 of 10,000 records from
+    # 16 concurrent callers gone, duplicate sequence numbers); see the script.
+    setsid nohup "$VENV/bin/python" "$CARAT_ROOT/scripts/moto_server_serial.py" -H 127.0.0.1 -p 4566 >>"$LOG" 2>&1 </dev/null &
     echo $! >"$PIDFILE"
     wait_for 30 "moto on 127.0.0.1:4566" answers || die "moto did not start; see $LOG"
     say "aws stand-in: moto started on 127.0.0.1:4566 (pid $(<"$PIDFILE"), log $LOG)"
