@@ -355,8 +355,16 @@ async fn concurrent_puts_to_one_shard_lose_nothing() {
     }
     let read = read_all(&log).await;
     let distinct: std::collections::HashSet<&String> = acked.iter().collect();
-    assert_eq!(distinct.len(), 800, "acknowledged sequence numbers must be distinct");
-    assert_eq!(read.len(), 800, "every acknowledged record is in the stream");
+    assert_eq!(
+        distinct.len(),
+        800,
+        "acknowledged sequence numbers must be distinct"
+    );
+    assert_eq!(
+        read.len(),
+        800,
+        "every acknowledged record is in the stream"
+    );
     let datas: std::collections::HashSet<&Vec<u8>> = read.iter().map(|e| &e.data).collect();
     assert_eq!(datas.len(), 800);
     stream.delete().await;

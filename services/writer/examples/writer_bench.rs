@@ -197,8 +197,8 @@ impl WindowTable for CountingTable {
         let written = self.inner.write_window(parts, expected, stale).await?;
         if written == Written::Stored {
             let transaction = parts.len() > 1 || !stale.is_empty();
-            let wu: u64 = parts.iter().map(|p| units(item_size(p))).sum::<u64>()
-                + stale.len() as u64;
+            let wu: u64 =
+                parts.iter().map(|p| units(item_size(p))).sum::<u64>() + stale.len() as u64;
             let mut u = self.units.lock().expect("units lock");
             u.writes += 1;
             u.write_units += if transaction { 2 * wu } else { wu };
@@ -206,11 +206,7 @@ impl WindowTable for CountingTable {
         Ok(written)
     }
 
-    async fn get(
-        &self,
-        pk: &str,
-        sk: i64,
-    ) -> Result<Option<WindowItem>, carat_store::StoreError> {
+    async fn get(&self, pk: &str, sk: i64) -> Result<Option<WindowItem>, carat_store::StoreError> {
         self.inner.get(pk, sk).await
     }
 
@@ -520,7 +516,7 @@ fn main() -> Result<(), BoxError> {
             .iter()
             .map(|_| 1u64) // the close flush reads nothing stored yet: the 1-unit minimum
             .sum();
-        let item_bytes: usize = r.items.iter().map(|i| item_size(i)).sum();
+        let item_bytes: usize = r.items.iter().map(item_size).sum();
         // Naive: one item per point: pk, sk = time, v = value, ttl.
         let mut naive_units = 0u64;
         for (k, pts) in &w.series {
