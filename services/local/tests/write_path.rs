@@ -4,104 +4,20 @@
 //! pollers run ⇒ byte-identical items. Windows are 10 s with 1 s grace, so it takes seconds.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
 use carat_api::{KeyStore, Scope};
 use carat_core::{chunk, window, Config, Point, Tenant};
 use carat_local::poller::{list_shards, main_poller};
 use carat_local::replay::backup_poller;
 use carat_local::serve::{AppState, Shutdown};
 use carat_store::ports::{StartAt, WindowItem, WindowTable};
+use common::{json, now_ms, post, remote_write, test_config, KEY};
 use tokio::sync::watch;
-use tower::ServiceExt as _;
-
-const KEY: &str = "write-path-test-key";
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
-
-fn test_config(run: &str) -> Config {
-    let mut cfg = carat_local::config::load(None, |n| std::env::var(n).ok()).unwrap();
-    cfg.window.raw_secs = 10;
-    cfg.window.grace_secs = 1;
-    cfg.ingest.max_lateness_secs = 120; // head keys of the test expire within minutes
-    cfg.flusher.interval_secs = 1;
-    cfg.poller.max_batching_window_ms = 100;
-    cfg.poller.idle_poll_ms = 100;
-    let tmp = std::env::temp_dir().join(format!("carat-write-path-{run}"));
-    cfg.poller.checkpoint_dir = tmp.join("checkpoints").display().to_string();
-    cfg.poller.failed_records_dir = tmp.join("failed-records").display().to_string();
-    cfg.validate().unwrap();
-    cfg
-}
-
-async fn post(api: &axum::Router, req: Request<Body>) {
-    let res = api.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let body = axum::body::to_bytes(res.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    assert!(
-        status == StatusCode::OK || status == StatusCode::NO_CONTENT,
-        "{status}: {}",
-        String::from_utf8_lossy(&body)
-    );
-}
-
-fn json(uri: &str, body: &serde_json::Value) -> Request<Body> {
-    Request::post(uri)
-        .header("X-Api-Key", KEY)
-        .header("Content-Type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap()
-}
-
-fn remote_write(name: &str, points: &[Point]) -> Request<Body> {
-    use carat_api::remote_write::{Label, Sample, TimeSeries, WriteRequest};
-    let req = WriteRequest {
-        timeseries: vec![TimeSeries {
-            labels: vec![
-                Label {
-                    name: "__name__".into(),
-                    value: name.into(),
-                },
-                Label {
-                    name: "job".into(),
-                    value: "it".into(),
-                },
-            ],
-            samples: points
-                .iter()
-                .map(|p| Sample {
-                    value: p.value,
-                    timestamp: p.time * 1000,
-                })
-                .collect(),
-            histograms: vec![],
-        }],
-    };
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&prost::Message::encode_to_vec(&req))
-        .unwrap();
-    Request::post("/api/v1/write")
-        .header("Authorization", format!("Bearer {KEY}"))
-        .header("Content-Encoding", "snappy")
-        .header("Content-Type", "application/x-protobuf")
-        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .body(Body::from(body))
-        .unwrap()
-}
 
 /// Items (raw and agg) of `series` covering `points`, once every raw item holds
 /// exactly the posted points, or `None` at the deadline.
@@ -151,7 +67,7 @@ async fn posted_points_reach_dynamodb_exactly_and_survive_a_replay() {
         .with_test_writer()
         .try_init();
     let run = format!("{}{}", std::process::id(), now_ms() % 1_000_000);
-    let cfg = test_config(&run);
+    let cfg = test_config(&run, 10);
     let clients = carat_local::clients::connect(&cfg).await.unwrap();
     eprintln!("connected");
     let state = AppState {
