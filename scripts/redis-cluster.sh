@@ -5,6 +5,9 @@
 #   scripts/redis-cluster.sh start    start what is not running, form the cluster, wait for cluster_state:ok
 #   scripts/redis-cluster.sh stop     stop the nodes this script started (PID files under .run/redis/)
 #   scripts/redis-cluster.sh status   one line per node; exit 0 only if the cluster is ok
+#   scripts/redis-cluster.sh restart PORT   start that one node again with its nodes.conf (after a
+#                                     kill: it rejoins as a replica), wait for cluster_state:ok
+#                                     and every master's replica (the failover test calls it)
 #
 # Data, logs and PID files live under .run/redis/. Redis is carat's cache (Kinesis is the log),
 # so nothing is persisted: a cold start forms a fresh, empty cluster. Nodes that answer on these
@@ -85,6 +88,24 @@ replicas_linked() {
   ((n >= 3))
 }
 
+# One node again, with the command line and nodes.conf it had: a master that was killed and
+# failed over comes back as a replica of the node that took its slots.
+restart() {
+  local port=${1:-}
+  [[ " ${PORTS[*]} " == *" $port "* ]] || die "usage: $0 restart PORT (one of ${PORTS[*]})"
+  if answers "$port"; then
+    say "redis node $port: already running"
+  else
+    [[ -f "$DIR/$port/nodes.conf" ]] || die "redis node $port has no $DIR/$port/nodes.conf; use start"
+    port_open "$port" && die "port $port is taken by a process that does not answer PING"
+    start_node "$port"
+    wait_for 10 "redis node $port" answers "$port" || die "redis node $port did not start; see $DIR/$port.log"
+  fi
+  wait_for 30 "redis cluster_state:ok" cluster_ok || die "redis cluster not ok; see $DIR/*.log"
+  wait_for 30 "redis replicas" replicas_linked || die "redis replicas did not link; see $DIR/*.log"
+  say "redis node $port: up ($(cli "$port" info replication | sed -n 's/^role:\(.*\)\r$/\1/p')); cluster ok"
+}
+
 stop() {
   local p any=0
   for p in "${PORTS[@]}"; do
@@ -117,5 +138,6 @@ case "${1:-}" in
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) die "usage: $0 start|stop|status" ;;
+  restart) restart "${2:-}" ;;
+  *) die "usage: $0 start|stop|status|restart PORT" ;;
 esac
