@@ -45,18 +45,7 @@ pub const MAX_POINTS: usize = 1 << 21;
 /// second); a larger chunk would encode but not decode.
 #[must_use]
 pub fn encode(points: &[Point]) -> Vec<u8> {
-    debug_assert!(points.len() <= MAX_POINTS, "chunk over MAX_POINTS");
-    let mut out = Vec::with_capacity(16 + points.len() * 2);
-    out.push(VERSION);
-    varint::put_u64(&mut out, points.len() as u64);
-    if points.is_empty() {
-        return out;
-    }
-    let times: Vec<i64> = points.iter().map(|p| p.time).collect();
-    times::encode(&times, &mut out);
-    let bits: Vec<u64> = points.iter().map(|p| p.value.to_bits()).collect();
-    values::encode(&bits, &mut out);
-    out
+    encode_columns(points, None)
 }
 
 /// Encodes points with the ingest stamp (epoch seconds) of each, `stamps[i]` for
@@ -67,9 +56,18 @@ pub fn encode(points: &[Point]) -> Vec<u8> {
 #[must_use]
 pub fn encode_stamped(points: &[Point], stamps: &[i64]) -> Vec<u8> {
     assert_eq!(points.len(), stamps.len(), "one stamp per point");
+    encode_columns(points, Some(stamps))
+}
+
+/// Version byte, count, time and value columns, and the stamp column if `stamps`.
+fn encode_columns(points: &[Point], stamps: Option<&[i64]>) -> Vec<u8> {
     debug_assert!(points.len() <= MAX_POINTS, "chunk over MAX_POINTS");
     let mut out = Vec::with_capacity(16 + points.len() * 2);
-    out.push(VERSION_STAMPED);
+    out.push(if stamps.is_some() {
+        VERSION_STAMPED
+    } else {
+        VERSION
+    });
     varint::put_u64(&mut out, points.len() as u64);
     if points.is_empty() {
         return out;
@@ -78,7 +76,9 @@ pub fn encode_stamped(points: &[Point], stamps: &[i64]) -> Vec<u8> {
     times::encode(&times, &mut out);
     let bits: Vec<u64> = points.iter().map(|p| p.value.to_bits()).collect();
     values::encode(&bits, &mut out);
-    stamps::encode(&times, stamps, &mut out);
+    if let Some(stamps) = stamps {
+        stamps::encode(&times, stamps, &mut out);
+    }
     out
 }
 
