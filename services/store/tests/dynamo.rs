@@ -249,30 +249,34 @@ async fn window_writes_are_conditional_on_the_stored_hash() {
     // Nothing stored: only a write that expects nothing succeeds.
     let v1 = part(&pk, start, 1, 1, vec![1; 10]);
     assert_eq!(
-        t.write_window(&[v1.clone()], Some(&[9; 16]), &[])
+        t.write_window(std::slice::from_ref(&v1), Some(&[9; 16]), &[])
             .await
             .unwrap(),
         Written::Conflict
     );
     assert_eq!(
-        t.write_window(&[v1.clone()], None, &[]).await.unwrap(),
+        t.write_window(std::slice::from_ref(&v1), None, &[])
+            .await
+            .unwrap(),
         Written::Stored
     );
     assert_eq!(
-        t.write_window(&[v1.clone()], None, &[]).await.unwrap(),
+        t.write_window(std::slice::from_ref(&v1), None, &[])
+            .await
+            .unwrap(),
         Written::Conflict
     );
     assert_eq!(t.read_window(&pk, start).await.unwrap(), vec![v1.clone()]);
     // Replacing needs the stored hash; a stale one changes nothing.
     let v2 = part(&pk, start, 1, 2, vec![2; 10]);
     assert_eq!(
-        t.write_window(&[v2.clone()], Some(&[7; 16]), &[])
+        t.write_window(std::slice::from_ref(&v2), Some(&[7; 16]), &[])
             .await
             .unwrap(),
         Written::Conflict
     );
     assert_eq!(
-        t.write_window(&[v2.clone()], Some(&v1.hash), &[])
+        t.write_window(std::slice::from_ref(&v2), Some(&v1.hash), &[])
             .await
             .unwrap(),
         Written::Stored
@@ -303,9 +307,13 @@ async fn window_writes_are_conditional_on_the_stored_hash() {
     assert_eq!(t.read_window(&pk, start).await.unwrap(), big);
     let v4 = part(&pk, start, 1, 4, vec![4; 10]);
     assert_eq!(
-        t.write_window(&[v4.clone()], Some(&big[0].hash), &[start + 1, start + 2])
-            .await
-            .unwrap(),
+        t.write_window(
+            std::slice::from_ref(&v4),
+            Some(&big[0].hash),
+            &[start + 1, start + 2]
+        )
+        .await
+        .unwrap(),
         Written::Stored
     );
     assert_eq!(t.read_window(&pk, start).await.unwrap(), vec![v4]);
