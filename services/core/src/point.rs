@@ -6,8 +6,9 @@
 use crate::config::IngestConfig;
 use crate::error::ValidationError;
 
-/// One sample: epoch seconds and a value. Ingest only accepts finite values; the chunk
-/// format stores any f64 bit-exact anyway.
+/// One sample: epoch seconds and a value. The JSON routes accept finite values only (JSON
+/// has none other); Prometheus remote_write samples keep any f64 (NaN quantiles, ±Inf,
+/// staleness markers), and the chunk format stores every f64 bit-exact.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
     pub time: i64,
