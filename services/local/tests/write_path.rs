@@ -10,14 +10,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use carat_api::{KeyStore, Scope};
 use carat_core::{chunk, window, Config, Point, Tenant};
-use carat_local::poller::{list_shards, main_poller};
 use carat_local::replay::backup_poller;
-use carat_local::serve::{AppState, Shutdown};
-use carat_store::ports::{StartAt, WindowItem, WindowTable};
-use common::{json, now_ms, post, remote_write, test_config, KEY};
-use tokio::sync::watch;
+use carat_store::ports::{WindowItem, WindowTable};
+use common::{json, now_ms, post, remote_write, test_config};
 
 /// Items (raw and agg) of `series` covering `points`, once every raw item holds
 /// exactly the posted points, or `None` at the deadline.
@@ -68,38 +64,11 @@ async fn posted_points_reach_dynamodb_exactly_and_survive_a_replay() {
         .try_init();
     let run = format!("{}{}", std::process::id(), now_ms() % 1_000_000);
     let cfg = test_config(&run, 10);
-    let clients = carat_local::clients::connect(&cfg).await.unwrap();
-    eprintln!("connected");
-    let state = AppState {
-        config: Arc::new(cfg.clone()),
-        clients,
-    };
-    let (stop, rx) = watch::channel(false);
-    let shutdown = Shutdown::new(rx);
-    // The shared stream holds other tests' records: start just before this test's.
-    let started = StartAt::AtTimestamp(now_ms() - 2_000);
-    let writer = Arc::new(carat_local::poller::writer(&state));
-    let shards = list_shards(state.clients.log.as_ref(), &shutdown)
-        .await
-        .unwrap();
-    let mut tasks = tokio::task::JoinSet::new();
-    for shard in &shards {
-        let p = main_poller(&state.config, &state, Arc::clone(&writer));
-        let (shard, start, sd) = (shard.clone(), started.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            p.run(&shard, start, sd).await.unwrap();
-        });
-    }
-    let flusher = carat_local::schedule::run_flusher(state.clone(), shutdown.clone());
-    tasks.spawn(async move { flusher.await.unwrap() });
-
-    eprintln!("pollers started on {} shards", shards.len());
-    let keys = KeyStore::single("it", KEY, Tenant::default_tenant(), &[Scope::Write]);
-    let api = carat_api::router(carat_api::AppState::new(
-        state.clients.log.clone(),
-        Arc::new(keys),
-        Arc::clone(&state.config),
-    ));
+    // Pollers from just before this test (the shared stream holds other tests' records),
+    // the writer and the flusher, in-process.
+    let sys = common::System::start(cfg.clone()).await;
+    eprintln!("pollers started on {} shards", sys.shards.len());
+    let api = sys.api(&Tenant::default_tenant());
     let t = now_ms() / 1000 - 4;
     let pts = |k: f64| {
         vec![
@@ -128,15 +97,17 @@ async fn posted_points_reach_dynamodb_exactly_and_survive_a_replay() {
     posted.insert(format!("{host}.native"), pts(3.0));
     post(&api, remote_write(&format!("{host}_prom"), &pts(4.0))).await;
     posted.insert(format!("{host}_prom.job.it"), pts(4.0));
-    // A later post overwrites one point of the native series (later stamp wins).
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    // A later post overwrites one point of the native series: a later stamp wins. Stamps
+    // compare in whole seconds (within one second the greater value bits would), so the
+    // correction comes a second later.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
     post(&api, json("/api/v1/points", &serde_json::json!([{"series": format!("{host}.native"), "time": t + 1, "value": -7.0}]))).await;
     posted.get_mut(&format!("{host}.native")).unwrap()[1] = Point::new(t + 1, -7.0);
 
     eprintln!("posted");
     let mut before = BTreeMap::new();
     for (series, points) in &posted {
-        let items = settled_items(state.clients.table.as_ref(), &cfg, series, points).await;
+        let items = settled_items(sys.state.clients.table.as_ref(), &cfg, series, points).await;
         before.insert(
             series.clone(),
             items.unwrap_or_else(|| panic!("{series} never reached DynamoDB exactly")),
@@ -146,14 +117,14 @@ async fn posted_points_reach_dynamodb_exactly_and_survive_a_replay() {
     eprintln!("items stored");
     // The backup writer replays the stream from before the test while the main pollers run.
     let mut replays = tokio::task::JoinSet::new();
-    for shard in &shards {
+    for shard in &sys.shards {
         let p = backup_poller(
-            &state.config,
-            &state,
-            Arc::new(carat_local::poller::writer(&state)),
+            &sys.state.config,
+            &sys.state,
+            Arc::new(carat_local::poller::writer(&sys.state)),
             true,
         );
-        let (shard, start, sd) = (shard.clone(), started.clone(), shutdown.clone());
+        let (shard, start, sd) = (shard.clone(), sys.started.clone(), sys.shutdown.clone());
         replays.spawn(async move { p.run(&shard, start, sd).await.unwrap() });
     }
     let mut replayed = 0;
@@ -167,9 +138,12 @@ async fn posted_points_reach_dynamodb_exactly_and_survive_a_replay() {
     );
     // Let the replay's re-marked windows flush (writer in-batch or the flusher each second).
     tokio::time::sleep(Duration::from_secs(3)).await;
-    carat_local::schedule::flusher(&state).run().await.unwrap();
+    carat_local::schedule::flusher(&sys.state)
+        .run()
+        .await
+        .unwrap();
     for (series, points) in &posted {
-        let after = settled_items(state.clients.table.as_ref(), &cfg, series, points)
+        let after = settled_items(sys.state.clients.table.as_ref(), &cfg, series, points)
             .await
             .unwrap();
         assert_eq!(
@@ -177,6 +151,5 @@ async fn posted_points_reach_dynamodb_exactly_and_survive_a_replay() {
             "{series}: replay changed the stored bytes"
         );
     }
-    stop.send_replace(true);
-    while tasks.join_next().await.is_some() {}
+    sys.stop().await;
 }
