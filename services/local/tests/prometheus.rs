@@ -10,6 +10,8 @@
 //! a Prometheus service that Debian may have started on :9090 is not used.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -22,12 +24,8 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use carat_api::remote_write::{self, STALE_NAN_BITS};
-use carat_api::{KeyStore, Scope};
 use carat_core::{head, window, Config, SeriesKey, SeriesName, Tenant};
-use carat_local::poller::{list_shards, main_poller};
-use carat_local::serve::{AppState, Shutdown};
-use carat_store::ports::{Head as _, StartAt, WindowRef};
-use tokio::sync::watch;
+use carat_store::ports::{Head as _, WindowRef};
 
 const KEY: &str = "prometheus-e2e-test-key";
 
@@ -266,41 +264,22 @@ async fn a_real_prometheus_remote_writes_with_zero_failed_samples() {
 
     // carat: pollers + writer from just before the test (the stream is shared), and the
     // ingest API behind the recording layer, on a free port.
-    let clients = carat_local::clients::connect(&cfg).await.unwrap();
-    let state = AppState {
-        config: Arc::new(cfg.clone()),
-        clients,
-    };
-    let (stop, rx) = watch::channel(false);
-    let shutdown = Shutdown::new(rx);
-    let started = StartAt::AtTimestamp(now_ms() - 2_000);
-    let writer = Arc::new(carat_local::poller::writer(&state));
-    let shards = list_shards(state.clients.log.as_ref(), &shutdown)
-        .await
-        .unwrap();
-    let mut tasks = tokio::task::JoinSet::new();
-    for shard in &shards {
-        let p = main_poller(&state.config, &state, Arc::clone(&writer));
-        let (shard, start, sd) = (shard.clone(), started.clone(), shutdown.clone());
-        tasks.spawn(async move {
-            p.run(&shard, start, sd).await.unwrap();
-        });
-    }
-    let keys = KeyStore::single("prom-e2e", KEY, Tenant::default_tenant(), &[Scope::Write]);
+    let mut sys = common::System::start(cfg.clone()).await;
     let rec = Arc::new(Mutex::new(Received::default()));
     let layer_rec = Arc::clone(&rec);
-    let api = carat_api::router(carat_api::AppState::new(
-        state.clients.log.clone(),
-        Arc::new(keys),
-        Arc::clone(&state.config),
-    ))
-    .layer(axum::middleware::from_fn(move |req, next| {
-        record(Arc::clone(&layer_rec), req, next)
-    }));
+    let api = sys
+        .api_with(
+            &Tenant::default_tenant(),
+            KEY,
+            Arc::new(carat_api::SystemClock),
+        )
+        .layer(axum::middleware::from_fn(move |req, next| {
+            record(Arc::clone(&layer_rec), req, next)
+        }));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let carat_port = listener.local_addr().unwrap().port();
-    let server_sd = shutdown.clone();
-    tasks.spawn(async move {
+    let server_sd = sys.shutdown.clone();
+    sys.spawn(async move {
         axum::serve(listener, api)
             .with_graceful_shutdown(server_sd.wait())
             .await
@@ -458,7 +437,7 @@ remote_write:
 
     // Every received sample reaches the Redis head bit-exact (the pollers and writer lag
     // behind Prometheus by a batch or two).
-    let head = Arc::clone(&state.clients.head);
+    let head = Arc::clone(&sys.state.clients.head);
     let mut pending: Vec<(&String, &BTreeMap<i64, u64>)> = series.iter().collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut stored_nan = 0_u64;
@@ -535,9 +514,6 @@ remote_write:
     );
     assert!(stored_nan > 0);
 
-    stop.send_replace(true);
-    while let Some(t) = tasks.join_next().await {
-        t.unwrap();
-    }
+    sys.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -131,6 +131,11 @@ impl System {
         carat_api::router(state)
     }
 
+    /// Runs `task` beside the pollers and the flusher until [`System::stop`].
+    pub fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.tasks.spawn(task);
+    }
+
     pub async fn stop(mut self) {
         self.stop.send_replace(true);
         while self.tasks.join_next().await.is_some() {}
