@@ -46,6 +46,36 @@ async fn node(port: u16) -> Option<redis::aio::MultiplexedConnection> {
 
 /// The master (port) serving `slot`, from `CLUSTER NODES` of the first node that answers;
 /// 0 while no live master serves it (between the failure and the failover).
+/// The process id of the node on `port`, if this checkout's scripts started it: the test
+/// can only kill a node that `scripts/redis-cluster.sh restart` can bring back (its
+/// `nodes.conf` is under this checkout's `.run/redis/`). Anything else is a clear failure
+/// before anything is killed, never a silent skip.
+async fn own_pid(port: u16) -> String {
+    let mut c = node(port).await.expect("the victim answers");
+    let info: String = redis::cmd("INFO")
+        .arg("server")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let running = info
+        .lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .map(|p| p.trim().to_string())
+        .expect("INFO server has process_id");
+    let file = repo_root().join(format!(".run/redis/{port}.pid"));
+    let ours = std::fs::read_to_string(&file).map(|p| p.trim().to_string());
+    assert_eq!(
+        ours.as_deref().ok(),
+        Some(running.as_str()),
+        "the Redis node on {port} (pid {running}) was not started by this checkout's \
+         scripts/redis-cluster.sh ({} has {ours:?}): this test kills a master and must restart \
+         it afterwards, which only works for a cluster this checkout started. Stop the other \
+         cluster (`make local-down` in the checkout that started it) and run the test again.",
+        file.display()
+    );
+    running
+}
+
 async fn master_of(slot: u16) -> u16 {
     for port in PORTS {
         let Some(mut c) = node(port).await else {
@@ -148,6 +178,7 @@ async fn a_killed_redis_master_loses_no_acknowledged_point() {
     let slot = bucket_slot(series_key(&tenant, &names[0]).bucket(buckets));
     let victim = master_of(slot).await;
     assert_ne!(victim, 0, "the cluster serves slot {slot}");
+    let pid = own_pid(victim).await;
     let mut on_victim = 0;
     for n in &names {
         if master_of(bucket_slot(series_key(&tenant, n).bucket(buckets))).await == victim {
@@ -206,10 +237,6 @@ async fn a_killed_redis_master_loses_no_acknowledged_point() {
     };
 
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let pid = std::fs::read_to_string(repo_root().join(format!(".run/redis/{victim}.pid")))
-        .unwrap()
-        .trim()
-        .to_string();
     let mut restore = Restore { port: Some(victim) };
     let killed_at = Instant::now();
     let status = Command::new("kill").args(["-9", &pid]).status().unwrap();
