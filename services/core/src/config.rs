@@ -107,8 +107,10 @@ pub struct RetentionConfig {
     /// TTL of raw chunks in DynamoDB, counted from the window's end; after it the
     /// archive (S3) serves them. 30 days keeps the hot month in DynamoDB.
     pub raw_secs: i64,
-    /// TTL of rollup items (5 m / 1 h / 1 d), counted from the window's end. 460 days
-    /// gives the "400+ days" of the original goal with margin.
+    /// How long 1 h / 1 d rollups are kept, counted from the window's end: in the archive
+    /// (S3), where the archiver writes them when a raw item expires — DynamoDB holds no
+    /// rollup items since issue 8. 460 days gives the "400+ days" of the original goal
+    /// with margin.
     pub rollup_secs: i64,
 }
 

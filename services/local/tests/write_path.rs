@@ -15,8 +15,8 @@ use carat_local::replay::backup_poller;
 use carat_store::ports::{WindowItem, WindowTable};
 use common::{json, now_ms, post, remote_write, test_config};
 
-/// Items (raw and agg) of `series` covering `points`, once every raw item holds
-/// exactly the posted points, or `None` at the deadline.
+/// The items of `series` covering `points` (one per window: no rollup items since
+/// issue 8), once they hold exactly the posted points, or `None` at the deadline.
 async fn settled_items(
     table: &dyn WindowTable,
     cfg: &Config,
@@ -36,14 +36,7 @@ async fn settled_items(
             .flat_map(|i| chunk::decode(&i.body).unwrap())
             .collect();
         if got == points {
-            let mut items = raw;
-            items.extend(
-                table
-                    .query(&format!("default#{series}#agg"), from, to)
-                    .await
-                    .unwrap(),
-            );
-            return Some(items);
+            return Some(raw);
         }
         if tokio::time::Instant::now() > deadline {
             eprintln!("{series}: stored {got:?}, posted {points:?}");
