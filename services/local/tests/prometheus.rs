@@ -17,7 +17,7 @@ use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -26,18 +26,9 @@ use axum::response::Response;
 use carat_api::remote_write::{self, STALE_NAN_BITS};
 use carat_core::{head, window, Config, SeriesKey, SeriesName, Tenant};
 use carat_store::ports::{Head as _, WindowRef};
+use common::now_ms;
 
 const KEY: &str = "prometheus-e2e-test-key";
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
 
 /// What carat received from Prometheus, seen by a layer in front of the ingest router.
 #[derive(Default)]
