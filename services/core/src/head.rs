@@ -143,15 +143,20 @@ impl Stamped {
 /// entry that [`Stamped::wins`] kept. Order-independent and idempotent (see the module docs).
 #[must_use]
 pub fn merge_stamped(window_start: i64, entries: &[Entry]) -> Vec<Stamped> {
-    let mut sorted: Vec<Stamped> = entries.iter().map(|e| e.stamped(window_start)).collect();
-    // Sort by time, then by the winning key descending, so the first entry of each time wins.
-    sorted.sort_unstable_by(|a, b| {
+    latest_per_time(entries.iter().map(|e| e.stamped(window_start)).collect())
+}
+
+/// Any stamped points ⇒ one per time, sorted by time, the one that [`Stamped::wins`].
+#[must_use]
+pub fn latest_per_time(mut points: Vec<Stamped>) -> Vec<Stamped> {
+    // Sort by time, then by the winning key descending, so the first point of each time wins.
+    points.sort_unstable_by(|a, b| {
         a.time
             .cmp(&b.time)
             .then_with(|| (b.stamp, b.value_bits).cmp(&(a.stamp, a.value_bits)))
     });
-    sorted.dedup_by_key(|e| e.time);
-    sorted
+    points.dedup_by_key(|p| p.time);
+    points
 }
 
 /// [`merge_stamped`] without the stamps.

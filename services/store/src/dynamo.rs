@@ -349,98 +349,7 @@ impl DynamoTable {
             backoff.retry_after(SERVICE, "put", &last).await?;
         }
     }
-}
 
-#[async_trait]
-impl WindowTable for DynamoTable {
-    async fn put(&self, items: &[WindowItem]) -> Result<(), StoreError> {
-        let started = Instant::now();
-        let batches = plan_batches(items, &self.limits)?;
-        futures::stream::iter(batches)
-            .map(|b| self.write_batch(b, started))
-            .buffer_unordered(PUT_CONCURRENCY)
-            .try_collect::<()>()
-            .await
-    }
-
-    async fn read_window(&self, pk: &str, start: i64) -> Result<Vec<WindowItem>, StoreError> {
-        let end = start.saturating_add(MAX_WINDOW_PARTS as i64 - 1);
-        crate::retry::with_backoff(&self.retry, SERVICE, "read_window", || {
-            self.query_range(pk, start, end, true)
-        })
-        .await
-    }
-
-    async fn write_window(
-        &self,
-        parts: &[WindowItem],
-        expected: Option<&[u8]>,
-        stale: &[i64],
-    ) -> Result<Written, StoreError> {
-        let Some(main) = parts.first() else {
-            return Err(StoreError::fatal(
-                SERVICE,
-                "write_window",
-                "no parts to write",
-            ));
-        };
-        for part in parts {
-            let size = item_size(part);
-            if size > self.limits.dynamodb_item_bytes {
-                return Err(StoreError::fatal(
-                    SERVICE,
-                    "write_window",
-                    format!(
-                        "item pk={} sk={} is {size} bytes, over the {} byte item limit",
-                        part.pk, part.sk, self.limits.dynamodb_item_bytes
-                    ),
-                ));
-            }
-        }
-        crate::retry::with_backoff(&self.retry, SERVICE, "write_window", || {
-            self.write_window_once(main, parts, expected, stale)
-        })
-        .await
-    }
-
-    async fn get(&self, pk: &str, sk: i64) -> Result<Option<WindowItem>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk.to_string()))
-            .key("sk", AttributeValue::N(sk.to_string()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "get", e))?;
-        out.item.map(|i| from_attributes("get", &i)).transpose()
-    }
-
-    async fn query(
-        &self,
-        pk: &str,
-        from_sk: i64,
-        to_sk: i64,
-    ) -> Result<Vec<WindowItem>, StoreError> {
-        self.query_range(pk, from_sk, to_sk, false).await
-    }
-}
-
-/// The condition of a window write: nothing stored, or the stored hash.
-/// An item from before content hashes (no `h`) is matched by `expected = Some(&[])`.
-fn condition(expected: Option<&[u8]>) -> (&'static str, Option<AttributeValue>) {
-    match expected {
-        None => ("attribute_not_exists(pk)", None),
-        Some([]) => ("attribute_exists(pk) AND attribute_not_exists(h)", None),
-        Some(h) => (
-            "h = :expected",
-            Some(AttributeValue::B(Blob::new(h.to_vec()))),
-        ),
-    }
-}
-
-impl DynamoTable {
     /// Items of `pk` with `from_sk <= sk <= to_sk`, ascending, all pages.
     async fn query_range(
         &self,
@@ -572,6 +481,95 @@ impl DynamoTable {
                 Err(classify(SERVICE, "write_window", e))
             }
         }
+    }
+}
+
+#[async_trait]
+impl WindowTable for DynamoTable {
+    async fn put(&self, items: &[WindowItem]) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let batches = plan_batches(items, &self.limits)?;
+        futures::stream::iter(batches)
+            .map(|b| self.write_batch(b, started))
+            .buffer_unordered(PUT_CONCURRENCY)
+            .try_collect::<()>()
+            .await
+    }
+
+    async fn read_window(&self, pk: &str, start: i64) -> Result<Vec<WindowItem>, StoreError> {
+        let end = start.saturating_add(MAX_WINDOW_PARTS as i64 - 1);
+        crate::retry::with_backoff(&self.retry, SERVICE, "read_window", || {
+            self.query_range(pk, start, end, true)
+        })
+        .await
+    }
+
+    async fn write_window(
+        &self,
+        parts: &[WindowItem],
+        expected: Option<&[u8]>,
+        stale: &[i64],
+    ) -> Result<Written, StoreError> {
+        let Some(main) = parts.first() else {
+            return Err(StoreError::fatal(
+                SERVICE,
+                "write_window",
+                "no parts to write",
+            ));
+        };
+        for part in parts {
+            let size = item_size(part);
+            if size > self.limits.dynamodb_item_bytes {
+                return Err(StoreError::fatal(
+                    SERVICE,
+                    "write_window",
+                    format!(
+                        "item pk={} sk={} is {size} bytes, over the {} byte item limit",
+                        part.pk, part.sk, self.limits.dynamodb_item_bytes
+                    ),
+                ));
+            }
+        }
+        crate::retry::with_backoff(&self.retry, SERVICE, "write_window", || {
+            self.write_window_once(main, parts, expected, stale)
+        })
+        .await
+    }
+
+    async fn get(&self, pk: &str, sk: i64) -> Result<Option<WindowItem>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.to_string()))
+            .key("sk", AttributeValue::N(sk.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| classify(SERVICE, "get", e))?;
+        out.item.map(|i| from_attributes("get", &i)).transpose()
+    }
+
+    async fn query(
+        &self,
+        pk: &str,
+        from_sk: i64,
+        to_sk: i64,
+    ) -> Result<Vec<WindowItem>, StoreError> {
+        self.query_range(pk, from_sk, to_sk, false).await
+    }
+}
+
+/// The condition of a window write: nothing stored, or the stored hash.
+/// An item from before content hashes (no `h`) is matched by `expected = Some(&[])`.
+fn condition(expected: Option<&[u8]>) -> (&'static str, Option<AttributeValue>) {
+    match expected {
+        None => ("attribute_not_exists(pk)", None),
+        Some([]) => ("attribute_exists(pk) AND attribute_not_exists(h)", None),
+        Some(h) => (
+            "h = :expected",
+            Some(AttributeValue::B(Blob::new(h.to_vec()))),
+        ),
     }
 }
 

@@ -162,12 +162,7 @@ pub fn stored_window(
     // Chunks this build writes are sorted with one point per time; keep that true for
     // anything else that was stored (the latest stamp of a time wins, as everywhere).
     if points.windows(2).any(|w| w[0].time >= w[1].time) {
-        points.sort_by(|a, b| {
-            a.time
-                .cmp(&b.time)
-                .then_with(|| (b.stamp, b.value_bits).cmp(&(a.stamp, a.value_bits)))
-        });
-        points.dedup_by_key(|p| p.time);
+        points = head::latest_per_time(points);
     }
     Ok(Some(StoredWindow {
         points,

@@ -239,7 +239,7 @@ impl Writer {
         loop {
             let stores: Vec<_> = pending
                 .iter()
-                .map(|g| async move { (*g, self.store_group_inner(g, now).await) })
+                .map(|g| async move { (*g, self.store_group(g, now).await) })
                 .collect();
             let results: Vec<(&Group, Result<Stored, WriterError>)> = futures::stream::iter(stores)
                 .buffer_unordered(concurrency)
@@ -416,7 +416,7 @@ impl Writer {
     /// threshold or are due. A window whose flush fails for good is counted and
     /// skipped; a retryable failure fails the bucket (it is retried as a whole:
     /// appending again is harmless).
-    async fn store_group_inner(&self, g: &Group, now: i64) -> Result<Stored, WriterError> {
+    async fn store_group(&self, g: &Group, now: i64) -> Result<Stored, WriterError> {
         let counts = self.head.append(g.bucket, &g.appends).await?;
         let threshold = self.cfg.window.flush_point_threshold.max(1);
         let mut to_flush: Vec<WindowRef> = Vec::new();
