@@ -2,7 +2,7 @@
 //! never on an SDK; adapters implement them per service and `fake` in memory.
 
 use async_trait::async_trait;
-use carat_core::SeriesKey;
+use carat_core::{SeriesKey, SeriesName, Tenant};
 
 use crate::StoreError;
 
@@ -126,12 +126,77 @@ pub trait WindowTable: Send + Sync {
     ) -> Result<Vec<WindowItem>, StoreError>;
 }
 
+/// Part of an object read with a range GET.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectRange {
+    /// The bytes asked for (fewer if the object ends sooner).
+    pub body: Vec<u8>,
+    /// The object's size, bytes.
+    pub size: u64,
+    /// The object's ETag: a second range read passes it as `if_match`, so an object
+    /// overwritten between two reads is noticed instead of mixed.
+    pub etag: String,
+}
+
 /// The S3 archive of expired items.
 #[async_trait]
 pub trait Archive: Send + Sync {
     async fn put(&self, key: &str, body: Vec<u8>) -> Result<(), StoreError>;
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// Bytes `start..end` of the object (`end` clamped to its size), or its last
+    /// `-start` bytes when `start < 0` (a suffix range: `end` is ignored). `None` if
+    /// there is no such object. With `if_match`, an object whose ETag differs is a
+    /// retryable [`StoreError`] (it was overwritten: read its index again).
+    async fn get_range(
+        &self,
+        key: &str,
+        start: i64,
+        end: u64,
+        if_match: Option<&str>,
+    ) -> Result<Option<ObjectRange>, StoreError>;
+}
+
+/// One series in the catalog: written by the writer at most once per series per day
+/// (UTC), read by the reader to list and match series.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogEntry {
+    pub series: SeriesName,
+    /// The labels the series came with, sorted by name: a Prometheus series' full
+    /// label set (with `__name__`) before the name mapping. Empty when the series came
+    /// as a plain name (Mackerel, native): its labels follow from the name.
+    pub labels: Vec<(String, String)>,
+    /// Start (epoch seconds, UTC midnight) of the last day the writer recorded it.
+    pub day: i64,
+}
+
+/// The series catalog of every tenant. Series are grouped by
+/// `carat_core::catalog::group_of` (`host.<hostId>`, `service.<service>`, else the
+/// name's first dotted segment): listing a group, or a prefix within one, is one query
+/// (paginated by the adapter), never a scan.
+#[async_trait]
+pub trait Catalog: Send + Sync {
+    /// Records entries (an upsert per series; `labels` are kept when an entry with
+    /// empty labels records the same series again) and their groups.
+    async fn record(&self, tenant: &Tenant, entries: &[CatalogEntry]) -> Result<(), StoreError>;
+
+    /// Groups of `tenant` whose name starts with `prefix`, ascending, at most `limit`.
+    async fn groups(
+        &self,
+        tenant: &Tenant,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Series of `group` whose name starts with `prefix` (`""`: all), ascending by
+    /// name, at most `limit`.
+    async fn series(
+        &self,
+        tenant: &Tenant,
+        group: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<CatalogEntry>, StoreError>;
 }
 
 /// A record to put on the log.

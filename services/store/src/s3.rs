@@ -8,7 +8,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 
 use crate::aws::classify;
-use crate::ports::Archive;
+use crate::ports::{Archive, ObjectRange};
 use crate::StoreError;
 
 const SERVICE: &str = "s3";
@@ -121,5 +121,65 @@ impl Archive for S3Archive {
                 _ => return Ok(keys),
             }
         }
+    }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        start: i64,
+        end: u64,
+        if_match: Option<&str>,
+    ) -> Result<Option<ObjectRange>, StoreError> {
+        let range = if start < 0 {
+            format!("bytes={start}")
+        } else if end <= start.unsigned_abs() {
+            // An empty range: S3 has no syntax for it; read one byte and drop it.
+            format!("bytes={start}-{start}")
+        } else {
+            format!("bytes={start}-{}", end - 1)
+        };
+        let out = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .range(range)
+            .set_if_match(if_match.map(str::to_string))
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
+                return Err(StoreError::retryable(
+                    SERVICE,
+                    "get_range",
+                    format!("{key:?} changed since its index was read (ETag mismatch)"),
+                ))
+            }
+            Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 416) => {
+                return Ok(Some(ObjectRange {
+                    body: Vec::new(),
+                    size: 0,
+                    etag: String::new(),
+                }))
+            }
+            Err(e) => return Err(classify(SERVICE, "get_range", e)),
+        };
+        let size = out
+            .content_range()
+            .and_then(|r| r.rsplit('/').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .or_else(|| out.content_length().and_then(|n| u64::try_from(n).ok()))
+            .unwrap_or(0);
+        let etag = out.e_tag().unwrap_or_default().to_string();
+        let bytes = out.body.collect().await.map_err(|e| {
+            StoreError::retryable(SERVICE, "get_range", format!("reading body of {key:?}: {e}"))
+        })?;
+        let mut body = bytes.into_bytes().to_vec();
+        if start >= 0 && end <= start.unsigned_abs() {
+            body.clear();
+        }
+        Ok(Some(ObjectRange { body, size, etag }))
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{lock, Faults};
-use crate::ports::Archive;
+use crate::ports::{Archive, ObjectRange};
 use crate::StoreError;
 
 /// The S3 archive in memory.
@@ -58,4 +58,48 @@ impl Archive for FakeArchive {
             .map(|(k, _)| k.clone())
             .collect())
     }
+
+    async fn get_range(
+        &self,
+        key: &str,
+        start: i64,
+        end: u64,
+        if_match: Option<&str>,
+    ) -> Result<Option<ObjectRange>, StoreError> {
+        self.faults.check("get_range")?;
+        let objects = lock(&self.objects);
+        let Some(object) = objects.get(key) else {
+            return Ok(None);
+        };
+        let etag = etag(object);
+        if if_match.is_some_and(|m| m != etag) {
+            return Err(StoreError::retryable(
+                "s3",
+                "get_range",
+                format!("{key:?} changed since its index was read (ETag mismatch)"),
+            ));
+        }
+        let len = object.len();
+        let (from, to) = if start < 0 {
+            let n = usize::try_from(start.unsigned_abs()).unwrap_or(usize::MAX);
+            (len.saturating_sub(n), len)
+        } else {
+            let from = usize::try_from(start).unwrap_or(usize::MAX).min(len);
+            let to = usize::try_from(end).unwrap_or(usize::MAX).min(len);
+            (from, to.max(from))
+        };
+        Ok(Some(ObjectRange {
+            body: object[from..to].to_vec(),
+            size: len as u64,
+            etag,
+        }))
+    }
+}
+
+/// The fake's ETag: a hash of the content, as S3's is for single-part uploads.
+fn etag(body: &[u8]) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.hash(&mut h);
+    format!("\"{:016x}\"", h.finish())
 }
