@@ -6,6 +6,8 @@
 //! - [`clients`]: connects once to the Redis cluster, DynamoDB, Kinesis and S3, and tells
 //!   whether each answers.
 //! - [`health`]: `GET /health`, one entry per dependency; 200 when all are up, 503 otherwise.
+//! - [`state`]: what routes and tasks share ([`state::AppState`]: config and clients;
+//!   [`state::Shutdown`]), imported downward by every module below.
 //! - [`serve`]: `carat local` — the HTTP server on 127.0.0.1:8080 (the router merge point)
 //!   and the background tasks (the task list), stopped together on SIGINT/SIGTERM.
 //! - [`poller`]: per-shard Kinesis pollers running the writer (the event source mapping's
@@ -22,5 +24,6 @@ pub mod poller;
 pub mod replay;
 pub mod schedule;
 pub mod serve;
+pub mod state;
 
 pub use error::LocalError;

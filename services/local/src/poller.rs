@@ -28,7 +28,7 @@ use carat_writer::{event, Writer};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::serve::Shutdown;
+use crate::state::Shutdown;
 
 /// Region written into the events' ARNs (cosmetic locally).
 const REGION: &str = "us-east-1";
@@ -360,7 +360,7 @@ pub async fn list_shards(log: &dyn Log, shutdown: &Shutdown) -> Result<Vec<Strin
 /// The writer of the local system: the store clients, failed records under
 /// `poller.failed_records_dir`, the system clock, EMF off (carat-local logs instead).
 #[must_use]
-pub fn writer(state: &crate::serve::AppState) -> Writer {
+pub fn writer(state: &crate::state::AppState) -> Writer {
     Writer::new(
         Arc::clone(&state.config),
         state.clients.head.clone(),
@@ -375,7 +375,7 @@ pub fn writer(state: &crate::serve::AppState) -> Writer {
 #[must_use]
 pub fn main_poller(
     config: &carat_core::Config,
-    state: &crate::serve::AppState,
+    state: &crate::state::AppState,
     writer: Arc<Writer>,
 ) -> ShardPoller {
     let p = &config.poller;
@@ -404,9 +404,9 @@ pub fn main_poller(
 /// # Errors
 /// Listing shards failed for good, or a poller's checkpoint I/O failed.
 pub async fn run_pollers(
-    state: crate::serve::AppState,
+    state: crate::state::AppState,
     shutdown: Shutdown,
-) -> crate::serve::TaskResult {
+) -> crate::state::TaskResult {
     let task_err = |detail: String| crate::LocalError::Task {
         task: "kinesis pollers",
         detail,

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use tracing::info;
 
 use crate::poller::{list_shards, ShardPoller, ShardStats};
-use crate::serve::{AppState, Shutdown};
+use crate::state::{AppState, Shutdown};
 use crate::LocalError;
 
 /// Options of `carat replay`.

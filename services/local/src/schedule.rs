@@ -9,7 +9,7 @@ use carat_writer::SystemClock;
 use tokio::time::MissedTickBehavior;
 use tracing::warn;
 
-use crate::serve::{AppState, Shutdown, TaskResult};
+use crate::state::{AppState, Shutdown, TaskResult};
 
 /// The flusher of the local system (system clock, EMF off: carat-local logs instead).
 #[must_use]

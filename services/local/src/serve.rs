@@ -10,12 +10,11 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use axum::Router;
 use carat_core::Config;
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+
+pub use crate::state::{AppState, Shutdown, TaskResult};
 use tracing::{error, info, warn};
 
-use crate::{
-    clients::{self, Clients},
-    health, LocalError,
-};
+use crate::{clients, health, LocalError};
 
 /// Options of `carat local`.
 #[derive(Debug, Clone, clap::Args)]
@@ -23,13 +22,6 @@ pub struct LocalArgs {
     /// Address of the HTTP server (health and the ingest API).
     #[arg(long, env = "CARAT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-}
-
-/// What every route and task shares: the config and the clients, built once.
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<Config>,
-    pub clients: Clients,
 }
 
 /// Every HTTP route of carat-local, one `.merge` per router: health, and the ingest API
@@ -59,41 +51,14 @@ pub fn spawn_tasks(state: &AppState, shutdown: &Shutdown, tasks: &mut JoinSet<Ta
     // Next: the DynamoDB-stream poller running the archiver and the TTL sweeper.
 }
 
-/// How a background task ends: `Err` names the task and the cause.
-pub type TaskResult = Result<(), LocalError>;
-
-/// Fires once, on SIGINT/SIGTERM or when a task fails; every task watches it.
-#[derive(Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
-
-impl Shutdown {
-    /// A shutdown that fires when `stop` turns true (or its sender is dropped).
-    #[must_use]
-    pub fn new(stop: watch::Receiver<bool>) -> Self {
-        Self(stop)
-    }
-
-    /// Resolves once shutdown has been asked for.
-    pub async fn wait(mut self) {
-        // An error means the sender is gone, which also means: stop.
-        let _ = self.0.wait_for(|stop| *stop).await;
-    }
-
-    #[must_use]
-    pub fn is_set(&self) -> bool {
-        *self.0.borrow()
-    }
-}
-
 /// How long tasks get to finish after shutdown before the process exits anyway.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Serves until SIGINT/SIGTERM or a task failure.
+/// `carat local`: binds `args.listen` and serves until SIGINT/SIGTERM or a task failure.
 ///
 /// # Errors
 /// The first task failure, or a bind/serve failure.
 pub async fn run(config: Config, args: &LocalArgs) -> Result<(), LocalError> {
-    let config = Arc::new(config);
     // API keys: CARAT_API_KEYS (JSON), else CARAT_API_KEYS_FILE, else config/api-keys.local.toml.
     let keys = carat_api::Keys::from_env(
         |name| std::env::var(name).ok(),
@@ -105,30 +70,53 @@ pub async fn run(config: Config, args: &LocalArgs) -> Result<(), LocalError> {
         reason: e.to_string(),
     })?;
     let clients = clients::connect(&config).await?;
-    let state = AppState { config, clients };
-
-    let (stop, stop_rx) = watch::channel(false);
-    let stop = Arc::new(stop);
-    let shutdown = Shutdown(stop_rx);
-    tokio::spawn(on_signal(Arc::clone(&stop)));
-
-    let mut tasks = JoinSet::new();
-    spawn_tasks(&state, &shutdown, &mut tasks);
-
+    let state = AppState {
+        config: Arc::new(config),
+        clients,
+    };
     let listener = TcpListener::bind(args.listen)
         .await
         .map_err(|source| LocalError::Bind {
             addr: args.listen,
             source,
         })?;
-    info!(listen = %args.listen, tasks = tasks.len(), "carat-local serving");
-    let server = axum::serve(listener, router(&state, Arc::new(keys)))
-        .with_graceful_shutdown(shutdown.clone().wait());
+    let (stop, stop_rx) = watch::channel(false);
+    let stop = Arc::new(stop);
+    tokio::spawn(on_signal(Arc::clone(&stop)));
+    serve(state, Arc::new(keys), listener, Shutdown::new(stop_rx)).await
+}
+
+/// Serves [`router`] on `listener` and runs [`spawn_tasks`] until `shutdown` fires or a
+/// task fails (as mini-redis's `server::run(listener, shutdown)`): a test binds
+/// `127.0.0.1:0` and starts the real server with its own shutdown.
+///
+/// # Errors
+/// The first task failure, or a serve failure.
+pub async fn serve(
+    state: AppState,
+    keys: Arc<carat_api::Keys>,
+    listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), LocalError> {
+    // Our own stop: fires on the caller's shutdown and on the first task failure.
+    let (stop, stop_rx) = watch::channel(false);
+    let ours = Shutdown::new(stop_rx);
+    let mut tasks = JoinSet::new();
+    spawn_tasks(&state, &ours, &mut tasks);
+
+    let addr = listener.local_addr().map_err(LocalError::Serve)?;
+    info!(listen = %addr, tasks = tasks.len(), "carat-local serving");
+    let server =
+        axum::serve(listener, router(&state, keys)).with_graceful_shutdown(ours.clone().wait());
     let mut server = tokio::spawn(async move { server.await.map_err(LocalError::Serve) });
 
     let mut failure = None;
+    let mut outer = Box::pin(shutdown.wait());
     loop {
         tokio::select! {
+            () = &mut outer, if !ours.is_set() => {
+                stop.send_replace(true);
+            }
             served = &mut server => {
                 if let Err(e) = served.map_err(|e| LocalError::Serve(std::io::Error::other(e))).and_then(|r| r) {
                     failure.get_or_insert(e);
@@ -137,7 +125,7 @@ pub async fn run(config: Config, args: &LocalArgs) -> Result<(), LocalError> {
             }
             Some(ended) = tasks.join_next(), if !tasks.is_empty() => {
                 let result = ended.unwrap_or_else(|e| Err(LocalError::Task { task: "unknown", detail: e.to_string() }));
-                if !shutdown.is_set() {
+                if !ours.is_set() {
                     let e = result.err().unwrap_or(LocalError::Task { task: "unknown", detail: "ended before shutdown".to_string() });
                     error!(error = %e, "background task failed; stopping");
                     failure.get_or_insert(e);
