@@ -50,6 +50,27 @@ pub enum AppError {
         #[source]
         source: StoreError,
     },
+    /// A read named a host, service or series carat does not know (Mackerel's 404).
+    #[error("{0}")]
+    NotFound(String),
+    /// A read's answer would hold more than `reader.max_points_per_answer` points.
+    #[error("the answer would hold {points} points, over the limit of {limit} (reader.max_points_per_answer); ask for a coarser resolution, fewer series or a shorter range")]
+    AnswerTooLarge { points: usize, limit: usize },
+    /// A pattern matched more series than `reader.max_series_per_query`.
+    #[error("`{pattern}` matches more than {limit} series (reader.max_series_per_query); narrow it")]
+    TooManySeries { pattern: String, limit: usize },
+    /// A read could not reach a tier (throttling, a timeout, a failover) within the
+    /// retry deadline: nothing is wrong with the request, ask again after `retry_after_secs`.
+    #[error("storage is unavailable; retry after {retry_after_secs} s")]
+    ReadUnavailable {
+        retry_after_secs: u64,
+        #[source]
+        source: StoreError,
+    },
+    /// A read failed for a reason of ours (corrupt stored data, a bug); `detail` is for
+    /// the log only.
+    #[error("internal error while reading; quote the request id when reporting it")]
+    ReadFailed { detail: String },
     /// Anything else: a store failure that retrying will not fix, or a bug. `detail` is
     /// for the log only.
     #[error(
@@ -89,7 +110,10 @@ impl AppError {
     #[must_use]
     pub fn detail(&self) -> String {
         match self {
-            Self::Unavailable { source, .. } => format!("{self}: {source}"),
+            Self::Unavailable { source, .. } | Self::ReadUnavailable { source, .. } => {
+                format!("{self}: {source}")
+            }
+            Self::ReadFailed { detail } => format!("read failed: {detail}"),
             Self::Internal { detail } => format!("internal error: {detail}"),
             _ => self.to_string(),
         }
@@ -103,7 +127,14 @@ impl AppError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::ReadUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::AnswerTooLarge { .. } | Self::TooManySeries { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Self::ReadFailed { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -157,6 +188,9 @@ impl IntoResponse for AppError {
             detail: self.detail(),
         });
         if let Self::Unavailable {
+            retry_after_secs, ..
+        }
+        | Self::ReadUnavailable {
             retry_after_secs, ..
         } = &self
         {

@@ -14,6 +14,8 @@ use std::sync::{Arc, PoisonError, RwLock};
 
 use async_trait::async_trait;
 
+use carat_store::env::API_KEYS_SECRET_ARN;
+
 use crate::auth::KeyStore;
 use crate::clock::Clock;
 
@@ -232,4 +234,65 @@ mod tests {
             );
         }
     }
+}
+
+/// The key store in Secrets Manager, fetched whole on every reload.
+pub struct SecretKeys {
+    pub sdk: aws_config::SdkConfig,
+    pub secret_id: String,
+}
+
+#[async_trait]
+impl KeySource for SecretKeys {
+    fn describe(&self) -> String {
+        format!("the secret named by {API_KEYS_SECRET_ARN}")
+    }
+
+    async fn load(&self) -> Result<KeyStore, LoadError> {
+        let json = carat_store::secrets::fetch_secret_string(
+            &self.sdk,
+            API_KEYS_SECRET_ARN,
+            &self.secret_id,
+        )
+        .await?;
+        Ok(KeyStore::from_json(json.expose())?)
+    }
+}
+
+
+/// The key store of a Lambda (the ingest API, the reader, the probe), from its
+/// environment: the Secrets Manager secret named by `CARAT_API_KEYS_SECRET_ARN` (as
+/// deployed; reloaded at most every `CARAT_API_KEYS_REFRESH_SECS`), else the fixed JSON
+/// text of `CARAT_API_KEYS` (local use).
+///
+/// # Errors
+/// Neither is set, the secret is empty or cannot be read, or the JSON is invalid.
+pub async fn from_lambda_env(
+    env: impl Fn(&str) -> Option<String>,
+    sdk: &aws_config::SdkConfig,
+) -> Result<Keys, Box<dyn std::error::Error + Send + Sync>> {
+    let refresh_secs = refresh_secs_from_env(&env)?;
+    Ok(match env(API_KEYS_SECRET_ARN).map(|id| id.trim().to_string()) {
+        Some(secret_id) if !secret_id.is_empty() => {
+            let source = Arc::new(SecretKeys {
+                sdk: sdk.clone(),
+                secret_id,
+            });
+            Keys::load(source, Arc::new(crate::SystemClock), refresh_secs).await?
+        }
+        Some(_) => return Err(format!("{API_KEYS_SECRET_ARN} is set but empty").into()),
+        None => match env("CARAT_API_KEYS") {
+            Some(json) => Keys::fixed(Arc::new(
+                KeyStore::from_json(&json)
+                    .map_err(|e| format!("key store from CARAT_API_KEYS: {e}"))?,
+            )),
+            None => {
+                return Err(format!(
+                    "neither {API_KEYS_SECRET_ARN} nor CARAT_API_KEYS is set: one gives the \
+                     API key store (docs/api.md)"
+                )
+                .into())
+            }
+        },
+    })
 }

@@ -21,6 +21,7 @@ pub struct Config {
     pub flusher: FlusherConfig,
     pub writer: WriterConfig,
     pub poller: PollerConfig,
+    pub reader: ReaderConfig,
     pub resources: Resources,
 }
 
@@ -96,6 +97,32 @@ impl Default for WindowConfig {
             raw_secs: 86_400,
             grace_secs: 120,
             flush_point_threshold: 20_000,
+        }
+    }
+}
+
+/// What one read may cost (the reader: docs/api.md, "Read").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReaderConfig {
+    /// Most points one answer may hold, over all its series. 11 000 per series is
+    /// Prometheus's bound per time series; 100 000 in all keeps an answer under ~3 MB
+    /// of JSON, well inside API Gateway's 10 MB and Lambda's 6 MB response limits.
+    /// Over it: 413 naming `max_points` / `resolution` (a coarser resolution fits).
+    pub max_points_per_answer: usize,
+    /// Most series one pattern may expand to. Each costs at least one DynamoDB Query.
+    pub max_series_per_query: usize,
+    /// Fetches (Redis GETs, DynamoDB Queries, S3 range GETs) in flight per request: 32
+    /// keeps one Lambda's connections busy without tripping per-partition throttling.
+    pub fetch_concurrency: usize,
+}
+
+impl Default for ReaderConfig {
+    fn default() -> Self {
+        Self {
+            max_points_per_answer: 100_000,
+            max_series_per_query: 1_000,
+            fetch_concurrency: 32,
         }
     }
 }
@@ -426,6 +453,15 @@ impl Config {
                 "poller.max_backoff_ms",
                 "needs 0 < retry_backoff_ms <= max_backoff_ms",
             );
+        }
+        if self.reader.max_points_per_answer == 0 {
+            return err("reader.max_points_per_answer", "must be at least 1");
+        }
+        if self.reader.max_series_per_query == 0 {
+            return err("reader.max_series_per_query", "must be at least 1");
+        }
+        if self.reader.fetch_concurrency == 0 {
+            return err("reader.fetch_concurrency", "must be at least 1");
         }
         if self.retry.base_backoff_ms == 0 || self.retry.max_backoff_ms < self.retry.base_backoff_ms
         {

@@ -1,0 +1,26 @@
+//! carat-reader: the read path. An axum [`router`] over the three tiers — the Redis head
+//! (open windows), the DynamoDB window table (live items) and the S3 archive (expired
+//! items) — that runs as a Lambda (`src/main.rs`, through `lambda_http`) and inside
+//! carat-local. Routes and shapes: docs/api.md, "Read".
+//!
+//! Module map, in the order a request flows through it:
+//! - [`routes`]: the routes, the `read` scope check, parameters ⇒ series ⇒ answer; the
+//!   catalog decides which series a pattern names and whether an unknown one is a 404.
+//! - [`range`]: time ranges, resolutions (Mackerel's ladder, the native choices) and
+//!   aggregates, parsed with errors naming the parameter.
+//! - [`pattern`]: Graphite-style globs over series names.
+//! - [`tiers`]: the planner (which windows come from which tier), the concurrent
+//!   fetches and the merge (greatest ingest stamp per time wins).
+//! - [`buckets`]: points ⇒ count/sum/min/max per bucket, partials combined.
+
+// Tests may unwrap: a panic there is the failure report.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod buckets;
+pub mod pattern;
+pub mod range;
+pub mod routes;
+pub mod tiers;
+
+pub use routes::{router, ReadState};
+pub use tiers::{ArchiveTier, ArchivedWindow, NoArchive, TierError, Tiers};

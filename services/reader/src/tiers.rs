@@ -1,0 +1,282 @@
+//! The planner and the merge: which windows of a series come from which tier, fetched
+//! concurrently, merged point by point.
+//!
+//! For a range of one series:
+//! - **head** (Redis): every window the head may still hold (`head_expiry(start) > now`),
+//!   one GET each, concurrently (at most `reader.fetch_concurrency` in flight);
+//! - **table** (DynamoDB): one Query over the windows whose items have not expired
+//!   (`start + raw_secs + retention.raw_secs > now`), paginated by the adapter. An item
+//!   past its TTL counts as absent even when DynamoDB has not deleted it yet;
+//! - **archive** (S3): the expired windows. For raw reads, an expired window the archive
+//!   does not hold yet (TTL deletion runs late, up to days, and archiving follows it) is
+//!   read from DynamoDB instead, so nothing disappears between expiry and archiving.
+//!
+//! Merge: for each time the point with the greatest (ingest stamp, value bits) wins —
+//! the same join the flush uses ([`carat_core::head::latest_per_time`]). A newer tier
+//! holds newer or equal stamps for a time, so this is "newest tier wins" where tiers
+//! agree, and stays right where they do not (a replayed old record in the head loses to
+//! the newer value DynamoDB already holds).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use carat_core::head::{self, Stamped};
+use carat_core::{window, Config, Point, SeriesKey};
+use carat_store::ports::{Head, WindowItem, WindowRef, WindowTable};
+use carat_store::StoreError;
+use carat_writer::flush::{head_points, stored_window, RAW};
+use futures::{stream, StreamExt, TryStreamExt};
+use thiserror::Error;
+
+use crate::buckets::{self, Bucket};
+
+/// One archived window of a series, merged across the archive's copies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchivedWindow {
+    pub start: i64,
+    /// One per time, ascending.
+    pub points: Vec<Stamped>,
+}
+
+/// The archive as the reader sees it (implemented over S3 by the archiver crate).
+#[async_trait]
+pub trait ArchiveTier: Send + Sync {
+    /// Archived raw windows overlapping `from..=to`.
+    async fn raw(&self, key: &SeriesKey, from: i64, to: i64)
+        -> Result<Vec<ArchivedWindow>, TierError>;
+
+    /// Archived 1 h (`resolution` 3600) or 1 d (86400) buckets overlapping `from..=to`.
+    async fn rollups(
+        &self,
+        key: &SeriesKey,
+        from: i64,
+        to: i64,
+        resolution: i64,
+    ) -> Result<Vec<Bucket>, TierError>;
+}
+
+/// No archive (a deployment before the archiver, unit tests): nothing is archived.
+#[derive(Debug, Default)]
+pub struct NoArchive;
+
+#[async_trait]
+impl ArchiveTier for NoArchive {
+    async fn raw(&self, _: &SeriesKey, _: i64, _: i64) -> Result<Vec<ArchivedWindow>, TierError> {
+        Ok(Vec::new())
+    }
+
+    async fn rollups(&self, _: &SeriesKey, _: i64, _: i64, _: i64) -> Result<Vec<Bucket>, TierError> {
+        Ok(Vec::new())
+    }
+}
+
+/// A tier failed.
+#[derive(Debug, Error)]
+pub enum TierError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Stored bytes that do not decode: not retryable.
+    #[error("{tier}: {detail}")]
+    Corrupt { tier: &'static str, detail: String },
+    /// An archive failure that retrying may fix.
+    #[error("archive: retryable: {0}")]
+    ArchiveRetryable(String),
+}
+
+impl TierError {
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Store(e) => e.is_retryable(),
+            Self::Corrupt { .. } => false,
+            Self::ArchiveRetryable(_) => true,
+        }
+    }
+}
+
+/// Which tier each window of a read comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Windows the head may hold.
+    pub head: Vec<i64>,
+    /// Windows whose DynamoDB items are live (one Query covers them).
+    pub table: Option<(i64, i64)>,
+    /// Windows whose items have expired: the archive's.
+    pub archive: Option<(i64, i64)>,
+}
+
+/// The three tiers of one deployment.
+#[derive(Clone)]
+pub struct Tiers {
+    pub config: Arc<Config>,
+    pub head: Arc<dyn Head>,
+    pub table: Arc<dyn WindowTable>,
+    pub archive: Arc<dyn ArchiveTier>,
+}
+
+impl Tiers {
+    /// The plan for windows overlapping `from..=to` at `now`.
+    #[must_use]
+    pub fn plan(&self, from: i64, to: i64, now: i64) -> Plan {
+        let len = self.config.window.raw_secs;
+        let starts: Vec<i64> = window::covering(len, from, to).collect();
+        let expired = |s: i64| s + len + self.config.retention.raw_secs <= now;
+        let span = |it: &mut dyn Iterator<Item = i64>| {
+            let v: Vec<i64> = it.collect();
+            Some((*v.first()?, *v.last()?))
+        };
+        Plan {
+            head: starts
+                .iter()
+                .copied()
+                .filter(|&s| self.config.head_expiry(s) > now)
+                .collect(),
+            table: span(&mut starts.iter().copied().filter(|&s| !expired(s))),
+            archive: span(&mut starts.iter().copied().filter(|&s| expired(s))),
+        }
+    }
+
+    /// The points of `key` in `from..=to` at `now`, merged across the tiers, ascending.
+    ///
+    /// # Errors
+    /// A tier's failure (retryable or not, see [`TierError::is_retryable`]).
+    pub async fn raw(&self, key: &SeriesKey, from: i64, to: i64, now: i64) -> Result<Vec<Point>, TierError> {
+        let plan = self.plan(from, to, now);
+        let len = self.config.window.raw_secs;
+        let (head, table, archive) = futures::try_join!(
+            self.head_windows(key, &plan.head),
+            self.table_windows(key, plan.table),
+            async {
+                match plan.archive {
+                    Some((a, b)) => {
+                        let archived = self.archive.raw(key, a, b + len - 1).await?;
+                        // Expired windows not archived yet: DynamoDB still has them
+                        // (TTL deletion is late), or nobody does.
+                        let have: std::collections::BTreeSet<i64> =
+                            archived.iter().map(|w| w.start).collect();
+                        let missing: Vec<i64> = window::covering(len, a, b)
+                            .filter(|s| !have.contains(s))
+                            .collect();
+                        let fallback = match (missing.first(), missing.last()) {
+                            (Some(&x), Some(&y)) => self.table_windows(key, Some((x, y))).await?,
+                            _ => Vec::new(),
+                        };
+                        let fallback = fallback.into_iter().filter(|(s, _)| !have.contains(s));
+                        Ok(archived
+                            .into_iter()
+                            .map(|w| (w.start, w.points))
+                            .chain(fallback)
+                            .collect::<Vec<_>>())
+                    }
+                    None => Ok(Vec::new()),
+                }
+            }
+        )?;
+        let mut by_window: BTreeMap<i64, Vec<Stamped>> = BTreeMap::new();
+        for (start, points) in head.into_iter().chain(table).chain(archive) {
+            by_window.entry(start).or_default().extend(points);
+        }
+        let mut out = Vec::new();
+        for (_, points) in by_window {
+            out.extend(
+                head::latest_per_time(points)
+                    .into_iter()
+                    .filter(|p| (from..=to).contains(&p.time))
+                    .map(|p| p.point()),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Buckets of `secs` seconds of `key` whose start is in
+    /// `window::start(secs, from)..=to` — whole buckets, so an answer does not change
+    /// with where in a bucket the range begins. Expired windows come from the
+    /// archive's 1 h / 1 d rollups when `secs` is a multiple of one, else from its raw
+    /// windows; live windows from raw points.
+    ///
+    /// # Errors
+    /// A tier's failure.
+    pub async fn buckets(&self, key: &SeriesKey, from: i64, to: i64, secs: i64, now: i64) -> Result<Vec<Bucket>, TierError> {
+        let first = window::start(secs, from);
+        let last = window::start(secs, to).saturating_add(secs - 1);
+        let rollup = [86_400, 3_600].into_iter().find(|r| secs % r == 0);
+        let plan = self.plan(first, last, now);
+        let (Some(r), Some((a, b))) = (rollup, plan.archive) else {
+            return Ok(buckets::bucketize(&self.raw(key, first, last, now).await?, secs));
+        };
+        // Archived windows through their rollups; live windows from raw.
+        let len = self.config.window.raw_secs;
+        let live_from = b + len;
+        let (archived, live) = futures::try_join!(
+            self.archive.rollups(key, a.max(first), (b + len - 1).min(last), r),
+            async {
+                if live_from > last {
+                    Ok(Vec::new())
+                } else {
+                    self.raw(key, live_from.max(first), last, now).await
+                }
+            }
+        )?;
+        let archived = archived
+            .into_iter()
+            .filter(|b| b.start >= first && b.start <= last);
+        Ok(buckets::combine(archived.chain(buckets::bucketize(&live, secs)), secs))
+    }
+
+    async fn head_windows(&self, key: &SeriesKey, starts: &[i64]) -> Result<Vec<(i64, Vec<Stamped>)>, TierError> {
+        let bucket = key.bucket(self.config.record.buckets);
+        stream::iter(starts.to_vec().into_iter().map(|start| {
+            let window = WindowRef {
+                bucket,
+                key: key.clone(),
+                start,
+            };
+            async move {
+                let bytes = self.head.read(&window).await?;
+                let points = head_points(&window, &bytes).map_err(|e| TierError::Corrupt {
+                    tier: "head",
+                    detail: e.to_string(),
+                })?;
+                Ok::<_, TierError>((start, points))
+            }
+        }))
+        .buffer_unordered(self.config.reader.fetch_concurrency)
+        .try_collect()
+        .await
+    }
+
+    /// Windows `a..=b` (starts) of `key` from DynamoDB, live or not (the caller decides).
+    async fn table_windows(&self, key: &SeriesKey, span: Option<(i64, i64)>) -> Result<Vec<(i64, Vec<Stamped>)>, TierError> {
+        let Some((a, b)) = span else {
+            return Ok(Vec::new());
+        };
+        let len = self.config.window.raw_secs;
+        // Parts of the last window sit at start + i (i < MAX_WINDOW_PARTS < raw_secs).
+        let items = self.table.query(&key.table_pk(RAW), a, b + len - 1).await?;
+        let mut by_window: BTreeMap<i64, Vec<WindowItem>> = BTreeMap::new();
+        for item in items {
+            by_window
+                .entry(window::start(len, item.sk))
+                .or_default()
+                .push(item);
+        }
+        let bucket = key.bucket(self.config.record.buckets);
+        let mut out = Vec::with_capacity(by_window.len());
+        for (start, items) in by_window {
+            let window = WindowRef {
+                bucket,
+                key: key.clone(),
+                start,
+            };
+            let stored = stored_window(&window, &items).map_err(|e| TierError::Corrupt {
+                tier: "table",
+                detail: e.to_string(),
+            })?;
+            if let Some(stored) = stored {
+                out.push((start, stored.points));
+            }
+        }
+        Ok(out)
+    }
+}
