@@ -180,6 +180,13 @@ impl KeyStore {
         }
     }
 
+    /// This store with the keys of `other` added (tests, examples).
+    #[must_use]
+    pub fn with(mut self, other: Self) -> Self {
+        self.keys.extend(other.keys);
+        self
+    }
+
     #[must_use]
     pub fn len(&self) -> usize {
         self.keys.len()

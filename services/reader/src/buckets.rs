@@ -93,7 +93,10 @@ mod tests {
         ];
         let b = bucketize(&pts, 300);
         assert_eq!(b.len(), 2);
-        assert_eq!((b[0].start, b[0].count, value(&b[0], Aggregate::Avg)), (0, 2, 2.0));
+        assert_eq!(
+            (b[0].start, b[0].count, value(&b[0], Aggregate::Avg)),
+            (0, 2, 2.0)
+        );
         assert_eq!(value(&b[0], Aggregate::Max), 3.0);
         assert_eq!((b[1].start, value(&b[1], Aggregate::Sum)), (300, 10.0));
     }

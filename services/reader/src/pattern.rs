@@ -28,7 +28,10 @@ enum Token {
     /// `?`: one byte but `.`.
     Any,
     /// `[...]`: one byte in (or, negated with `!`/`^`, not in) the ranges.
-    Class { negated: bool, ranges: Vec<(u8, u8)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(u8, u8)>,
+    },
     /// `{a,b}`: one of the alternatives (each a plain sequence of tokens).
     Alt(Vec<Vec<Token>>),
 }
@@ -94,7 +97,11 @@ impl Pattern {
     }
 }
 
-fn parse_seq(bytes: &[u8], mut i: usize, in_alt: bool) -> Result<(Vec<Token>, usize), PatternError> {
+fn parse_seq(
+    bytes: &[u8],
+    mut i: usize,
+    in_alt: bool,
+) -> Result<(Vec<Token>, usize), PatternError> {
     let mut out = Vec::new();
     while i < bytes.len() {
         match bytes[i] {
@@ -151,7 +158,12 @@ fn parse_seq(bytes: &[u8], mut i: usize, in_alt: bool) -> Result<(Vec<Token>, us
                             i = end + 1;
                             break;
                         }
-                        _ => return Err(PatternError::Unclosed { open: '{', at: open }),
+                        _ => {
+                            return Err(PatternError::Unclosed {
+                                open: '{',
+                                at: open,
+                            })
+                        }
                     }
                 }
                 out.push(Token::Alt(alts));
@@ -177,9 +189,11 @@ fn match_seq(tokens: &[Token], name: &[u8], rest: &[&[Token]]) -> bool {
     match first {
         Token::Byte(b) => name.first() == Some(b) && match_seq(tail, &name[1..], rest),
         Token::Any => name.first().is_some_and(|&c| c != b'.') && match_seq(tail, &name[1..], rest),
-        Token::Class { negated, ranges } => name.first().is_some_and(|&c| {
-            c != b'.' && ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&c)) != *negated
-        }) && match_seq(tail, &name[1..], rest),
+        Token::Class { negated, ranges } => {
+            name.first().is_some_and(|&c| {
+                c != b'.' && ranges.iter().any(|&(lo, hi)| (lo..=hi).contains(&c)) != *negated
+            }) && match_seq(tail, &name[1..], rest)
+        }
         Token::Star => {
             let run = name.iter().position(|&c| c == b'.').unwrap_or(name.len());
             (0..=run).any(|n| match_seq(tail, &name[n..], rest))

@@ -130,7 +130,7 @@ impl Resolution {
             });
         }
         match value.parse::<i64>() {
-            Ok(n) if n >= 1 && n <= 366 * 86_400 => Ok(Self::Secs(n)),
+            Ok(n) if (1..=366 * 86_400).contains(&n) => Ok(Self::Secs(n)),
             _ => Err(param(
                 "resolution",
                 format!(
@@ -181,13 +181,31 @@ mod tests {
 
     #[test]
     fn ranges_name_the_parameter_at_fault() {
-        assert_eq!(Range::parse(Some("10"), Some("20")).unwrap(), Range { from: 10, to: 20 });
-        assert_eq!(field(&Range::parse(None, Some("1")).unwrap_err()).as_deref(), Some("from"));
-        assert_eq!(field(&Range::parse(Some("x"), Some("1")).unwrap_err()).as_deref(), Some("from"));
-        assert_eq!(field(&Range::parse(Some("1"), Some("1.5")).unwrap_err()).as_deref(), Some("to"));
-        assert_eq!(field(&Range::parse(Some("5"), Some("4")).unwrap_err()).as_deref(), Some("to"));
+        assert_eq!(
+            Range::parse(Some("10"), Some("20")).unwrap(),
+            Range { from: 10, to: 20 }
+        );
+        assert_eq!(
+            field(&Range::parse(None, Some("1")).unwrap_err()).as_deref(),
+            Some("from")
+        );
+        assert_eq!(
+            field(&Range::parse(Some("x"), Some("1")).unwrap_err()).as_deref(),
+            Some("from")
+        );
+        assert_eq!(
+            field(&Range::parse(Some("1"), Some("1.5")).unwrap_err()).as_deref(),
+            Some("to")
+        );
+        assert_eq!(
+            field(&Range::parse(Some("5"), Some("4")).unwrap_err()).as_deref(),
+            Some("to")
+        );
         let huge = (1i64 << 41).to_string();
-        assert_eq!(field(&Range::parse(Some(&huge), Some(&huge)).unwrap_err()).as_deref(), Some("from"));
+        assert_eq!(
+            field(&Range::parse(Some(&huge), Some(&huge)).unwrap_err()).as_deref(),
+            Some("from")
+        );
     }
 
     #[test]
@@ -205,12 +223,33 @@ mod tests {
 
     #[test]
     fn auto_resolution_fits_the_bound() {
-        let day = Range { from: 0, to: 86_400 };
-        assert_eq!(Resolution::parse(None, day, 11_000).unwrap(), Resolution::Raw);
-        assert_eq!(Resolution::parse(None, day, 100).unwrap(), Resolution::Secs(3_600));
-        assert_eq!(Resolution::parse(None, day, 10).unwrap(), Resolution::Secs(86_400));
-        assert_eq!(Resolution::parse(Some("300"), day, 1).unwrap(), Resolution::Secs(300));
-        assert_eq!(field(&Resolution::parse(Some("0"), day, 1).unwrap_err()).as_deref(), Some("resolution"));
-        assert_eq!(field(&Aggregate::parse(Some("median")).unwrap_err()).as_deref(), Some("aggregate"));
+        let day = Range {
+            from: 0,
+            to: 86_400,
+        };
+        assert_eq!(
+            Resolution::parse(None, day, 11_000).unwrap(),
+            Resolution::Raw
+        );
+        assert_eq!(
+            Resolution::parse(None, day, 100).unwrap(),
+            Resolution::Secs(3_600)
+        );
+        assert_eq!(
+            Resolution::parse(None, day, 10).unwrap(),
+            Resolution::Secs(86_400)
+        );
+        assert_eq!(
+            Resolution::parse(Some("300"), day, 1).unwrap(),
+            Resolution::Secs(300)
+        );
+        assert_eq!(
+            field(&Resolution::parse(Some("0"), day, 1).unwrap_err()).as_deref(),
+            Some("resolution")
+        );
+        assert_eq!(
+            field(&Aggregate::parse(Some("median")).unwrap_err()).as_deref(),
+            Some("aggregate")
+        );
     }
 }

@@ -44,8 +44,14 @@ pub fn router(state: ReadState) -> Router {
     Router::new()
         .route("/api/v0/hosts/{host_id}/metrics", get(host_metrics))
         .route("/api/v0/services/{service}/metrics", get(service_metrics))
-        .route("/api/v0/hosts/{host_id}/metric-names", get(host_metric_names))
-        .route("/api/v0/services/{service}/metric-names", get(service_metric_names))
+        .route(
+            "/api/v0/hosts/{host_id}/metric-names",
+            get(host_metric_names),
+        )
+        .route(
+            "/api/v0/services/{service}/metric-names",
+            get(service_metric_names),
+        )
         .route("/api/v0/tsdb/latest", get(latest))
         .route("/api/v1/points", get(native_points))
         .route("/api/v1/names", get(native_names))
@@ -67,10 +73,7 @@ async fn require_read(
 
 /// Query parameters in order, repeated ones kept (`hostId=a&hostId=b`).
 fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
-    raw.map(|q| {
-        url_pairs(q)
-    })
-    .unwrap_or_default()
+    raw.map(url_pairs).unwrap_or_default()
 }
 
 fn url_pairs(q: &str) -> Vec<(String, String)> {
@@ -91,7 +94,7 @@ fn decode(s: &str) -> String {
     while i < b.len() {
         match b[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() + 0 && i + 2 <= b.len() - 1 => {
+            b'%' if i + 2 < b.len() => {
                 let hex = std::str::from_utf8(&b[i + 1..i + 3]).ok();
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(v) => {
@@ -109,11 +112,18 @@ fn decode(s: &str) -> String {
 }
 
 fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn all<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
-    pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+    pairs
+        .iter()
+        .filter(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .collect()
 }
 
 /// A tier failure as the client sees it: 503 + Retry-After when retrying may help,
@@ -188,12 +198,20 @@ async fn expand(
     let mut out = Vec::new();
     for group in groups {
         // The prefix within the group: the literal prefix if the group is part of it.
-        let within = if prefix.starts_with(group.as_str()) { prefix } else { group.as_str() };
+        let within = if prefix.starts_with(group.as_str()) {
+            prefix
+        } else {
+            group.as_str()
+        };
         let entries = catalog
             .series(tenant, &group, within, limit + 1)
             .await
             .map_err(store_error)?;
-        out.extend(entries.into_iter().filter(|e| pattern.matches(e.series.as_str())));
+        out.extend(
+            entries
+                .into_iter()
+                .filter(|e| pattern.matches(e.series.as_str())),
+        );
         if out.len() > limit {
             return Err(too_many());
         }
@@ -213,7 +231,11 @@ async fn known(catalog: &dyn Catalog, tenant: &Tenant, series: &str) -> Result<b
 }
 
 /// Whether the catalog knows any series of `group`.
-async fn known_group(catalog: &dyn Catalog, tenant: &Tenant, group: &str) -> Result<bool, AppError> {
+async fn known_group(
+    catalog: &dyn Catalog,
+    tenant: &Tenant,
+    group: &str,
+) -> Result<bool, AppError> {
     let prefix = format!("{group}.");
     Ok(!catalog
         .series(tenant, group, &prefix, 1)
@@ -290,7 +312,10 @@ async fn mackerel_metrics(
         let what = if known_group(state.catalog.as_ref(), tenant, &group).await? {
             format!("metric `{name}` not found")
         } else {
-            format!("{kind} `{}` not found", group.split_once('.').map_or("", |x| x.1))
+            format!(
+                "{kind} `{}` not found",
+                group.split_once('.').map_or("", |x| x.1)
+            )
         };
         return Err(AppError::NotFound(what));
     }
@@ -337,7 +362,14 @@ async fn host_metrics(
     Path(host_id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, AppError> {
-    mackerel_metrics(&state, &tenant, "host", host_group(&host_id)?, query.as_deref()).await
+    mackerel_metrics(
+        &state,
+        &tenant,
+        "host",
+        host_group(&host_id)?,
+        query.as_deref(),
+    )
+    .await
 }
 
 async fn service_metrics(
@@ -346,10 +378,22 @@ async fn service_metrics(
     Path(service): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, AppError> {
-    mackerel_metrics(&state, &tenant, "service", service_group(&service)?, query.as_deref()).await
+    mackerel_metrics(
+        &state,
+        &tenant,
+        "service",
+        service_group(&service)?,
+        query.as_deref(),
+    )
+    .await
 }
 
-async fn metric_names(state: &ReadState, tenant: &Tenant, kind: &str, group: &str) -> Result<Json<Value>, AppError> {
+async fn metric_names(
+    state: &ReadState,
+    tenant: &Tenant,
+    kind: &str,
+    group: &str,
+) -> Result<Json<Value>, AppError> {
     let prefix = format!("{group}.");
     let limit = state.config().reader.max_series_per_query.max(100_000);
     let entries = state
@@ -407,7 +451,11 @@ async fn latest(
     if hosts.len() * names.len() > MAX_LATEST_PAIRS {
         return Err(param(
             "name",
-            format!("{} hostId × {} name pairs are over the limit of {MAX_LATEST_PAIRS}", hosts.len(), names.len()),
+            format!(
+                "{} hostId × {} name pairs are over the limit of {MAX_LATEST_PAIRS}",
+                hosts.len(),
+                names.len()
+            ),
         ));
     }
     let mut keys = Vec::new();
@@ -423,29 +471,31 @@ async fn latest(
     let now = state.clock.now_secs();
     // The newest point within the current and the previous window.
     let from = now - state.config().window.raw_secs;
-    let found: Vec<(String, String, Option<Point>)> = stream::iter(keys.into_iter().map(|(h, n, key)| {
-        let state = &state;
-        async move {
-            let pts = state
-                .tiers
-                .raw(&key, from, now + state.config().ingest.max_skew_secs, now)
-                .await
-                .map_err(tier_error)?;
-            Ok::<_, AppError>((h, n, pts.last().copied()))
-        }
-    }))
-    .buffered(state.config().reader.fetch_concurrency)
-    .try_collect()
-    .await?;
+    let found: Vec<(String, String, Option<Point>)> =
+        stream::iter(keys.into_iter().map(|(h, n, key)| {
+            let state = &state;
+            async move {
+                let pts = state
+                    .tiers
+                    .raw(&key, from, now + state.config().ingest.max_skew_secs, now)
+                    .await
+                    .map_err(tier_error)?;
+                Ok::<_, AppError>((h, n, pts.last().copied()))
+            }
+        }))
+        .buffered(state.config().reader.fetch_concurrency)
+        .try_collect()
+        .await?;
     let mut out: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     for h in &hosts {
         out.entry((*h).to_string()).or_default();
     }
     for (h, n, p) in found {
         if let Some(p) = p {
-            out.entry(h)
-                .or_default()
-                .insert(n.clone(), json!({"name": n, "time": p.time, "value": mackerel_value(p.value)}));
+            out.entry(h).or_default().insert(
+                n.clone(),
+                json!({"name": n, "time": p.time, "value": mackerel_value(p.value)}),
+            );
         }
     }
     Ok(Json(json!({ "tsdbLatest": out })))
@@ -460,8 +510,10 @@ async fn native_points(
     RawQuery(query): RawQuery,
 ) -> Result<Json<Value>, AppError> {
     let q = pairs(query.as_deref());
-    let series = first(&q, "series").ok_or_else(|| param("series", "series is required (a name or a pattern)"))?;
-    let pattern = Pattern::parse(series).map_err(|e| param("series", format!("series {series:?}: {e}")))?;
+    let series = first(&q, "series")
+        .ok_or_else(|| param("series", "series is required (a name or a pattern)"))?;
+    let pattern =
+        Pattern::parse(series).map_err(|e| param("series", format!("series {series:?}: {e}")))?;
     let range = Range::parse(first(&q, "from"), first(&q, "to"))?;
     let cfg = state.config();
     let max_points = match first(&q, "max_points") {
@@ -470,7 +522,12 @@ async fn native_points(
             .parse::<usize>()
             .ok()
             .filter(|&n| (1..=MAX_POINTS_PARAM).contains(&n))
-            .ok_or_else(|| param("max_points", format!("max_points must be 1 to {MAX_POINTS_PARAM}, got {v:?}")))?,
+            .ok_or_else(|| {
+                param(
+                    "max_points",
+                    format!("max_points must be 1 to {MAX_POINTS_PARAM}, got {v:?}"),
+                )
+            })?,
     };
     let resolution = Resolution::parse(first(&q, "resolution"), range, max_points)?;
     let aggregate = Aggregate::parse(first(&q, "aggregate"))?;
@@ -480,13 +537,18 @@ async fn native_points(
         let name = SeriesName::parse(series, "series")?;
         vec![(name, Vec::new())]
     } else {
-        expand(state.catalog.as_ref(), &tenant, &pattern, cfg.reader.max_series_per_query)
-            .await?
-            .into_iter()
-            .map(|e| (e.series, e.labels))
-            .collect()
+        expand(
+            state.catalog.as_ref(),
+            &tenant,
+            &pattern,
+            cfg.reader.max_series_per_query,
+        )
+        .await?
+        .into_iter()
+        .map(|e| (e.series, e.labels))
+        .collect()
     };
-    let read: Vec<(SeriesName, Vec<(String, String)>, Vec<Point>)> = stream::iter(entries.into_iter().map(|(name, labels)| {
+    let read: Vec<Read> = stream::iter(entries.into_iter().map(|(name, labels)| {
         let state = &state;
         let key = SeriesKey::new(tenant.clone(), name.clone());
         async move {
@@ -499,7 +561,10 @@ async fn native_points(
     .await?;
     check_size(cfg, read.iter().map(|(_, _, p)| p.len()).sum())?;
     if let Some((name, _, pts)) = read.first() {
-        if pattern.is_literal() && pts.is_empty() && !known(state.catalog.as_ref(), &tenant, name.as_str()).await? {
+        if pattern.is_literal()
+            && pts.is_empty()
+            && !known(state.catalog.as_ref(), &tenant, name.as_str()).await?
+        {
             return Err(AppError::NotFound(format!("series `{name}` not found")));
         }
     }
@@ -521,8 +586,13 @@ async fn native_points(
         (Resolution::Raw, _) => Value::Null,
         (_, a) => json!(format!("{a:?}").to_lowercase()),
     };
-    Ok(Json(json!({ "series": series, "aggregate": aggregate_name })))
+    Ok(Json(
+        json!({ "series": series, "aggregate": aggregate_name }),
+    ))
 }
+
+/// One series of an answer: its name, catalog labels and points.
+type Read = (SeriesName, Vec<(String, String)>, Vec<Point>);
 
 fn labels_json(labels: &[(String, String)]) -> Value {
     Value::Object(labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
@@ -545,7 +615,12 @@ async fn native_names(
             .parse::<usize>()
             .ok()
             .filter(|&n| (1..=MAX_NAMES).contains(&n))
-            .ok_or_else(|| param("limit", format!("limit must be 1 to {MAX_NAMES}, got {v:?}")))?,
+            .ok_or_else(|| {
+                param(
+                    "limit",
+                    format!("limit must be 1 to {MAX_NAMES}, got {v:?}"),
+                )
+            })?,
     };
     let entries = expand(state.catalog.as_ref(), &tenant, &pattern, limit).await?;
     let names: Vec<Value> = entries

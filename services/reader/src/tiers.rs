@@ -43,8 +43,12 @@ pub struct ArchivedWindow {
 #[async_trait]
 pub trait ArchiveTier: Send + Sync {
     /// Archived raw windows overlapping `from..=to`.
-    async fn raw(&self, key: &SeriesKey, from: i64, to: i64)
-        -> Result<Vec<ArchivedWindow>, TierError>;
+    async fn raw(
+        &self,
+        key: &SeriesKey,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<ArchivedWindow>, TierError>;
 
     /// Archived 1 h (`resolution` 3600) or 1 d (86400) buckets overlapping `from..=to`.
     async fn rollups(
@@ -66,7 +70,13 @@ impl ArchiveTier for NoArchive {
         Ok(Vec::new())
     }
 
-    async fn rollups(&self, _: &SeriesKey, _: i64, _: i64, _: i64) -> Result<Vec<Bucket>, TierError> {
+    async fn rollups(
+        &self,
+        _: &SeriesKey,
+        _: i64,
+        _: i64,
+        _: i64,
+    ) -> Result<Vec<Bucket>, TierError> {
         Ok(Vec::new())
     }
 }
@@ -141,7 +151,13 @@ impl Tiers {
     ///
     /// # Errors
     /// A tier's failure (retryable or not, see [`TierError::is_retryable`]).
-    pub async fn raw(&self, key: &SeriesKey, from: i64, to: i64, now: i64) -> Result<Vec<Point>, TierError> {
+    pub async fn raw(
+        &self,
+        key: &SeriesKey,
+        from: i64,
+        to: i64,
+        now: i64,
+    ) -> Result<Vec<Point>, TierError> {
         let plan = self.plan(from, to, now);
         let len = self.config.window.raw_secs;
         let (head, table, archive) = futures::try_join!(
@@ -197,19 +213,30 @@ impl Tiers {
     ///
     /// # Errors
     /// A tier's failure.
-    pub async fn buckets(&self, key: &SeriesKey, from: i64, to: i64, secs: i64, now: i64) -> Result<Vec<Bucket>, TierError> {
+    pub async fn buckets(
+        &self,
+        key: &SeriesKey,
+        from: i64,
+        to: i64,
+        secs: i64,
+        now: i64,
+    ) -> Result<Vec<Bucket>, TierError> {
         let first = window::start(secs, from);
         let last = window::start(secs, to).saturating_add(secs - 1);
         let rollup = [86_400, 3_600].into_iter().find(|r| secs % r == 0);
         let plan = self.plan(first, last, now);
         let (Some(r), Some((a, b))) = (rollup, plan.archive) else {
-            return Ok(buckets::bucketize(&self.raw(key, first, last, now).await?, secs));
+            return Ok(buckets::bucketize(
+                &self.raw(key, first, last, now).await?,
+                secs,
+            ));
         };
         // Archived windows through their rollups; live windows from raw.
         let len = self.config.window.raw_secs;
         let live_from = b + len;
         let (archived, live) = futures::try_join!(
-            self.archive.rollups(key, a.max(first), (b + len - 1).min(last), r),
+            self.archive
+                .rollups(key, a.max(first), (b + len - 1).min(last), r),
             async {
                 if live_from > last {
                     Ok(Vec::new())
@@ -221,12 +248,19 @@ impl Tiers {
         let archived = archived
             .into_iter()
             .filter(|b| b.start >= first && b.start <= last);
-        Ok(buckets::combine(archived.chain(buckets::bucketize(&live, secs)), secs))
+        Ok(buckets::combine(
+            archived.chain(buckets::bucketize(&live, secs)),
+            secs,
+        ))
     }
 
-    async fn head_windows(&self, key: &SeriesKey, starts: &[i64]) -> Result<Vec<(i64, Vec<Stamped>)>, TierError> {
+    async fn head_windows(
+        &self,
+        key: &SeriesKey,
+        starts: &[i64],
+    ) -> Result<Vec<(i64, Vec<Stamped>)>, TierError> {
         let bucket = key.bucket(self.config.record.buckets);
-        stream::iter(starts.to_vec().into_iter().map(|start| {
+        stream::iter(starts.iter().copied().map(|start| {
             let window = WindowRef {
                 bucket,
                 key: key.clone(),
@@ -247,7 +281,11 @@ impl Tiers {
     }
 
     /// Windows `a..=b` (starts) of `key` from DynamoDB, live or not (the caller decides).
-    async fn table_windows(&self, key: &SeriesKey, span: Option<(i64, i64)>) -> Result<Vec<(i64, Vec<Stamped>)>, TierError> {
+    async fn table_windows(
+        &self,
+        key: &SeriesKey,
+        span: Option<(i64, i64)>,
+    ) -> Result<Vec<(i64, Vec<Stamped>)>, TierError> {
         let Some((a, b)) = span else {
             return Ok(Vec::new());
         };

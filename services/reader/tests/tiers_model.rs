@@ -35,7 +35,12 @@ struct MemArchive(BTreeMap<i64, Vec<Stamped>>);
 
 #[async_trait]
 impl ArchiveTier for MemArchive {
-    async fn raw(&self, _: &SeriesKey, from: i64, to: i64) -> Result<Vec<ArchivedWindow>, TierError> {
+    async fn raw(
+        &self,
+        _: &SeriesKey,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<ArchivedWindow>, TierError> {
         Ok(self
             .0
             .iter()
@@ -47,7 +52,13 @@ impl ArchiveTier for MemArchive {
             .collect())
     }
 
-    async fn rollups(&self, key: &SeriesKey, from: i64, to: i64, resolution: i64) -> Result<Vec<Bucket>, TierError> {
+    async fn rollups(
+        &self,
+        key: &SeriesKey,
+        from: i64,
+        to: i64,
+        resolution: i64,
+    ) -> Result<Vec<Bucket>, TierError> {
         let pts: Vec<Point> = self
             .raw(key, from, to)
             .await?
