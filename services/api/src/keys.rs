@@ -216,26 +216,6 @@ pub fn refresh_secs_from_env(env: impl Fn(&str) -> Option<String>) -> Result<i64
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn refresh_interval_from_env() {
-        assert_eq!(refresh_secs_from_env(|_| None), Ok(60));
-        assert_eq!(
-            refresh_secs_from_env(|n| (n == REFRESH_SECS_VAR).then(|| " 15 ".into())),
-            Ok(15)
-        );
-        for bad in ["0", "61", "-1", "1.5", "soon"] {
-            assert!(
-                refresh_secs_from_env(|n| (n == REFRESH_SECS_VAR).then(|| bad.into())).is_err(),
-                "{bad}"
-            );
-        }
-    }
-}
-
 /// The key store in Secrets Manager, fetched whole on every reload.
 pub struct SecretKeys {
     pub sdk: aws_config::SdkConfig,
@@ -295,4 +275,24 @@ pub async fn from_lambda_env(
             }
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_interval_from_env() {
+        assert_eq!(refresh_secs_from_env(|_| None), Ok(60));
+        assert_eq!(
+            refresh_secs_from_env(|n| (n == REFRESH_SECS_VAR).then(|| " 15 ".into())),
+            Ok(15)
+        );
+        for bad in ["0", "61", "-1", "1.5", "soon"] {
+            assert!(
+                refresh_secs_from_env(|n| (n == REFRESH_SECS_VAR).then(|| bad.into())).is_err(),
+                "{bad}"
+            );
+        }
+    }
 }
