@@ -4,15 +4,19 @@
 #   - DynamoDB table   carat-windows  pk (S) hash, sk (N) range, on-demand, TTL on `ttl`,
 #                                     stream NEW_AND_OLD_IMAGES (the archiver reads TTL removals)
 #   - S3 bucket        carat-archive
+#   - DynamoDB table   carat-catalog  pk (S) hash, sk (S) range, on-demand: the series catalog
+#                                     (pk <tenant>#<group>, sk series; groups under <tenant>##groups)
 # The same file serves both stand-ins:
 #   - inside LocalStack (mounted into /etc/localstack/init/ready.d/), where `awslocal` exists;
 #   - against moto (scripts/aws-standin.sh runs it), with the `aws` CLI and AWS_ENDPOINT_URL.
-# Names can be overridden with CARAT_STREAM, CARAT_TABLE, CARAT_ARCHIVE_BUCKET, CARAT_SHARDS.
+# Names can be overridden with CARAT_STREAM, CARAT_TABLE, CARAT_ARCHIVE_BUCKET,
+# CARAT_CATALOG_TABLE, CARAT_SHARDS.
 set -euo pipefail
 
 STREAM=${CARAT_STREAM:-carat-points}
 TABLE=${CARAT_TABLE:-carat-windows}
 BUCKET=${CARAT_ARCHIVE_BUCKET:-carat-archive}
+CATALOG=${CARAT_CATALOG_TABLE:-carat-catalog}
 SHARDS=${CARAT_SHARDS:-2}
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}}
 
@@ -53,6 +57,18 @@ else
   aws_ dynamodb update-time-to-live --table-name "$TABLE" \
     --time-to-live-specification Enabled=true,AttributeName=ttl >/dev/null
   echo "dynamodb table $TABLE: ttl enabled on attribute ttl"
+fi
+
+# DynamoDB series catalog
+if q dynamodb describe-table --table-name "$CATALOG"; then
+  echo "dynamodb table $CATALOG: exists"
+else
+  aws_ dynamodb create-table --table-name "$CATALOG" \
+    --attribute-definitions AttributeName=pk,AttributeType=S AttributeName=sk,AttributeType=S \
+    --key-schema AttributeName=pk,KeyType=HASH AttributeName=sk,KeyType=RANGE \
+    --billing-mode PAY_PER_REQUEST >/dev/null
+  aws_ dynamodb wait table-exists --table-name "$CATALOG"
+  echo "dynamodb table $CATALOG: created"
 fi
 
 # S3 (us-east-1 takes no LocationConstraint)

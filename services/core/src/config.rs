@@ -337,6 +337,8 @@ pub struct Resources {
     pub stream: String,
     pub table: String,
     pub archive_bucket: String,
+    /// The series catalog (DynamoDB, pk `<tenant>#<group>`, sk series name).
+    pub catalog_table: String,
 }
 
 impl Default for Resources {
@@ -345,6 +347,7 @@ impl Default for Resources {
             stream: "carat-points".to_string(),
             table: "carat-windows".to_string(),
             archive_bucket: "carat-archive".to_string(),
+            catalog_table: "carat-catalog".to_string(),
         }
     }
 }

@@ -24,8 +24,29 @@ use crate::error::RecordError;
 use crate::point::Point;
 use crate::series::{SeriesName, Tenant};
 
+pub mod labels;
+
 /// Format version written first in every record.
 pub const VERSION: u8 = 1;
+
+/// A record of either kind, told apart by its first byte (docs/formats.md): points
+/// record versions are below `0x80`, labels record versions `0x80 | n`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AnyRecord {
+    Points(Record),
+    Labels(labels::LabelsRecord),
+}
+
+/// Decodes a points record or a labels record. Never panics, whatever the bytes.
+///
+/// # Errors
+/// As [`decode`] and [`labels::decode`].
+pub fn decode_any(bytes: &[u8]) -> Result<AnyRecord, RecordError> {
+    match bytes.first() {
+        Some(&labels::VERSION) => labels::decode(bytes).map(AnyRecord::Labels),
+        _ => decode(bytes).map(AnyRecord::Points),
+    }
+}
 
 /// Largest body the decoder accepts (after decompression), so a small corrupt or
 /// hostile record cannot inflate to gigabytes. 4 MiB is four times Kinesis's 1 MiB

@@ -9,6 +9,7 @@
 //! | `CARAT_STREAM` | `resources.stream` | `carat-points` |
 //! | `CARAT_TABLE` | `resources.table` | `carat-windows` |
 //! | `CARAT_ARCHIVE_BUCKET` | `resources.archive_bucket` | `carat-archive` |
+//! | `CARAT_CATALOG_TABLE` | `resources.catalog_table` | `carat-catalog` |
 //!
 //! One implementation, shared with the Lambdas: `carat_store::env`.
 //! The AWS endpoint and credentials come from the SDK's own variables (`AWS_ENDPOINT_URL`, …).
@@ -74,6 +75,7 @@ mod tests {
         let config = load(Some(&path), env(&[])).expect("config/local.toml is valid");
         assert_eq!(config.resources.table, "carat-windows");
         assert_eq!(config.resources.archive_bucket, "carat-archive");
+        assert_eq!(config.resources.catalog_table, "carat-catalog");
     }
 
     #[test]

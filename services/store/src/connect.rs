@@ -14,6 +14,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use carat_core::config::RetryConfig;
 use carat_core::Config;
 
+use crate::catalog::DynamoCatalog;
 use crate::dynamo::{DynamoTable, TableHealth};
 use crate::kinesis::{KinesisLog, StreamHealth};
 use crate::redis_head::{RedisHead, RedisHealth};
@@ -31,6 +32,7 @@ pub struct Clients {
     pub table: Arc<DynamoTable>,
     pub log: Arc<KinesisLog>,
     pub archive: Arc<S3Archive>,
+    pub catalog: Arc<DynamoCatalog>,
 }
 
 /// The state of every dependency, for `/health`. Each part is its own result so one
@@ -41,13 +43,18 @@ pub struct HealthReport {
     pub table: Result<TableHealth, StoreError>,
     pub log: Result<StreamHealth, StoreError>,
     pub archive: Result<BucketHealth, StoreError>,
+    pub catalog: Result<TableHealth, StoreError>,
 }
 
 impl HealthReport {
     /// Whether every dependency answered.
     #[must_use]
     pub fn all_ok(&self) -> bool {
-        self.head.is_ok() && self.table.is_ok() && self.log.is_ok() && self.archive.is_ok()
+        self.head.is_ok()
+            && self.table.is_ok()
+            && self.log.is_ok()
+            && self.archive.is_ok()
+            && self.catalog.is_ok()
     }
 }
 
@@ -104,6 +111,16 @@ pub fn aws_adapters(sdk: &SdkConfig, cfg: &Config) -> (DynamoTable, KinesisLog, 
     )
 }
 
+/// The catalog adapter from an SDK configuration (no network calls).
+#[must_use]
+pub fn catalog_adapter(sdk: &SdkConfig, cfg: &Config) -> DynamoCatalog {
+    DynamoCatalog::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        &cfg.resources.catalog_table,
+        cfg.retry.clone(),
+    )
+}
+
 /// Connects to the Redis cluster and builds every adapter.
 ///
 /// # Errors
@@ -130,24 +147,27 @@ pub async fn connect_with(
         table: Arc::new(table),
         log: Arc::new(log),
         archive: Arc::new(archive),
+        catalog: Arc::new(catalog_adapter(sdk, cfg)),
     })
 }
 
 impl Clients {
     /// Asks every dependency at once (PING every Redis master, DescribeTable,
-    /// DescribeStreamSummary, HeadBucket).
+    /// DescribeStreamSummary, HeadBucket, DescribeTable of the catalog).
     pub async fn health(&self) -> HealthReport {
-        let (head, table, log, archive) = tokio::join!(
+        let (head, table, log, archive, catalog) = tokio::join!(
             self.head.health(),
             self.table.health(),
             self.log.health(),
-            self.archive.health()
+            self.archive.health(),
+            self.catalog.health()
         );
         HealthReport {
             head,
             table,
             log,
             archive,
+            catalog,
         }
     }
 }

@@ -10,6 +10,7 @@
 //! | `CARAT_STREAM` | `resources.stream` | `carat-points` |
 //! | `CARAT_TABLE` | `resources.table` | `carat-windows` |
 //! | `CARAT_ARCHIVE_BUCKET` | `resources.archive_bucket` | `carat-archive` |
+//! | `CARAT_CATALOG_TABLE` | `resources.catalog_table` | `carat-catalog` |
 //!
 //! Secrets are not config: `CARAT_REDIS_AUTH_SECRET_ARN` and `CARAT_API_KEYS_SECRET_ARN`
 //! name Secrets Manager secrets fetched at cold start ([`crate::secrets`]).
@@ -32,6 +33,8 @@ pub const STREAM: &str = "CARAT_STREAM";
 pub const TABLE: &str = "CARAT_TABLE";
 /// S3 archive bucket name.
 pub const ARCHIVE_BUCKET: &str = "CARAT_ARCHIVE_BUCKET";
+/// DynamoDB series catalog table name.
+pub const CATALOG_TABLE: &str = "CARAT_CATALOG_TABLE";
 /// Secrets Manager ARN of the Redis AUTH token (a plain string).
 pub const REDIS_AUTH_SECRET_ARN: &str = "CARAT_REDIS_AUTH_SECRET_ARN";
 /// Secrets Manager ARN of the API key store (JSON, docs/api.md "Key store").
@@ -154,6 +157,7 @@ pub fn apply_overrides(
         (STREAM, &mut config.resources.stream),
         (TABLE, &mut config.resources.table),
         (ARCHIVE_BUCKET, &mut config.resources.archive_bucket),
+        (CATALOG_TABLE, &mut config.resources.catalog_table),
     ];
     for (var, field) in names {
         if let Some(value) = env(var) {
@@ -228,8 +232,10 @@ mod tests {
             (STREAM, " s "),
             (TABLE, "t"),
             (ARCHIVE_BUCKET, "b"),
+            (CATALOG_TABLE, "c"),
         ]))
         .unwrap();
+        assert_eq!(config.resources.catalog_table, "c");
         assert_eq!(config.redis.command_timeout_ms, 750);
         assert_eq!(config.redis.nodes, ["rediss://clustercfg.example:6379"]);
         assert_eq!(
@@ -263,6 +269,7 @@ mod tests {
             (vec![(TABLE, "")], TABLE),
             (vec![(STREAM, "  ")], STREAM),
             (vec![(ARCHIVE_BUCKET, "")], ARCHIVE_BUCKET),
+            (vec![(CATALOG_TABLE, " ")], CATALOG_TABLE),
             (vec![(CONFIG_FILE, "")], CONFIG_FILE),
             (vec![(CONFIG, ""), (CONFIG_FILE, "/x.toml")], CONFIG_FILE),
         ] {

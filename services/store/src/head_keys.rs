@@ -3,8 +3,9 @@
 //!
 //! The head of a window is the string `{b<bucket>}:h:<tenant>:<series>:<window_start>`;
 //! the dirty set of a bucket is the ZSET `{b<bucket>}:dirty` with members
-//! `<tenant>:<series>:<window_start>`. The hash tag `{b<bucket>}` puts every key of a
-//! bucket in one slot.
+//! `<tenant>:<series>:<window_start>`. The catalog markers of a bucket and day are the
+//! SET `{b<bucket>}:c:<day>` with members `<tenant>:<series>`. The hash tag `{b<bucket>}`
+//! puts every key of a bucket in one slot.
 
 use carat_core::head::ENTRY_BYTES;
 use carat_core::{SeriesKey, SeriesName, Tenant};
@@ -40,6 +41,18 @@ pub fn dirty_member(window: &WindowRef) -> String {
         "{}:{}:{}",
         window.key.tenant, window.key.series, window.start
     )
+}
+
+/// The Redis key of a bucket's catalog markers for `day` (UTC midnight, epoch seconds).
+#[must_use]
+pub fn catalog_key(bucket: u32, day: i64) -> String {
+    format!("{{b{bucket}}}:c:{day}")
+}
+
+/// The member of a series in its bucket's catalog marker set.
+#[must_use]
+pub fn catalog_member(key: &SeriesKey) -> String {
+    format!("{}:{}", key.tenant, key.series)
 }
 
 /// Parses a dirty-set member back into a window of `bucket`. Tenants and series

@@ -1,9 +1,10 @@
 //! carat-store: how carat reaches its storage.
 //!
 //! Module map:
-//! - [`ports`]: the four traits the handlers use — [`ports::Head`] (Redis: open windows),
-//!   [`ports::WindowTable`] (DynamoDB: one item per series window), [`ports::Archive`]
-//!   (S3: expired items) and [`ports::Log`] (Kinesis: the write-ahead log).
+//! - [`ports`]: the traits the handlers use — [`ports::Head`] (Redis: open windows, and
+//!   the writer's daily catalog markers), [`ports::WindowTable`] (DynamoDB: one item per
+//!   series window), [`ports::Archive`] (S3: expired items), [`ports::Log`] (Kinesis: the
+//!   write-ahead log) and [`ports::Catalog`] (DynamoDB: every series of a tenant, by group).
 //! - [`error`]: [`StoreError`], which says whether a failure is worth retrying.
 //! - [`fake`]: in-memory ports with injectable faults, for handler unit tests (one file per port).
 //! - [`head_keys`]: the head's Redis key layout and append checks, shared by the Redis
@@ -12,8 +13,9 @@
 //! - adapters, one per service: [`redis_head`] ([`RedisHead`]: Lua scripts over the
 //!   cluster, a timeout on every call), [`dynamo`] ([`DynamoTable`]: batches within
 //!   BatchWriteItem limits, unprocessed items retried), [`kinesis`] ([`KinesisLog`]:
-//!   PutRecords batches, failed records retried in place; shard readers) and [`s3`]
-//!   ([`S3Archive`]).
+//!   PutRecords batches, failed records retried in place; shard readers), [`s3`]
+//!   ([`S3Archive`]) and [`catalog`] ([`DynamoCatalog`]: one UpdateItem per new series
+//!   per day, listing by one paginated Query per group).
 //! - [`connect`]: builds every adapter once from `carat_core::Config` ([`connect()`]),
 //!   and asks each for its health.
 //! - [`env`]: the config from the environment (`CARAT_CONFIG`, `CARAT_*` overrides), one
@@ -28,6 +30,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod aws;
+pub mod catalog;
 pub mod connect;
 pub mod dynamo;
 pub mod env;
@@ -41,6 +44,7 @@ pub mod retry;
 pub mod s3;
 pub mod secrets;
 
+pub use catalog::DynamoCatalog;
 pub use connect::{connect, connect_with, Clients, HealthReport};
 pub use dynamo::DynamoTable;
 pub use env::{config_from_env, EnvError};

@@ -44,6 +44,34 @@ pub trait Head: Send + Sync {
     /// After a flush that read `len` bytes: clears the window's dirty mark if nothing
     /// was appended since (atomic check), and returns whether it did.
     async fn settle(&self, window: &WindowRef, len: usize) -> Result<bool, StoreError>;
+
+    /// Which of `series` (all in bucket `bucket`) carry no catalog marker for `day`
+    /// (UTC midnight, epoch seconds), in order: the writer records those in the
+    /// [`Catalog`] and only then marks them ([`Head::catalog_mark`]), so a series costs
+    /// one catalog write per day however many containers see it. The default, a head
+    /// without markers, says every series is unmarked (correct, only costlier).
+    async fn catalog_unmarked(
+        &self,
+        bucket: u32,
+        day: i64,
+        series: &[SeriesKey],
+    ) -> Result<Vec<bool>, StoreError> {
+        let _ = (bucket, day);
+        Ok(vec![true; series.len()])
+    }
+
+    /// Marks `series` (all in bucket `bucket`) as recorded in the catalog on `day`;
+    /// the marks may be forgotten after `expire_at` (epoch seconds).
+    async fn catalog_mark(
+        &self,
+        bucket: u32,
+        day: i64,
+        series: &[SeriesKey],
+        expire_at: i64,
+    ) -> Result<(), StoreError> {
+        let _ = (bucket, day, series, expire_at);
+        Ok(())
+    }
 }
 
 /// One DynamoDB item: a stamped chunk of one series window, or one part of it.

@@ -26,7 +26,11 @@ use redis::cluster_routing::{
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ToRedisArgs, Value};
 
 use crate::head_keys::check_appends;
-pub use crate::head_keys::{bucket_tag, dirty_key, dirty_member, head_key, parse_dirty_member};
+pub use crate::head_keys::{
+    bucket_tag, catalog_key, catalog_member, dirty_key, dirty_member, head_key, parse_dirty_member,
+};
+use carat_core::SeriesKey;
+
 use crate::ports::{Head, HeadAppend, WindowRef};
 use crate::secrets::Secret;
 use crate::StoreError;
@@ -59,6 +63,16 @@ if redis.call('STRLEN', KEYS[1]) == tonumber(ARGV[1]) then
   return 1
 end
 return 0
+";
+
+/// Adds catalog markers to a bucket's marker set for a day and sets its expiry.
+/// KEYS[1] = marker set; ARGV[1] = expire_at, ARGV[2..] = members.
+const MARK_LUA: &str = r"
+for i = 2, #ARGV do
+  redis.call('SADD', KEYS[1], ARGV[i])
+end
+redis.call('EXPIREAT', KEYS[1], ARGV[1])
+return #ARGV - 1
 ";
 
 /// A Lua script run with EVALSHA, falling back to EVAL (which also caches it on that
@@ -143,6 +157,7 @@ pub struct RedisHead {
     replica_ack_timeout_ms: u64,
     append: Lua,
     settle: Lua,
+    mark: Lua,
 }
 
 impl std::fmt::Debug for RedisHead {
@@ -234,9 +249,14 @@ impl RedisHead {
                 src: SETTLE_LUA,
                 sha: None,
             },
+            mark: Lua {
+                src: MARK_LUA,
+                sha: None,
+            },
         };
         head.append.sha = head.load(APPEND_LUA).await;
         head.settle.sha = head.load(SETTLE_LUA).await;
+        head.mark.sha = head.load(MARK_LUA).await;
         Ok(head)
     }
 
@@ -544,6 +564,57 @@ impl Head for RedisHead {
         let settled: i64 = self.eval("settle", &self.settle, &call).await?;
         Ok(settled == 1)
     }
+
+    async fn catalog_unmarked(
+        &self,
+        bucket: u32,
+        day: i64,
+        series: &[SeriesKey],
+    ) -> Result<Vec<bool>, StoreError> {
+        if series.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("SMISMEMBER");
+        cmd.arg(catalog_key(bucket, day));
+        for k in series {
+            cmd.arg(catalog_member(k));
+        }
+        let mut conn = self.conn.clone();
+        let marked: Vec<i64> = self
+            .call("catalog_unmarked", cmd.query_async(&mut conn))
+            .await?;
+        if marked.len() != series.len() {
+            return Err(StoreError::fatal(
+                SERVICE,
+                "catalog_unmarked",
+                format!(
+                    "SMISMEMBER answered {} flags for {} series",
+                    marked.len(),
+                    series.len()
+                ),
+            ));
+        }
+        Ok(marked.into_iter().map(|m| m == 0).collect())
+    }
+
+    async fn catalog_mark(
+        &self,
+        bucket: u32,
+        day: i64,
+        series: &[SeriesKey],
+        expire_at: i64,
+    ) -> Result<(), StoreError> {
+        if series.is_empty() {
+            return Ok(());
+        }
+        let mut call = ScriptCall::default();
+        call.key(catalog_key(bucket, day)).arg(expire_at);
+        for k in series {
+            call.arg(catalog_member(k));
+        }
+        let _: i64 = self.eval("catalog_mark", &self.mark, &call).await?;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -569,6 +640,8 @@ mod tests {
         assert_eq!(dirty_key(17), "{b17}:dirty");
         assert_eq!(dirty_member(&w), "default:host.a1.cpu-user:86400");
         assert_eq!(bucket_tag(17), "{b17}");
+        assert_eq!(catalog_key(17, 86_400), "{b17}:c:86400");
+        assert_eq!(catalog_member(&w.key), "default:host.a1.cpu-user");
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! [`FakeHead`]: the Redis head in memory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use carat_core::head::ENTRY_BYTES;
+use carat_core::SeriesKey;
 
 use super::{lock, Faults, SERVICE};
-use crate::head_keys::{check_appends, dirty_member};
+use crate::head_keys::{catalog_key, catalog_member, check_appends, dirty_member};
 use crate::ports::{Head, HeadAppend, WindowRef};
 use crate::StoreError;
 
@@ -16,6 +17,8 @@ struct HeadState {
     windows: HashMap<WindowRef, (Vec<u8>, i64)>,
     /// bucket ⇒ member ⇒ (score, window), like the `{b<bucket>}:dirty` ZSET.
     dirty: HashMap<u32, BTreeMap<String, (i64, WindowRef)>>,
+    /// `{b<bucket>}:c:<day>` ⇒ (members, expire_at): the catalog markers.
+    markers: HashMap<String, (HashSet<String>, i64)>,
 }
 
 /// The Redis head in memory. Window expiry happens only when a test calls [`FakeHead::expire`].
@@ -39,7 +42,21 @@ impl FakeHead {
     /// Forgets every window whose `expire_at` is at or before `now` (what Redis's
     /// EXPIREAT does), leaving dirty marks in place as Redis does.
     pub fn expire(&self, now: i64) {
-        lock(&self.state).windows.retain(|_, (_, at)| *at > now);
+        let mut state = lock(&self.state);
+        state.windows.retain(|_, (_, at)| *at > now);
+        state.markers.retain(|_, (_, at)| *at > now);
+    }
+
+    /// Catalog markers held for `bucket` and `day` (members `<tenant>:<series>`, sorted).
+    #[must_use]
+    pub fn catalog_marks(&self, bucket: u32, day: i64) -> Vec<String> {
+        let mut v: Vec<String> = lock(&self.state)
+            .markers
+            .get(&catalog_key(bucket, day))
+            .map(|(m, _)| m.iter().cloned().collect())
+            .unwrap_or_default();
+        v.sort();
+        v
     }
 
     /// Every window the head holds, with its entry bytes, sorted.
@@ -137,5 +154,41 @@ impl Head for FakeHead {
             set.remove(&dirty_member(window));
         }
         Ok(true)
+    }
+
+    async fn catalog_unmarked(
+        &self,
+        bucket: u32,
+        day: i64,
+        series: &[SeriesKey],
+    ) -> Result<Vec<bool>, StoreError> {
+        self.faults.check("catalog_unmarked")?;
+        let state = lock(&self.state);
+        let set = state.markers.get(&catalog_key(bucket, day));
+        Ok(series
+            .iter()
+            .map(|k| !set.is_some_and(|(m, _)| m.contains(&catalog_member(k))))
+            .collect())
+    }
+
+    async fn catalog_mark(
+        &self,
+        bucket: u32,
+        day: i64,
+        series: &[SeriesKey],
+        expire_at: i64,
+    ) -> Result<(), StoreError> {
+        self.faults.check("catalog_mark")?;
+        if series.is_empty() {
+            return Ok(());
+        }
+        let mut state = lock(&self.state);
+        let slot = state
+            .markers
+            .entry(catalog_key(bucket, day))
+            .or_insert_with(|| (HashSet::new(), expire_at));
+        slot.0.extend(series.iter().map(catalog_member));
+        slot.1 = expire_at;
+        Ok(())
     }
 }

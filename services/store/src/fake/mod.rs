@@ -22,7 +22,8 @@
 
 //!
 //! One file per port: [`head`] ([`FakeHead`]), [`table`] ([`FakeTable`]), [`archive`]
-//! ([`FakeArchive`]), [`log`] ([`FakeLog`]); this module holds the [`Faults`] they share.
+//! ([`FakeArchive`]), [`log`] ([`FakeLog`]), [`catalog`] ([`FakeCatalog`]); this module
+//! holds the [`Faults`] they share.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -30,11 +31,13 @@ use std::sync::{Mutex, MutexGuard};
 use crate::StoreError;
 
 mod archive;
+mod catalog;
 mod head;
 mod log;
 mod table;
 
 pub use archive::FakeArchive;
+pub use catalog::FakeCatalog;
 pub use head::FakeHead;
 pub use log::FakeLog;
 pub use table::FakeTable;
