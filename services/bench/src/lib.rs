@@ -8,6 +8,7 @@
 //! - [`codec`]: runs every codec over every chunk, checks each decodes bit-exact,
 //!   times encode and decode, and prints the markdown tables of docs/BENCHMARKS.md.
 //! - [`post`]: the Kinesis record size of a realistic Mackerel post.
+//! - [`read`]: the reader's decode + merge per point, beside Gorilla's decode.
 //!
 //! Timing lives here only, never in pass/fail tests.
 
@@ -15,3 +16,4 @@ pub mod codec;
 pub mod data;
 pub mod peers;
 pub mod post;
+pub mod read;

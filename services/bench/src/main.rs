@@ -1,10 +1,10 @@
-//! `carat-bench codec [DATA_DIR]`: see the crate docs (lib.rs) and docs/BENCHMARKS.md.
+//! `carat-bench codec|read [DATA_DIR]`: see the crate docs (lib.rs) and docs/BENCHMARKS.md.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: carat-bench codec [DATA_DIR]");
+    eprintln!("usage: carat-bench codec|read [DATA_DIR]");
     eprintln!(
         "  DATA_DIR defaults to ../shared/data/nab-aws-cloudwatch relative to the repository root"
     );
@@ -14,14 +14,19 @@ fn usage() -> ExitCode {
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("codec") if args.len() <= 2 => {
+        Some(cmd @ ("codec" | "read")) if args.len() <= 2 => {
             let dir = args
                 .get(1)
                 .map_or_else(carat_bench::data::default_dir, PathBuf::from);
-            match carat_bench::codec::run(&dir) {
+            let run = if cmd == "codec" {
+                carat_bench::codec::run
+            } else {
+                carat_bench::read::run
+            };
+            match run(&dir) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("carat-bench codec: {e}");
+                    eprintln!("carat-bench {cmd}: {e}");
                     ExitCode::FAILURE
                 }
             }

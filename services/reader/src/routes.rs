@@ -14,6 +14,7 @@ use axum::routing::get;
 use axum::{Extension, Json, Router};
 use carat_api::request_id;
 use carat_api::{AppError, Clock, Keys, Scope};
+use carat_core::catalog::group_of;
 use carat_core::{Config, Point, SeriesKey, SeriesName, Tenant};
 use carat_store::ports::{Catalog, CatalogEntry};
 use futures::{stream, StreamExt, TryStreamExt};
@@ -151,26 +152,26 @@ fn store_error(e: carat_store::StoreError) -> AppError {
     tier_error(TierError::Store(e))
 }
 
-/// The catalog group of a series name (`host.<hostId>`, `service.<service>`, else the
-/// first dotted segment; a name without a dot is its own group).
-#[must_use]
-pub fn group_of(name: &str) -> &str {
-    for prefix in ["host.", "service."] {
-        if let Some(rest) = name.strip_prefix(prefix) {
-            if let Some(dot) = rest.find('.') {
-                return &name[..prefix.len() + dot];
-            }
-            return name;
+/// The group every name starting with `prefix` belongs to, when `prefix` decides it
+/// (`carat_core::catalog::group_of`: `host.<id>` / `service.<name>`, else the first
+/// segment): `host.h1.cp` decides `host.h1`, `host.h` does not (`host.h1`, `host.h2`…).
+fn group_of_prefix(prefix: &str) -> Option<&str> {
+    for owner in ["host.", "service."] {
+        if let Some(rest) = prefix.strip_prefix(owner) {
+            return rest
+                .find('.')
+                .filter(|&dot| dot > 0)
+                .map(|dot| &prefix[..owner.len() + dot]);
+        }
+        if owner.starts_with(prefix) {
+            // `hos` may become `host.<id>` or `hostname`.
+            return None;
         }
     }
-    name.find('.').map_or(name, |dot| &name[..dot])
-}
-
-/// The group every name starting with `prefix` belongs to, when `prefix` decides it.
-fn group_of_prefix(prefix: &str) -> Option<&str> {
-    let g = group_of(prefix);
-    // Decided only if the group ends before the prefix does (at a dot it contains).
-    (g.len() < prefix.len()).then_some(g)
+    prefix
+        .find('.')
+        .filter(|&dot| dot > 0)
+        .map(|dot| &prefix[..dot])
 }
 
 /// Series of `tenant` matching `pattern`, at most `limit` (more: 413).
@@ -641,13 +642,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn groups_follow_the_catalog_rule() {
-        assert_eq!(group_of("host.h1.cpu.user"), "host.h1");
-        assert_eq!(group_of("service.web.latency"), "service.web");
-        assert_eq!(group_of("app.web.latency"), "app");
-        assert_eq!(group_of("uptime"), "uptime");
+    fn a_prefix_decides_its_group_once_the_group_ends_in_it() {
         assert_eq!(group_of_prefix("host.h1.cp"), Some("host.h1"));
         assert_eq!(group_of_prefix("host.h"), None);
+        assert_eq!(group_of_prefix("host."), None);
+        assert_eq!(group_of_prefix("hos"), None);
+        assert_eq!(group_of_prefix("hostname.x"), Some("hostname"));
+        assert_eq!(group_of_prefix("service.web.l"), Some("service.web"));
         assert_eq!(group_of_prefix("app."), Some("app"));
         assert_eq!(group_of_prefix("ap"), None);
     }

@@ -4,18 +4,16 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use carat_api::{FixedClock, KeyStore, Keys, Scope};
 use carat_core::head::Stamped;
 use carat_core::{Config, SeriesKey, SeriesName, Tenant};
 use carat_reader::{router, NoArchive, ReadState, Tiers};
-use carat_store::fake::{FakeHead, FakeTable};
+use carat_store::fake::{FakeCatalog, FakeHead, FakeTable};
 use carat_store::ports::{Catalog, CatalogEntry, WindowTable};
-use carat_store::StoreError;
 use carat_writer::flush::window_items;
 use serde_json::{json, Value};
 use tower::ServiceExt as _;
@@ -27,63 +25,11 @@ const DAY: i64 = 86_400;
 /// 2026-11-30 00:00 UTC: windows of the tests are that day's and the day before.
 const T0: i64 = 1_764_460_800;
 
-/// The catalog in memory (what the writer would have recorded).
-#[derive(Default)]
-struct MemCatalog(Mutex<BTreeMap<(String, String), CatalogEntry>>);
-
-#[async_trait]
-impl Catalog for MemCatalog {
-    async fn record(&self, tenant: &Tenant, entries: &[CatalogEntry]) -> Result<(), StoreError> {
-        let mut m = self.0.lock().unwrap();
-        for e in entries {
-            m.insert((tenant.to_string(), e.series.to_string()), e.clone());
-        }
-        Ok(())
-    }
-
-    async fn groups(
-        &self,
-        tenant: &Tenant,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        let m = self.0.lock().unwrap();
-        let mut g: Vec<String> = m
-            .iter()
-            .filter(|((t, _), _)| t == tenant.as_str())
-            .map(|((_, s), _)| carat_reader::routes::group_of(s).to_string())
-            .filter(|g| g.starts_with(prefix))
-            .collect();
-        g.dedup();
-        g.truncate(limit);
-        Ok(g)
-    }
-
-    async fn series(
-        &self,
-        tenant: &Tenant,
-        group: &str,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Vec<CatalogEntry>, StoreError> {
-        let m = self.0.lock().unwrap();
-        Ok(m.iter()
-            .filter(|((t, s), _)| {
-                t == tenant.as_str()
-                    && carat_reader::routes::group_of(s) == group
-                    && s.starts_with(prefix)
-            })
-            .map(|(_, e)| e.clone())
-            .take(limit)
-            .collect())
-    }
-}
-
 struct Fixture {
     cfg: Arc<Config>,
     head: Arc<FakeHead>,
     table: Arc<FakeTable>,
-    catalog: Arc<MemCatalog>,
+    catalog: Arc<FakeCatalog>,
 }
 
 impl Fixture {
@@ -92,7 +38,7 @@ impl Fixture {
             cfg: Arc::new(cfg),
             head: Arc::new(FakeHead::new()),
             table: Arc::new(FakeTable::new()),
-            catalog: Arc::new(MemCatalog::default()),
+            catalog: Arc::new(FakeCatalog::new()),
         };
         f.store(
             "default",
