@@ -57,7 +57,9 @@ pub enum AppError {
     #[error("the answer would hold {points} points, over the limit of {limit} (reader.max_points_per_answer); ask for a coarser resolution, fewer series or a shorter range")]
     AnswerTooLarge { points: usize, limit: usize },
     /// A pattern matched more series than `reader.max_series_per_query`.
-    #[error("`{pattern}` matches more than {limit} series (reader.max_series_per_query); narrow it")]
+    #[error(
+        "`{pattern}` matches more than {limit} series (reader.max_series_per_query); narrow it"
+    )]
     TooManySeries { pattern: String, limit: usize },
     /// A read could not reach a tier (throttling, a timeout, a failover) within the
     /// retry deadline: nothing is wrong with the request, ask again after `retry_after_secs`.

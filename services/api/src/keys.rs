@@ -239,7 +239,6 @@ impl KeySource for SecretKeys {
     }
 }
 
-
 /// The key store of a Lambda (the ingest API, the reader, the probe), from its
 /// environment: the Secrets Manager secret named by `CARAT_API_KEYS_SECRET_ARN` (as
 /// deployed; reloaded at most every `CARAT_API_KEYS_REFRESH_SECS`), else the fixed JSON
@@ -252,29 +251,31 @@ pub async fn from_lambda_env(
     sdk: &aws_config::SdkConfig,
 ) -> Result<Keys, Box<dyn std::error::Error + Send + Sync>> {
     let refresh_secs = refresh_secs_from_env(&env)?;
-    Ok(match env(API_KEYS_SECRET_ARN).map(|id| id.trim().to_string()) {
-        Some(secret_id) if !secret_id.is_empty() => {
-            let source = Arc::new(SecretKeys {
-                sdk: sdk.clone(),
-                secret_id,
-            });
-            Keys::load(source, Arc::new(crate::SystemClock), refresh_secs).await?
-        }
-        Some(_) => return Err(format!("{API_KEYS_SECRET_ARN} is set but empty").into()),
-        None => match env("CARAT_API_KEYS") {
-            Some(json) => Keys::fixed(Arc::new(
-                KeyStore::from_json(&json)
-                    .map_err(|e| format!("key store from CARAT_API_KEYS: {e}"))?,
-            )),
-            None => {
-                return Err(format!(
-                    "neither {API_KEYS_SECRET_ARN} nor CARAT_API_KEYS is set: one gives the \
-                     API key store (docs/api.md)"
-                )
-                .into())
+    Ok(
+        match env(API_KEYS_SECRET_ARN).map(|id| id.trim().to_string()) {
+            Some(secret_id) if !secret_id.is_empty() => {
+                let source = Arc::new(SecretKeys {
+                    sdk: sdk.clone(),
+                    secret_id,
+                });
+                Keys::load(source, Arc::new(crate::SystemClock), refresh_secs).await?
             }
+            Some(_) => return Err(format!("{API_KEYS_SECRET_ARN} is set but empty").into()),
+            None => match env("CARAT_API_KEYS") {
+                Some(json) => Keys::fixed(Arc::new(
+                    KeyStore::from_json(&json)
+                        .map_err(|e| format!("key store from CARAT_API_KEYS: {e}"))?,
+                )),
+                None => {
+                    return Err(format!(
+                        "neither {API_KEYS_SECRET_ARN} nor CARAT_API_KEYS is set: one gives the \
+                     API key store (docs/api.md)"
+                    )
+                    .into())
+                }
+            },
         },
-    })
+    )
 }
 
 #[cfg(test)]

@@ -77,10 +77,17 @@ pub fn run(dir: &Path) -> Result<(), Box<dyn Error>> {
     // The data has a few repeated times within a day (its README): one point each.
     let distinct: usize = chunks
         .iter()
-        .map(|c| c.iter().map(|p| p.time).collect::<std::collections::BTreeSet<_>>().len())
+        .map(|c| {
+            c.iter()
+                .map(|p| p.time)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        })
         .sum();
     if merged_points != distinct {
-        return Err(format!("merge gave {merged_points} points, {distinct} distinct times stored").into());
+        return Err(
+            format!("merge gave {merged_points} points, {distinct} distinct times stored").into(),
+        );
     }
     let decode_only = rate(points, || {
         for s in &stored {
@@ -102,15 +109,25 @@ pub fn run(dir: &Path) -> Result<(), Box<dyn Error>> {
             black_box(Gorilla.decode(black_box(g)).ok());
         }
     });
-    println!("## Read: decode + merge, one core ({points} points, {} series-days)\n", chunks.len());
+    println!(
+        "## Read: decode + merge, one core ({points} points, {} series-days)\n",
+        chunks.len()
+    );
     println!("| step | M points/s | × Gorilla decode |");
     println!("|---|---|---|");
     for (name, pps) in [
         ("carat chunk v2 decode (stamped)", decode_only),
-        ("carat decode + merge with a head copy (10 % overlap)", decode_merge),
+        (
+            "carat decode + merge with a head copy (10 % overlap)",
+            decode_merge,
+        ),
         ("Gorilla (tsz) decode, no stamps, no merge", gorilla_decode),
     ] {
-        println!("| {name} | {:.1} | {:.2} |", pps / 1e6, pps / gorilla_decode);
+        println!(
+            "| {name} | {:.1} | {:.2} |",
+            pps / 1e6,
+            pps / gorilla_decode
+        );
     }
     println!("\ntarget (DESIGN.md §6): ≥ 50 M points/s decode + merge");
     Ok(())

@@ -24,20 +24,40 @@ pub struct LocalArgs {
     pub listen: SocketAddr,
 }
 
-/// Every HTTP route of carat-local, one `.merge` per router: health, and the ingest API
-/// (the same router the ingest Lambda serves) with the API keys in `keys` (reloaded
+/// Every HTTP route of carat-local, one `.merge` per router: health, the ingest API
+/// (the same router the ingest Lambda serves) and the read API (the reader Lambda's) with the API keys in `keys` (reloaded
 /// from their file at most every `CARAT_API_KEYS_REFRESH_SECS`, so a revoked key stops
 /// working within a minute).
 pub fn router(state: &AppState, keys: Arc<carat_api::Keys>) -> Router {
     let (clients, config) = (state.clients.clone(), Arc::clone(&state.config));
-    let ingest =
-        carat_api::AppState::with_keys(state.clients.log.clone(), keys, Arc::clone(&state.config));
+    let ingest = carat_api::AppState::with_keys(
+        state.clients.log.clone(),
+        Arc::clone(&keys),
+        Arc::clone(&state.config),
+    );
     Router::new()
         .merge(health::router(Arc::new(move || {
             clients::probes(&clients, &config)
         })))
         .merge(carat_api::router(ingest))
-    // Next: the reader's routes (the read path issue).
+        .merge(carat_reader::router(reader(state, keys)))
+}
+
+/// The reader's state over this process's clients: the router the reader Lambda serves.
+#[must_use]
+pub fn reader(state: &AppState, keys: Arc<carat_api::Keys>) -> carat_reader::ReadState {
+    let c = &state.clients;
+    carat_reader::ReadState {
+        tiers: carat_reader::Tiers {
+            config: Arc::clone(&state.config),
+            head: c.head.clone(),
+            table: c.table.clone(),
+            archive: carat_reader::archive_tier(c.archive.clone()),
+        },
+        catalog: c.catalog.clone(),
+        keys,
+        clock: Arc::new(carat_api::SystemClock),
+    }
 }
 
 /// Every background task of carat-local, one `tasks.spawn` per task. A task returns

@@ -61,12 +61,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .encode_into(&mut entries);
     }
     let bucket = a.bucket(cfg.record.buckets);
-    let window = WindowRef { bucket, key: a.clone(), start: today };
-    tiers.head.append(bucket, &[HeadAppend { window, entries, flush_due: now + DAY, expire_at: now + 3_600 }]).await?;
+    let window = WindowRef {
+        bucket,
+        key: a.clone(),
+        start: today,
+    };
+    tiers
+        .head
+        .append(
+            bucket,
+            &[HeadAppend {
+                window,
+                entries,
+                flush_due: now + DAY,
+                expire_at: now + 3_600,
+            }],
+        )
+        .await?;
 
     // Table: yesterday's window of series B, and 30 windows of series C.
     let stamped = |pts: Vec<Point>| -> Vec<Stamped> {
-        pts.iter().map(|p| Stamped { time: p.time, value_bits: p.value.to_bits(), stamp: p.time + 30 }).collect()
+        pts.iter()
+            .map(|p| Stamped {
+                time: p.time,
+                value_bits: p.value.to_bits(),
+                stamp: p.time + 30,
+            })
+            .collect()
     };
     let b = key("host.bench.table");
     let items = window_items(&cfg, &b, today - DAY, &stamped(day(today - DAY)))?;
@@ -85,9 +106,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("|---|---|---|---|---|");
     let ru = |bytes: usize| (bytes.div_ceil(4_096) as f64) * 0.5;
     for (label, k, from, to, units) in [
-        ("1 day raw, from the Redis head", &a, today, today + DAY - 1, 0.0),
-        ("1 day raw, from DynamoDB", &b, today - DAY, today - 1, ru(b_bytes)),
-        ("30 days raw, from DynamoDB", &c, today - 30 * DAY, today - 1, ru(c_bytes)),
+        (
+            "1 day raw, from the Redis head",
+            &a,
+            today,
+            today + DAY - 1,
+            0.0,
+        ),
+        (
+            "1 day raw, from DynamoDB",
+            &b,
+            today - DAY,
+            today - 1,
+            ru(b_bytes),
+        ),
+        (
+            "30 days raw, from DynamoDB",
+            &c,
+            today - 30 * DAY,
+            today - 1,
+            ru(c_bytes),
+        ),
     ] {
         let mut ms = Vec::with_capacity(reps);
         let mut n = 0;
@@ -97,7 +136,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ms.push(t.elapsed().as_secs_f64() * 1e3);
         }
         ms.sort_by(f64::total_cmp);
-        println!("| {label} | {n} | {:.2} | {:.2} | {units} |", pct(&ms, 0.5), pct(&ms, 0.99));
+        println!(
+            "| {label} | {n} | {:.2} | {:.2} | {units} |",
+            pct(&ms, 0.5),
+            pct(&ms, 0.99)
+        );
     }
     Ok(())
 }
