@@ -549,17 +549,34 @@ async fn native_points(
         .map(|e| (e.series, e.labels))
         .collect()
     };
-    let read: Vec<Read> = stream::iter(entries.into_iter().map(|(name, labels)| {
-        let state = &state;
-        let key = SeriesKey::new(tenant.clone(), name.clone());
-        async move {
-            let pts = read_series(state, &key, range, resolution, aggregate, now).await?;
-            Ok::<_, AppError>((name, labels, pts))
-        }
-    }))
-    .buffered(cfg.reader.fetch_concurrency.min(8))
-    .try_collect()
-    .await?;
+    let read: Vec<Read> = if resolution == Resolution::Raw && entries.len() > 1 {
+        let keys: Vec<SeriesKey> = entries
+            .iter()
+            .map(|(name, _)| SeriesKey::new(tenant.clone(), name.clone()))
+            .collect();
+        let points = state
+            .tiers
+            .raw_many(&keys, range.from, range.to, now)
+            .await
+            .map_err(tier_error)?;
+        entries
+            .into_iter()
+            .zip(points)
+            .map(|((name, labels), pts)| (name, labels, pts))
+            .collect()
+    } else {
+        stream::iter(entries.into_iter().map(|(name, labels)| {
+            let state = &state;
+            let key = SeriesKey::new(tenant.clone(), name.clone());
+            async move {
+                let pts = read_series(state, &key, range, resolution, aggregate, now).await?;
+                Ok::<_, AppError>((name, labels, pts))
+            }
+        }))
+        .buffered(cfg.reader.fetch_concurrency.min(8))
+        .try_collect()
+        .await?
+    };
     check_size(cfg, read.iter().map(|(_, _, p)| p.len()).sum())?;
     if let Some((name, _, pts)) = read.first() {
         if pattern.is_literal()

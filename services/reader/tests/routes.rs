@@ -299,6 +299,19 @@ async fn native_points_with_patterns_resolutions_and_aggregates() {
             {"name": "host.h1.loadavg5", "resolution": 0, "points": [[T0, 1.5], [T0 + 60, 2.5], [T0 + 120, 0.25]]},
         ]})
     );
+    // Many series over one live window: one BatchGetItem, no Query.
+    let (queries, batches) = (f.table.faults().calls("query"), f.table.faults().calls("batch_get"));
+    let uri = format!(
+        "/api/v1/points?series=host.h1.*&from={T0}&to={}&resolution=raw",
+        T0 + 600
+    );
+    let (_, body, _) = f.get(&uri, Some(READ)).await;
+    assert_eq!(
+        body["series"][0]["points"],
+        json!([[T0, 1.5], [T0 + 60, 2.5], [T0 + 120, 0.25]])
+    );
+    assert_eq!(f.table.faults().calls("batch_get"), batches + 1);
+    assert_eq!(f.table.faults().calls("query"), queries);
     let (_, body, _) = f.get("/api/v1/names?match=host.*.cpu.*", Some(READ)).await;
     assert_eq!(body, json!({"names": [{"name": "host.h1.cpu.user"}]}));
     let (_, body, _) = f.get("/api/v1/names?match=*", Some(READ)).await;

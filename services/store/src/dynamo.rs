@@ -25,7 +25,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, PutRequest, TransactWriteItem, WriteRequest,
+    AttributeValue, Delete, KeysAndAttributes, Put, PutRequest, TransactWriteItem, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 use carat_core::config::{RetryConfig, ServiceLimits};
@@ -33,7 +33,7 @@ use futures::{StreamExt, TryStreamExt};
 use tokio::time::Instant;
 
 use crate::aws::classify;
-use crate::ports::{WindowItem, WindowTable, Written, MAX_WINDOW_PARTS};
+use crate::ports::{WindowItem, WindowTable, Written, MAX_BATCH_GET_KEYS, MAX_WINDOW_PARTS};
 use crate::retry::Backoff;
 use crate::StoreError;
 
@@ -557,6 +557,68 @@ impl WindowTable for DynamoTable {
         to_sk: i64,
     ) -> Result<Vec<WindowItem>, StoreError> {
         self.query_range(pk, from_sk, to_sk, false).await
+    }
+
+    async fn batch_get(&self, keys: &[(String, i64)]) -> Result<Vec<WindowItem>, StoreError> {
+        let mut found = Vec::with_capacity(keys.len());
+        let mut unique: Vec<&(String, i64)> = keys.iter().collect();
+        unique.sort();
+        unique.dedup();
+        for chunk in unique.chunks(MAX_BATCH_GET_KEYS) {
+            let mut pending: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|(pk, sk)| {
+                    HashMap::from([
+                        ("pk".to_string(), AttributeValue::S(pk.clone())),
+                        ("sk".to_string(), AttributeValue::N(sk.to_string())),
+                    ])
+                })
+                .collect();
+            let mut backoff = Backoff::new(&self.retry);
+            while !pending.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(false)
+                    .build()
+                    .map_err(|e| StoreError::fatal(SERVICE, "batch_get", e.to_string()))?;
+                let last = match self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request.clone())
+                    .send()
+                    .await
+                {
+                    Ok(out) => {
+                        for item in out
+                            .responses
+                            .and_then(|mut r| r.remove(&self.table))
+                            .unwrap_or_default()
+                        {
+                            found.push(from_attributes("batch_get", &item)?);
+                        }
+                        pending = out
+                            .unprocessed_keys
+                            .and_then(|mut u| u.remove(&self.table))
+                            .map(|k| k.keys)
+                            .unwrap_or_default();
+                        if pending.is_empty() {
+                            break;
+                        }
+                        format!("{} keys still unprocessed", pending.len())
+                    }
+                    Err(e) => {
+                        let e = classify(SERVICE, "batch_get", e);
+                        if !e.is_retryable() {
+                            return Err(e);
+                        }
+                        pending = request.keys;
+                        e.to_string()
+                    }
+                };
+                backoff.retry_after(SERVICE, "batch_get", &last).await?;
+            }
+        }
+        Ok(found)
     }
 }
 

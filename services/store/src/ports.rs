@@ -108,6 +108,9 @@ pub const MAX_WINDOW_PARTS: usize = 10;
 /// key and the other attributes.
 pub const WINDOW_PART_BYTES: usize = 390_000;
 
+/// Most keys of one BatchGetItem call (DynamoDB's limit; more is a ValidationException).
+pub const MAX_BATCH_GET_KEYS: usize = 100;
+
 /// What a conditional window write did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Written {
@@ -144,6 +147,11 @@ pub trait WindowTable: Send + Sync {
     ) -> Result<Written, StoreError>;
 
     async fn get(&self, pk: &str, sk: i64) -> Result<Option<WindowItem>, StoreError>;
+
+    /// The items at `keys` (`(pk, sk)`), read eventually consistent in BatchGetItem
+    /// calls of at most [`MAX_BATCH_GET_KEYS`], unprocessed keys retried with backoff
+    /// until the deadline. Missing items are left out; order is not kept.
+    async fn batch_get(&self, keys: &[(String, i64)]) -> Result<Vec<WindowItem>, StoreError>;
 
     /// Items of `pk` with `from_sk <= sk <= to_sk`, ascending.
     async fn query(

@@ -218,6 +218,13 @@ impl WindowTable for CountingTable {
     ) -> Result<Vec<WindowItem>, carat_store::StoreError> {
         self.inner.query(pk, from_sk, to_sk).await
     }
+
+    async fn batch_get(
+        &self,
+        keys: &[(String, i64)],
+    ) -> Result<Vec<WindowItem>, carat_store::StoreError> {
+        self.inner.batch_get(keys).await
+    }
 }
 
 fn cpu_run(cfg: &Config, w: &Workload) -> Result<CpuResult, BoxError> {

@@ -445,6 +445,10 @@ impl WindowTable for ModelTable {
     ) -> Result<Vec<WindowItem>, StoreError> {
         self.inner.query(pk, from_sk, to_sk).await
     }
+
+    async fn batch_get(&self, keys: &[(String, i64)]) -> Result<Vec<WindowItem>, StoreError> {
+        self.inner.batch_get(keys).await
+    }
 }
 
 struct PanicSink;

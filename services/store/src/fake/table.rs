@@ -132,4 +132,16 @@ impl WindowTable for FakeTable {
             .map(|(_, v)| v.clone())
             .collect())
     }
+
+    async fn batch_get(&self, keys: &[(String, i64)]) -> Result<Vec<WindowItem>, StoreError> {
+        self.faults.check("batch_get")?;
+        let items = lock(&self.items);
+        let mut keys: Vec<&(String, i64)> = keys.iter().collect();
+        keys.sort();
+        keys.dedup();
+        Ok(keys
+            .into_iter()
+            .filter_map(|k| items.get(k).cloned())
+            .collect())
+    }
 }
