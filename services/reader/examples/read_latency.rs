@@ -50,7 +50,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let today = window::start(cfg.window.raw_secs, now);
     let run = format!("bench{}", now % 1_000_000);
     let tenant = Tenant::parse(&run)?;
-    let key = |name: &str| SeriesKey::new(tenant.clone(), SeriesName::parse(name, "name").unwrap());
+    let key = |name: &str| {
+        SeriesKey::new(
+            tenant.clone(),
+            SeriesName::parse(name, "name").expect("a valid name"),
+        )
+    };
 
     // Head: today's window of series A (1,440 entries, as the writer appends them).
     let a = key("host.bench.head");

@@ -300,14 +300,18 @@ async fn native_points_with_patterns_resolutions_and_aggregates() {
         ]})
     );
     // Many series over one live window: one BatchGetItem, no Query.
-    let (queries, batches) = (f.table.faults().calls("query"), f.table.faults().calls("batch_get"));
+    let (queries, batches) = (
+        f.table.faults().calls("query"),
+        f.table.faults().calls("batch_get"),
+    );
     let uri = format!(
-        "/api/v1/points?series=host.h1.*&from={T0}&to={}&resolution=raw",
+        "/api/v1/points?series=host.h1.{{cpu.user,loadavg5}}&from={T0}&to={}&resolution=raw",
         T0 + 600
     );
     let (_, body, _) = f.get(&uri, Some(READ)).await;
+    assert_eq!(body["series"][0]["points"], json!([[T0, 10.0]]));
     assert_eq!(
-        body["series"][0]["points"],
+        body["series"][1]["points"],
         json!([[T0, 1.5], [T0 + 60, 2.5], [T0 + 120, 0.25]])
     );
     assert_eq!(f.table.faults().calls("batch_get"), batches + 1);
