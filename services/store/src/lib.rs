@@ -14,6 +14,9 @@
 //!   BatchWriteItem limits, unprocessed items retried), [`kinesis`] ([`KinesisLog`]:
 //!   PutRecords batches, failed records retried in place; shard readers) and [`s3`]
 //!   ([`S3Archive`]).
+//! - [`streams`]: [`DynamoStream`], the window table's DynamoDB stream
+//!   ([`ports::TableStream`]) as Lambda event records, for carat-local's archiver poller;
+//!   [`DynamoTable::expired`] and [`DynamoTable::delete_expired`] are its TTL sweeper's part.
 //! - [`connect`]: builds every adapter once from `carat_core::Config` ([`connect()`]),
 //!   and asks each for its health.
 //! - [`env`]: the config from the environment (`CARAT_CONFIG`, `CARAT_*` overrides), one
@@ -40,6 +43,7 @@ pub mod redis_head;
 pub mod retry;
 pub mod s3;
 pub mod secrets;
+pub mod streams;
 
 pub use connect::{connect, connect_with, Clients, HealthReport};
 pub use dynamo::DynamoTable;
@@ -48,3 +52,4 @@ pub use error::StoreError;
 pub use kinesis::KinesisLog;
 pub use redis_head::RedisHead;
 pub use s3::S3Archive;
+pub use streams::DynamoStream;
