@@ -324,11 +324,12 @@ pub struct TableStreamConfig {
     /// First backoff after a failed invocation; doubled per failure up to `max_backoff_ms`.
     pub retry_backoff_ms: u64,
     pub max_backoff_ms: u64,
-    /// Attempts of a batch that fails with a non-retryable error before it is logged and
-    /// skipped (the ESM's retryAttempts in the stack: 5, then the failure queue). Retryable
-    /// failures (the archive unreachable) are retried without limit: skipping them would
-    /// lose archived chunks.
-    pub max_retry_attempts: u32,
+    /// Retries of a batch that failed (a non-retryable error, or batch item failures)
+    /// before its failed records are logged and skipped: the ESM's retryAttempts in the
+    /// stack (5, then the failure queue), same meaning (0: one attempt, no retry).
+    /// Retryable errors (the archive unreachable) are retried without limit: skipping
+    /// them would lose archived chunks.
+    pub retry_attempts: u32,
     /// How often the shard list is read again (new child shards after a split; AWS rolls
     /// shards about every 4 hours, the stand-in never).
     pub shard_refresh_secs: u64,
@@ -342,7 +343,7 @@ impl Default for TableStreamConfig {
             idle_poll_ms: 1_000,
             retry_backoff_ms: 200,
             max_backoff_ms: 10_000,
-            max_retry_attempts: 5,
+            retry_attempts: 5,
             shard_refresh_secs: 60,
         }
     }

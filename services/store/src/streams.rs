@@ -79,6 +79,16 @@ impl DynamoStream {
         }
     }
 
+    /// The stream of `table` with a client from `sdk` (`connect::aws_config`).
+    #[must_use]
+    pub fn from_sdk(
+        sdk: &aws_config::SdkConfig,
+        table: impl Into<String>,
+        retry: RetryConfig,
+    ) -> Self {
+        Self::new(Client::new(sdk), table, retry)
+    }
+
     #[must_use]
     pub fn table(&self) -> &str {
         &self.table
