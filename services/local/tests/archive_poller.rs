@@ -47,10 +47,13 @@ fn flushed(shard: &str, seq: u64) -> EventRecord {
     record(shard, seq, "REMOVE", T + 86_400)
 }
 
+/// One fake shard: id, parent, closed, records.
+type FakeShard = (String, Option<String>, bool, Vec<EventRecord>);
+
 #[derive(Default)]
 struct FakeStream {
     /// shard id ⇒ (parent, closed, records)
-    shards: Mutex<Vec<(String, Option<String>, bool, Vec<EventRecord>)>>,
+    shards: Mutex<Vec<FakeShard>>,
     /// The `read` call (0-based) that fails with an expired iterator.
     expire_read: Mutex<Option<usize>>,
     reads: AtomicUsize,
