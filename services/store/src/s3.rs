@@ -174,11 +174,7 @@ impl Archive for S3Archive {
             .unwrap_or(0);
         let etag = out.e_tag().unwrap_or_default().to_string();
         let bytes = out.body.collect().await.map_err(|e| {
-            StoreError::retryable(
-                SERVICE,
-                "get_range",
-                format!("reading body of {key:?}: {e}"),
-            )
+            StoreError::retryable(SERVICE, "get_range", format!("reading body of {key:?}: {e}"))
         })?;
         let mut body = bytes.into_bytes().to_vec();
         if start >= 0 && end <= start.unsigned_abs() {
