@@ -23,6 +23,8 @@ pub struct Config {
     pub poller: PollerConfig,
     pub reader: ReaderConfig,
     pub resources: Resources,
+    pub table_stream: TableStreamConfig,
+    pub sweeper: SweeperConfig,
 }
 
 /// What the ingest API accepts.
@@ -330,6 +332,76 @@ impl Default for PollerConfig {
     }
 }
 
+/// carat-local's stand-in for the archiver's DynamoDB-stream event source mapping: one
+/// poller per shard of the window table's stream, handing TTL removals to the archiver.
+/// Not used in AWS, where Lambda reads the stream (cdk/lib/constructs/archiver.ts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TableStreamConfig {
+    /// Most records per archiver invocation: the ESM's BatchSize in the stack (100).
+    pub batch_size: usize,
+    /// How long a poller gathers TTL removals before it invokes the archiver with a
+    /// partial batch. The stack sets no batching window (0); locally 500 ms lets a sweep
+    /// of many items reach the archiver as full batches instead of one per GetRecords.
+    pub max_batching_window_ms: u64,
+    /// Pause between GetRecords calls on an idle shard. Lambda polls 4 times a second;
+    /// the stand-in keeps every iterator it ever handed out (about 1 KB each), so
+    /// carat-local polls once a second.
+    pub idle_poll_ms: u64,
+    /// First backoff after a failed invocation; doubled per failure up to `max_backoff_ms`.
+    pub retry_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    /// Retries of a batch that failed (a non-retryable error, or batch item failures)
+    /// before its failed records are logged and skipped: the ESM's retryAttempts in the
+    /// stack (5, then the failure queue), same meaning (0: one attempt, no retry).
+    /// Retryable errors (the archive unreachable) are retried without limit: skipping
+    /// them would lose archived chunks.
+    pub retry_attempts: u32,
+    /// How often the shard list is read again (new child shards after a split; AWS rolls
+    /// shards about every 4 hours, the stand-in never).
+    pub shard_refresh_secs: u64,
+}
+
+impl Default for TableStreamConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 100,
+            max_batching_window_ms: 500,
+            idle_poll_ms: 1_000,
+            retry_backoff_ms: 200,
+            max_backoff_ms: 10_000,
+            retry_attempts: 5,
+            shard_refresh_secs: 60,
+        }
+    }
+}
+
+/// carat-local's TTL sweeper: the stand-in never expires items, so carat-local deletes
+/// window items whose `ttl` has passed, as DynamoDB's TTL process does, and their REMOVE
+/// records reach the archiver as TTL removals (docs/archive-local.md). Local only: a Scan
+/// of the whole table per run would cost read units in AWS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SweeperConfig {
+    /// Off: expired items stay (the reader treats them as absent anyway).
+    pub enabled: bool,
+    /// Seconds between runs. DynamoDB deletes expired items within days; a minute keeps
+    /// local tests with compressed TTLs short.
+    pub interval_secs: u64,
+    /// Most items deleted per run, so one run stays short; the next run takes the rest.
+    pub max_items_per_run: usize,
+}
+
+impl Default for SweeperConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval_secs: 60,
+            max_items_per_run: 1_000,
+        }
+    }
+}
+
 /// Names of the AWS resources (the CDK stack and the local init script create them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -466,6 +538,31 @@ impl Config {
         if self.reader.fetch_concurrency == 0 {
             return err("reader.fetch_concurrency", "must be at least 1");
         }
+        let ts = &self.table_stream;
+        if ts.batch_size == 0 || ts.batch_size > 10_000 {
+            return err(
+                "table_stream.batch_size",
+                "must be 1..=10000 (the ESM's BatchSize range)",
+            );
+        }
+        if ts.retry_backoff_ms == 0 || ts.max_backoff_ms < ts.retry_backoff_ms {
+            return err(
+                "table_stream.max_backoff_ms",
+                "needs 0 < retry_backoff_ms <= max_backoff_ms",
+            );
+        }
+        if ts.idle_poll_ms == 0 {
+            return err("table_stream.idle_poll_ms", "must be positive");
+        }
+        if ts.shard_refresh_secs == 0 {
+            return err("table_stream.shard_refresh_secs", "must be positive");
+        }
+        if self.sweeper.interval_secs == 0 {
+            return err("sweeper.interval_secs", "must be positive");
+        }
+        if self.sweeper.max_items_per_run == 0 {
+            return err("sweeper.max_items_per_run", "must be at least 1");
+        }
         if self.retry.base_backoff_ms == 0 || self.retry.max_backoff_ms < self.retry.base_backoff_ms
         {
             return err(
@@ -543,5 +640,29 @@ mod tests {
         let mut c = Config::default();
         c.window.raw_secs = 30 * 86_400;
         assert_eq!(c.validate().unwrap_err().key, "window.raw_secs");
+    }
+
+    #[test]
+    fn table_stream_and_sweeper_keys_are_checked() {
+        let c = Config::from_toml(
+            "[table_stream]\nbatch_size = 10\nmax_batching_window_ms = 50\n[sweeper]\ninterval_secs = 1\n",
+        )
+        .unwrap();
+        assert_eq!(c.table_stream.batch_size, 10);
+        assert_eq!(c.table_stream.max_batching_window_ms, 50);
+        assert_eq!(c.sweeper.interval_secs, 1);
+        assert!(c.sweeper.enabled);
+        let mut c = Config::default();
+        c.table_stream.batch_size = 0;
+        assert_eq!(c.validate().unwrap_err().key, "table_stream.batch_size");
+        let mut c = Config::default();
+        c.table_stream.retry_backoff_ms = 20_000;
+        assert_eq!(c.validate().unwrap_err().key, "table_stream.max_backoff_ms");
+        let mut c = Config::default();
+        c.sweeper.max_items_per_run = 0;
+        assert_eq!(c.validate().unwrap_err().key, "sweeper.max_items_per_run");
+        let mut c = Config::default();
+        c.sweeper.interval_secs = 0;
+        assert_eq!(c.validate().unwrap_err().key, "sweeper.interval_secs");
     }
 }

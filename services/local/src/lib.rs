@@ -13,9 +13,13 @@
 //! - [`poller`]: per-shard Kinesis pollers running the writer (the event source mapping's
 //!   part: batch size, batching window, checkpoints under `.run/`, batch item failures).
 //! - [`schedule`]: the flusher every `flusher.interval_secs`.
+//! - [`archive`]: the archive's local machinery — the TTL sweeper (the stand-in never
+//!   expires items) and the DynamoDB-stream poller that marks TTL removals and hands them
+//!   to a [`archive::StreamHandler`] (the archiver) as its event source mapping would.
 //! - [`replay`]: `carat replay` — the backup writer from TRIM_HORIZON / AT_TIMESTAMP.
 //! - [`error`]: what can stop carat-local ([`LocalError`]).
 
+pub mod archive;
 pub mod clients;
 pub mod config;
 pub mod error;

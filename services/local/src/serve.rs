@@ -68,7 +68,12 @@ pub fn spawn_tasks(state: &AppState, shutdown: &Shutdown, tasks: &mut JoinSet<Ta
         state.clone(),
         shutdown.clone(),
     ));
-    // Next: the DynamoDB-stream poller running the archiver and the TTL sweeper.
+    tasks.spawn(crate::archive::run_ttl_sweeper(
+        state.clone(),
+        shutdown.clone(),
+    ));
+    // Lead: the DynamoDB-stream poller needs the archiver as a StreamHandler, e.g.
+    // tasks.spawn(crate::archive::run_stream_poller(state.clone(), shutdown.clone(), archiver));
 }
 
 /// How long tasks get to finish after shutdown before the process exits anyway.

@@ -622,6 +622,115 @@ impl WindowTable for DynamoTable {
     }
 }
 
+/// An item past its TTL, as carat-local's TTL sweeper finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredItem {
+    pub pk: String,
+    pub sk: i64,
+    /// Its `ttl` attribute, epoch seconds.
+    pub expires_at: i64,
+}
+
+/// The TTL sweeper's part, for carat-local only: the stand-in never deletes expired
+/// items, so carat-local does what DynamoDB's TTL process does. In AWS these are never
+/// called (a Scan of the whole table would cost read units for every item).
+impl DynamoTable {
+    /// Up to `limit` items whose `ttl` is at or before `now`: a Scan with a filter,
+    /// page after page until `limit` are found or the table ends (a local table is small;
+    /// the next run finds the rest).
+    ///
+    /// # Errors
+    /// Retryable for throttling and timeouts (retried until the deadline first); fatal
+    /// for a missing table or an item without a string `pk` and numeric `sk`/`ttl`.
+    pub async fn expired(&self, now: i64, limit: usize) -> Result<Vec<ExpiredItem>, StoreError> {
+        let mut found = Vec::new();
+        let mut start_key = None;
+        while found.len() < limit {
+            let page = crate::retry::with_backoff(&self.retry, SERVICE, "expired", || {
+                let call = self
+                    .client
+                    .scan()
+                    .table_name(&self.table)
+                    // `ttl` is a reserved word in expressions.
+                    .filter_expression("#ttl <= :now")
+                    .projection_expression("pk, sk, #ttl")
+                    .expression_attribute_names("#ttl", "ttl")
+                    .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                    .set_exclusive_start_key(start_key.clone())
+                    .send();
+                async { call.await.map_err(|e| classify(SERVICE, "expired", e)) }
+            });
+            let out = page.await?;
+            for attrs in out.items.unwrap_or_default() {
+                found.push(expired_item(&attrs)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start_key = Some(k),
+                _ => break,
+            }
+        }
+        found.truncate(limit);
+        Ok(found)
+    }
+
+    /// Deletes the item at (`pk`, `sk`) if its `ttl` is still at or before `now`: an
+    /// item re-written meanwhile (a late point re-flushed its window, moving `ttl` on) is
+    /// left alone, as DynamoDB's TTL process re-checks expiry before it deletes. Returns
+    /// whether it deleted.
+    ///
+    /// # Errors
+    /// Retryable for throttling and timeouts (retried until the deadline first).
+    pub async fn delete_expired(&self, pk: &str, sk: i64, now: i64) -> Result<bool, StoreError> {
+        crate::retry::with_backoff(&self.retry, SERVICE, "delete_expired", || async {
+            let out = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(pk.to_string()))
+                .key("sk", AttributeValue::N(sk.to_string()))
+                .condition_expression("#ttl <= :now")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+                .send()
+                .await;
+            match out {
+                Ok(_) => Ok(true),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(false)
+                }
+                Err(e) => Err(classify(SERVICE, "delete_expired", e)),
+            }
+        })
+        .await
+    }
+}
+
+fn expired_item(attrs: &HashMap<String, AttributeValue>) -> Result<ExpiredItem, StoreError> {
+    let bad = |name: &str| {
+        StoreError::fatal(
+            SERVICE,
+            "expired",
+            format!("scanned item: attribute {name} is missing or of the wrong type"),
+        )
+    };
+    let num = |name: &str| match attrs.get(name) {
+        Some(AttributeValue::N(n)) => n.parse::<i64>().map_err(|_| bad(name)),
+        _ => Err(bad(name)),
+    };
+    let pk = match attrs.get("pk") {
+        Some(AttributeValue::S(s)) => s.clone(),
+        _ => return Err(bad("pk")),
+    };
+    Ok(ExpiredItem {
+        sk: num("sk")?,
+        expires_at: num("ttl")?,
+        pk,
+    })
+}
+
 /// The condition of a window write: nothing stored, or the stored hash.
 /// An item from before content hashes (no `h`) is matched by `expected = Some(&[])`.
 fn condition(expected: Option<&[u8]>) -> (&'static str, Option<AttributeValue>) {

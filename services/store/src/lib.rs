@@ -16,6 +16,9 @@
 //!   PutRecords batches, failed records retried in place; shard readers), [`s3`]
 //!   ([`S3Archive`]) and [`catalog`] ([`DynamoCatalog`]: one UpdateItem per new series
 //!   per day, listing by one paginated Query per group).
+//! - [`streams`]: [`DynamoStream`], the window table's DynamoDB stream
+//!   ([`ports::TableStream`]) as Lambda event records, for carat-local's archiver poller;
+//!   [`DynamoTable::expired`] and [`DynamoTable::delete_expired`] are its TTL sweeper's part.
 //! - [`connect`]: builds every adapter once from `carat_core::Config` ([`connect()`]),
 //!   and asks each for its health.
 //! - [`env`]: the config from the environment (`CARAT_CONFIG`, `CARAT_*` overrides), one
@@ -43,6 +46,7 @@ pub mod redis_head;
 pub mod retry;
 pub mod s3;
 pub mod secrets;
+pub mod streams;
 
 pub use catalog::DynamoCatalog;
 pub use connect::{connect, connect_with, Clients, HealthReport};
@@ -52,3 +56,4 @@ pub use error::StoreError;
 pub use kinesis::KinesisLog;
 pub use redis_head::RedisHead;
 pub use s3::S3Archive;
+pub use streams::DynamoStream;

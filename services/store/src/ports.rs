@@ -290,6 +290,55 @@ pub trait Log: Send + Sync {
     async fn read(&self, iterator: &str, limit: usize) -> Result<LogBatch, StoreError>;
 }
 
+/// One shard of a table's DynamoDB stream. Shards split and close (on AWS about every
+/// four hours); a child's records follow its parent's, so a reader finishes the parent
+/// before it starts the child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamShard {
+    pub shard_id: String,
+    /// `None` for a shard without a parent, or whose parent was trimmed (past 24 h).
+    pub parent_shard_id: Option<String>,
+    /// The shard has an ending sequence number: it takes no new records, and a reader
+    /// that reaches its end is done with it.
+    pub closed: bool,
+}
+
+/// Where a table-stream reader starts in a shard (DynamoDB Streams has no AT_TIMESTAMP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamStart {
+    TrimHorizon,
+    Latest,
+    AtSequence(String),
+    AfterSequence(String),
+}
+
+/// One read from a table-stream shard: the records in the shape Lambda hands a function
+/// (`aws_lambda_events::event::dynamodb::EventRecord`), so a stream handler runs unchanged
+/// under Lambda and under carat-local.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamBatch {
+    pub records: Vec<aws_lambda_events::event::dynamodb::EventRecord>,
+    /// `None` when the shard is closed and fully read.
+    pub next_iterator: Option<String>,
+}
+
+/// The window table's DynamoDB stream (its latest one): what carat-local reads in place
+/// of Lambda's DynamoDB event source mapping.
+#[async_trait]
+pub trait TableStream: Send + Sync {
+    /// The shards of the table's latest stream, parents listed before their children
+    /// as DynamoDB lists them (callers must not rely on it: check `parent_shard_id`).
+    async fn shards(&self) -> Result<Vec<StreamShard>, StoreError>;
+
+    /// A shard iterator. A sequence number older than the stream keeps (24 h) is
+    /// [`StoreError::IteratorExpired`]: start again from [`StreamStart::TrimHorizon`].
+    async fn iterator(&self, shard_id: &str, start: &StreamStart) -> Result<String, StoreError>;
+
+    /// Up to `limit` records (at most 1,000). An expired iterator (15 minutes on AWS) is
+    /// [`StoreError::IteratorExpired`]: ask for a new one after the last record processed.
+    async fn read(&self, iterator: &str, limit: usize) -> Result<StreamBatch, StoreError>;
+}
+
 /// Orders two Kinesis sequence numbers numerically (decimal strings of any length).
 #[must_use]
 pub fn cmp_sequence(a: &str, b: &str) -> std::cmp::Ordering {
