@@ -7,6 +7,8 @@
 //!    point ⇒ 400 and nothing written. remote_write: unstorable samples are dropped and
 //!    counted, 400 only if none is storable (see [`remote_write::resolve`]);
 //! 4. [`produce::records`] and one `Log::put`; success only once it returned Ok.
+//!    remote_write adds, in the same call, a labels record per bucket for the series
+//!    whose label sets this process has not sent within the hour ([`crate::labels`]).
 
 use std::sync::Arc;
 
@@ -27,7 +29,9 @@ use crate::body::{self, Shape};
 use crate::clock::Clock;
 use crate::error::AppError;
 use crate::keys::Keys;
+use crate::labels::LabelsSent;
 use crate::{produce, remote_write, request_id};
+use carat_core::record::labels::SeriesLabels;
 
 /// The answer header that counts the samples of a remote_write request that were
 /// dropped (too old, too far in the future, unmappable labels, native histograms).
@@ -40,6 +44,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<Config>,
+    /// remote_write label sets this process sent lately (see [`crate::labels`]).
+    pub labels_sent: Arc<LabelsSent>,
 }
 
 impl AppState {
@@ -57,6 +63,7 @@ impl AppState {
             log,
             keys,
             clock: Arc::new(crate::clock::SystemClock),
+            labels_sent: Arc::new(LabelsSent::new(&config.ingest)),
             config,
         }
     }
@@ -138,7 +145,9 @@ async fn prometheus_remote_write(
     let req = remote_write::decode(&body, state.config.ingest.max_body_bytes)?;
     let resolved = remote_write::resolve(req, now_ms.div_euclid(1000), &state.config.ingest)?;
     let stored = resolved.points.len();
-    store(&state, &tenant, now_ms, resolved.points).await?;
+    let (labels, sent) = state.labels_sent.due(&tenant, resolved.labels, now_ms);
+    store(&state, &tenant, now_ms, resolved.points, labels).await?;
+    state.labels_sent.mark(&sent, now_ms);
     let d = resolved.dropped;
     if d.total() == 0 {
         return Ok(StatusCode::NO_CONTENT.into_response());
@@ -202,7 +211,7 @@ async fn json_route(
     let ingest = &state.config.ingest;
     let posted = body::parse(shape, &body, ingest.max_points_per_request)?;
     let points = body::resolve(shape, service, posted, now_ms.div_euclid(1000), ingest)?;
-    store(state, tenant, now_ms, points).await
+    store(state, tenant, now_ms, points, Vec::new()).await
 }
 
 fn body_rejection(r: BytesRejection, state: &AppState) -> AppError {
@@ -215,19 +224,24 @@ fn body_rejection(r: BytesRejection, state: &AppState) -> AppError {
     }
 }
 
-/// Produces validated points and waits for the log to acknowledge every record.
+/// Produces validated points (and the labels records of `labels`, in the same
+/// PutRecords call) and waits for the log to acknowledge every record.
 async fn store(
     state: &AppState,
     tenant: &Tenant,
     stamp_ms: i64,
     points: Vec<(SeriesName, Point)>,
+    labels: Vec<SeriesLabels>,
 ) -> Result<(), AppError> {
     if points.is_empty() {
         return Ok(());
     }
     let count = points.len();
-    let records = produce::records(tenant, stamp_ms, points, &state.config.record)
-        .map_err(|e| AppError::internal(format!("packing records: {e}")))?;
+    let mut records = produce::labels_records(tenant, labels, &state.config.record);
+    records.extend(
+        produce::records(tenant, stamp_ms, points, &state.config.record)
+            .map_err(|e| AppError::internal(format!("packing records: {e}")))?,
+    );
     let acked = state.log.put(&records).await.map_err(|e| {
         if e.is_retryable() {
             AppError::Unavailable {

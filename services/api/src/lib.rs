@@ -14,6 +14,8 @@
 //! - [`body`]: the JSON bodies (Mackerel host/service, native), errors naming index and field.
 //! - [`remote_write`]: Prometheus remote_write (snappy + protobuf), label set → series
 //!   name; values kept bit-exact, unstorable samples dropped and counted.
+//! - [`labels`]: which remote_write label sets this process sent lately (a labels record
+//!   per series at most hourly, for the writer's catalog).
 //! - [`produce`]: validated points → per-series dedupe → buckets → packed records
 //!   (`carat_core::record`) with partition key `b<bucket>`.
 //! - [`error`]: [`AppError`], the one error enum, and its JSON response.
@@ -24,6 +26,7 @@ pub mod body;
 pub mod error;
 pub mod ingest;
 pub mod keys;
+pub mod labels;
 pub mod produce;
 pub mod remote_write;
 pub mod request_id;

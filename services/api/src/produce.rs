@@ -8,6 +8,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use carat_core::config::RecordConfig;
+use carat_core::record::labels::SeriesLabels;
 use carat_core::record::{self, SeriesPoints};
 use carat_core::series::partition_key;
 use carat_core::{Point, RecordError, SeriesKey, SeriesName, Tenant};
@@ -35,6 +36,36 @@ pub fn records(
         }
     }
     Ok(records)
+}
+
+/// The labels records of label sets (`carat_core::record::labels`), one or more per
+/// bucket, each with the partition key of its series' points, so a writer handles a
+/// series' labels and points on the same shard. A label set too large for one record is
+/// left out (logged): its points still go, its catalog entry lacks the labels.
+#[must_use]
+pub fn labels_records(
+    tenant: &Tenant,
+    labels: Vec<SeriesLabels>,
+    cfg: &RecordConfig,
+) -> Vec<LogRecord> {
+    let mut by_bucket: BTreeMap<u32, Vec<SeriesLabels>> = BTreeMap::new();
+    for s in labels {
+        let bucket = SeriesKey::new(tenant.clone(), s.series.clone()).bucket(cfg.buckets);
+        by_bucket.entry(bucket).or_default().push(s);
+    }
+    let mut out = Vec::new();
+    for (bucket, series) in by_bucket {
+        let key = partition_key(bucket);
+        let (records, skipped) = record::labels::pack(tenant, series, cfg.max_record_bytes);
+        for s in skipped {
+            tracing::warn!(tenant = %tenant, series = %s, "label set larger than a record; not sent to the catalog");
+        }
+        out.extend(records.into_iter().map(|data| LogRecord {
+            partition_key: key.clone(),
+            data,
+        }));
+    }
+    out
 }
 
 /// Points grouped by series and the series by bucket (both ascending), with only the

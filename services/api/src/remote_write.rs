@@ -10,6 +10,7 @@
 //! and counted ([`Dropped`]) rather than failing the batch.
 
 use carat_core::config::IngestConfig;
+use carat_core::record::labels::SeriesLabels;
 use carat_core::{Point, SeriesName, ValidationError};
 
 use crate::error::AppError;
@@ -163,6 +164,9 @@ impl Dropped {
 #[derive(Debug, Clone, Default)]
 pub struct Resolved {
     pub points: Vec<(SeriesName, Point)>,
+    /// The full label set (as sent, `__name__` included) of every series with a stored
+    /// sample, once per series name (the last set sent under it), for the catalog.
+    pub labels: Vec<SeriesLabels>,
     pub dropped: Dropped,
 }
 
@@ -215,8 +219,11 @@ pub fn resolve(req: WriteRequest, now: i64, cfg: &IngestConfig) -> Result<Resolv
     }
     let mut out = Resolved {
         points: Vec::with_capacity(total),
+        labels: Vec::new(),
         dropped: Dropped::default(),
     };
+    let mut labels: std::collections::BTreeMap<SeriesName, Vec<(String, String)>> =
+        std::collections::BTreeMap::new();
     let dropped = &mut out.dropped;
     for (i, ts) in req.timeseries.into_iter().enumerate() {
         if !ts.histograms.is_empty() {
@@ -238,6 +245,7 @@ pub fn resolve(req: WriteRequest, now: i64, cfg: &IngestConfig) -> Result<Resolv
                 continue;
             }
         };
+        let before = out.points.len();
         for (j, s) in ts.samples.iter().enumerate() {
             // Flooring ms to s cannot overflow: div_euclid by 1000 is total on i64.
             let time = s.timestamp.div_euclid(1000);
@@ -255,7 +263,17 @@ pub fn resolve(req: WriteRequest, now: i64, cfg: &IngestConfig) -> Result<Resolv
             }
             out.points.push((name.clone(), Point::new(time, s.value)));
         }
+        if out.points.len() > before {
+            labels.insert(
+                name,
+                ts.labels.into_iter().map(|l| (l.name, l.value)).collect(),
+            );
+        }
     }
+    out.labels = labels
+        .into_iter()
+        .map(|(series, labels)| SeriesLabels { series, labels })
+        .collect();
     if out.points.is_empty() && out.dropped.total() > 0 {
         let d = &out.dropped;
         let (index, field, first) = d.first.clone().unwrap_or_default();

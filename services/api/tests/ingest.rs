@@ -50,6 +50,7 @@ fn harness_with(config: Config) -> Harness {
         keys: Arc::new(Keys::fixed(Arc::new(keys()))),
         clock: Arc::new(FixedClock(NOW_MS)),
         config: Arc::new(config.clone()),
+        labels_sent: Arc::default(),
     });
     Harness { log, app, config }
 }
@@ -135,6 +136,9 @@ impl Harness {
         let mut out = Vec::new();
         for shard in 0..SHARDS {
             for entry in self.log.records(shard) {
+                if entry.data.first() == Some(&record::labels::VERSION) {
+                    continue; // labels records: see `labels_records`
+                }
                 let rec = record::decode(&entry.data).expect("records decode");
                 for s in &rec.series {
                     let bucket = SeriesKey::new(rec.tenant.clone(), s.series.clone())
@@ -157,6 +161,20 @@ impl Harness {
                 let pts = out.entry(s.series.as_str().to_string()).or_default();
                 assert!(pts.is_empty(), "series {} split across records", s.series);
                 pts.extend(s.points.iter().map(|p| (p.time, p.value.to_bits())));
+            }
+        }
+        out
+    }
+
+    /// Every labels record on the log as (partition key, decoded), in log order per shard.
+    fn labels_records(&self) -> Vec<(String, record::labels::LabelsRecord)> {
+        let mut out = Vec::new();
+        for shard in 0..SHARDS {
+            for entry in self.log.records(shard) {
+                if entry.data.first() == Some(&record::labels::VERSION) {
+                    let rec = record::labels::decode(&entry.data).expect("labels records decode");
+                    out.push((entry.partition_key, rec));
+                }
             }
         }
         out
@@ -1043,6 +1061,7 @@ async fn extreme_times_are_dropped_or_400_never_a_panic() {
             keys: Arc::new(Keys::fixed(Arc::new(keys()))),
             clock: Arc::new(FixedClock(now_ms)),
             config: Arc::new(Config::default()),
+            labels_sent: Arc::default(),
         });
         let h = Harness {
             log,
@@ -1279,6 +1298,7 @@ fn failing_app(retryable: bool) -> Router {
         keys: Arc::new(Keys::fixed(Arc::new(keys()))),
         clock: Arc::new(FixedClock(NOW_MS)),
         config: Arc::new(Config::default()),
+        labels_sent: Arc::default(),
     })
 }
 
@@ -1464,6 +1484,7 @@ fn refreshing_harness(keys: Keys, clock: Arc<ManualClock>) -> Harness {
         keys: Arc::new(keys),
         clock,
         config: Arc::new(Config::default()),
+        labels_sent: Arc::default(),
     });
     Harness {
         log,
@@ -1625,4 +1646,192 @@ async fn api_doc_examples_run() {
         ran += 1;
     }
     assert_eq!(ran, 3, "docs/api.md has three curl examples");
+}
+
+/// `http_requests_total{job="api", le="0.5", path="/a/b"}`: a label set the series name
+/// mapping cannot give back (`/a/b` becomes `_a_b`).
+fn http_requests() -> TimeSeries {
+    TimeSeries {
+        labels: labels(&[
+            ("__name__", "http_requests_total"),
+            ("job", "api"),
+            ("le", "0.5"),
+            ("path", "/a/b"),
+        ]),
+        samples: vec![sample(NOW * 1000, 7.0)],
+        histograms: vec![],
+    }
+}
+
+const HTTP_SERIES: &str = "http_requests_total.job.api.le.0.5.path._a_b";
+
+fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+    p.iter()
+        .map(|(a, b)| ((*a).to_string(), (*b).to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn remote_write_sends_each_label_set_once_with_the_points_partition_key() {
+    let h = harness();
+    let req = WriteRequest {
+        timeseries: vec![http_requests()],
+    };
+    assert_eq!(
+        h.remote_write(prometheus_body(&req)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let got = h.labels_records();
+    assert_eq!(got.len(), 1);
+    let (pk, rec) = &got[0];
+    let bucket = SeriesKey::new(
+        Tenant::default_tenant(),
+        SeriesName::parse(HTTP_SERIES, "name").expect("valid"),
+    )
+    .bucket(h.config.record.buckets);
+    assert_eq!(pk, &partition_key(bucket), "the points' partition key");
+    assert_eq!(rec.series.len(), 1);
+    assert_eq!(rec.series[0].series.as_str(), HTTP_SERIES);
+    assert_eq!(
+        rec.series[0].labels,
+        pairs(&[
+            ("__name__", "http_requests_total"),
+            ("job", "api"),
+            ("le", "0.5"),
+            ("path", "/a/b"),
+        ])
+    );
+    assert_eq!(h.stored().len(), 1, "the points went too");
+
+    // Within the hour: points only.
+    h.remote_write(prometheus_body(&req)).await;
+    assert_eq!(h.labels_records().len(), 1);
+    // A changed label set under the same name is sent.
+    let mut changed = http_requests();
+    changed.labels.push(Label {
+        name: "path".into(),
+        value: "_a_b".into(),
+    });
+    changed.labels.retain(|l| l.value != "/a/b");
+    h.remote_write(prometheus_body(&WriteRequest {
+        timeseries: vec![changed],
+    }))
+    .await;
+    assert_eq!(h.labels_records().len(), 2);
+    // The Mackerel and native routes send no labels records.
+    h.post_json("/api/v0/tsdb", OK_HOST).await;
+    h.post_json(
+        "/api/v1/points",
+        r#"[{"series":"cpu","time":1700000000,"value":1}]"#,
+    )
+    .await;
+    assert_eq!(h.labels_records().len(), 2);
+}
+
+#[tokio::test]
+async fn labels_not_acknowledged_are_sent_again() {
+    let h = harness();
+    let body = prometheus_body(&WriteRequest {
+        timeseries: vec![http_requests()],
+    });
+    h.log.faults().inject(None, 1, FaultKind::Fatal);
+    assert!(h.remote_write(body.clone()).await.status.is_server_error());
+    assert!(h.labels_records().is_empty());
+    assert_eq!(h.remote_write(body).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(h.labels_records().len(), 1);
+}
+
+/// remote_write ⇒ log ⇒ writer ⇒ catalog: the catalog keeps the label set exactly.
+#[tokio::test]
+async fn remote_write_labels_reach_the_catalog_exactly() {
+    use carat_store::fake::{FakeCatalog, FakeHead, FakeTable};
+    use carat_store::ports::Catalog as _;
+
+    let h = harness();
+    let mut other = http_requests();
+    other.labels = labels(&[
+        ("__name__", "http_requests_total"),
+        ("job", "api"),
+        ("le", "+Inf"),
+        ("path", "/a/b"),
+        ("ünïcode", "ö \"quoted\" {x}"),
+    ]);
+    let second = carat_api::remote_write::series_name(&other.labels).expect("valid");
+    assert_eq!(
+        second.as_str(),
+        "http_requests_total.job.api.le._Inf.path._a_b._n_code.___quoted___x_"
+    );
+    let req = WriteRequest {
+        timeseries: vec![http_requests(), other],
+    };
+    assert_eq!(
+        h.remote_write(prometheus_body(&req)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let entries: Vec<_> = (0..SHARDS).flat_map(|s| h.log.records(s)).collect();
+    let catalog = Arc::new(FakeCatalog::new());
+    let writer = carat_writer::Writer::new(
+        Arc::new(h.config.clone()),
+        Arc::new(FakeHead::new()),
+        Arc::new(FakeTable::new()),
+        catalog.clone(),
+        Arc::new(carat_writer::sink::LogSink),
+        Arc::new(FixedClock(NOW_MS + 1_000)),
+    )
+    .with_emf(false);
+    let event = carat_writer::event::event("us-east-1", "carat-points", &entries);
+    let report = writer.process(&event.records).await.expect("fake answers");
+    // One labels record per bucket: these two series hash to different buckets.
+    let buckets: std::collections::BTreeSet<u32> = [HTTP_SERIES, second.as_str()]
+        .iter()
+        .map(|n| {
+            SeriesKey::new(
+                Tenant::default_tenant(),
+                SeriesName::parse(n, "n").expect("valid"),
+            )
+            .bucket(h.config.record.buckets)
+        })
+        .collect();
+    assert_eq!(
+        (report.bad_records, report.labels_records),
+        (0, buckets.len() as u64)
+    );
+    assert_eq!(report.processed_points, 2);
+    let t = Tenant::default_tenant();
+    let listed = catalog
+        .series(&t, "http_requests_total", "", 10)
+        .await
+        .expect("valid");
+    let got: Vec<(&str, &Vec<(String, String)>)> = listed
+        .iter()
+        .map(|e| (e.series.as_str(), &e.labels))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "http_requests_total.job.api.le.0.5.path._a_b",
+                &pairs(&[
+                    ("__name__", "http_requests_total"),
+                    ("job", "api"),
+                    ("le", "0.5"),
+                    ("path", "/a/b"),
+                ])
+            ),
+            (
+                second.as_str(),
+                &pairs(&[
+                    ("__name__", "http_requests_total"),
+                    ("job", "api"),
+                    ("le", "+Inf"),
+                    ("path", "/a/b"),
+                    ("ünïcode", "ö \"quoted\" {x}"),
+                ])
+            ),
+        ]
+    );
+    assert_eq!(
+        catalog.groups(&t, "", 10).await.expect("fake answers"),
+        ["http_requests_total"]
+    );
 }

@@ -42,6 +42,13 @@ pub struct IngestConfig {
     pub max_body_bytes: usize,
     /// Most points in one request; keeps one request within one PutRecords deadline.
     pub max_points_per_request: usize,
+    /// remote_write: label sets one API process remembers having sent (a labels record
+    /// each, for the catalog). 100 k label sets take ~5 MB.
+    pub labels_cache_series: usize,
+    /// remote_write: a label set is sent again after this long. 1 h: a new writer-side
+    /// catalog (or one that lost a write) has every active series' labels within the hour,
+    /// at one small record per series per hour per API process.
+    pub labels_resend_secs: i64,
 }
 
 impl Default for IngestConfig {
@@ -51,6 +58,8 @@ impl Default for IngestConfig {
             max_skew_secs: 600,
             max_body_bytes: 5 * 1024 * 1024,
             max_points_per_request: 200_000,
+            labels_cache_series: 100_000,
+            labels_resend_secs: 3_600,
         }
     }
 }
@@ -276,6 +285,10 @@ pub struct WriterConfig {
     /// failover) before it hands the rest of the batch back to Lambda. 20 s: a Redis
     /// failover takes ~15 s, and the writer's Lambda timeout is 60 s.
     pub retry_deadline_ms: u64,
+    /// Series one writer container remembers as already in the catalog today (the
+    /// in-process filter before the Redis markers). 100 k series take ~15 MB; a
+    /// container that sees more starts over, paying Redis round trips, not catalog writes.
+    pub catalog_cache_series: usize,
 }
 
 impl Default for WriterConfig {
@@ -284,6 +297,7 @@ impl Default for WriterConfig {
             bucket_concurrency: 16,
             due_flushes_per_bucket: 32,
             retry_deadline_ms: 20_000,
+            catalog_cache_series: 100_000,
         }
     }
 }

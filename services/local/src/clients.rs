@@ -51,16 +51,18 @@ pub async fn connect(config: &Config) -> Result<Clients, LocalError> {
     }
 }
 
-/// One probe per dependency, in a fixed order: Redis, DynamoDB, Kinesis, S3. Each asks
+/// One probe per dependency, in a fixed order: Redis, DynamoDB, Kinesis, S3, the
+/// catalog table. Each asks
 /// the adapter's own `health()` and checks that the resource is usable, not only there.
 #[must_use]
 pub fn probes(clients: &Clients, config: &Config) -> Vec<NamedProbe> {
     let res = &config.resources;
-    let (head, table, log, archive) = (
+    let (head, table, log, archive, catalog) = (
         clients.head.clone(),
         clients.table.clone(),
         clients.log.clone(),
         clients.archive.clone(),
+        clients.catalog.clone(),
     );
     vec![
         NamedProbe {
@@ -104,6 +106,14 @@ pub fn probes(clients: &Clients, config: &Config) -> Vec<NamedProbe> {
             probe: Box::pin(async move {
                 let h = archive.health().await.map_err(|e| e.to_string())?;
                 Ok(format!("bucket {} reachable", h.bucket))
+            }),
+        },
+        NamedProbe {
+            name: "catalog",
+            target: format!("table {}", res.catalog_table),
+            probe: Box::pin(async move {
+                let h = catalog.health().await.map_err(|e| e.to_string())?;
+                active(&h.status, format!("table {}", h.status))
             }),
         },
     ]

@@ -365,6 +365,7 @@ pub fn writer(state: &crate::state::AppState) -> Writer {
         Arc::clone(&state.config),
         state.clients.head.clone(),
         state.clients.table.clone(),
+        state.clients.catalog.clone(),
         Arc::new(DirSink::new(&state.config.poller.failed_records_dir)),
         Arc::new(carat_writer::SystemClock),
     )

@@ -28,7 +28,7 @@ async fn every_dependency_is_up() {
     let report = health::check(clients::probes(&clients, &config)).await;
     assert_eq!(report.status, "ok", "{report:#?}");
     let names: Vec<_> = report.dependencies.iter().map(|d| d.name).collect();
-    assert_eq!(names, ["redis", "dynamodb", "kinesis", "s3"]);
+    assert_eq!(names, ["redis", "dynamodb", "kinesis", "s3", "catalog"]);
 }
 
 #[tokio::test]

@@ -70,6 +70,7 @@ fn rig(log: Arc<dyn Log>, checkpoints: Option<Checkpoints>, dir: &Path) -> Rig {
         cfg,
         head.clone(),
         Arc::new(FakeTable::new()),
+        Arc::new(carat_store::fake::FakeCatalog::new()),
         Arc::new(DirSink::new(dir.join("failed"))),
         Arc::new(ManualClock::at_ms(T0 * 1000 + 5_000)),
     )

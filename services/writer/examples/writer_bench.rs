@@ -31,7 +31,7 @@ use aws_lambda_events::event::kinesis::KinesisEvent;
 use carat_core::record::{self, Record, SeriesPoints};
 use carat_core::{window, Config, Point, SeriesKey, SeriesName, Tenant};
 use carat_store::dynamo::item_size;
-use carat_store::fake::{FakeHead, FakeTable};
+use carat_store::fake::{FakeCatalog, FakeHead, FakeTable};
 use carat_store::ports::{Head, LogEntry, WindowItem, WindowRef, WindowTable, Written};
 use carat_store::RedisHead;
 use carat_writer::flush::flush_window;
@@ -243,6 +243,7 @@ fn cpu_run(cfg: &Config, w: &Workload) -> Result<CpuResult, BoxError> {
             cfg.clone(),
             head.clone(),
             table.clone(),
+            Arc::new(FakeCatalog::new()),
             Arc::new(LogSink),
             clock.clone(),
         )
@@ -349,6 +350,7 @@ async fn redis_run(cfg: &Config, w: &Workload) -> Result<RedisResult, BoxError> 
             cfg.clone(),
             head.clone(),
             Arc::new(FakeTable::new()),
+            Arc::new(FakeCatalog::new()),
             Arc::new(LogSink),
             Arc::new(ManualClock::at_ms(t0() * 1000)),
         )

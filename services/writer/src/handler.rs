@@ -19,18 +19,22 @@
 //!    that was fully stored, and Lambda re-sends from there (re-appending is harmless:
 //!    see `carat_core::head`). A window whose flush fails for good (corrupt, too large)
 //!    is counted (`FailedFlushes`, alarmed), logged and left dirty in the head; it never
-//!    stops the other windows of its bucket.
+//!    stops the other windows of its bucket;
+//! 5. each bucket then records its series in the catalog ([`crate::catalog`]): label
+//!    sets of labels records always, other series only when neither this container nor
+//!    the Redis markers know them for today; a catalog failure fails the bucket as in 4.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
 use carat_core::head::{Entry, ENTRY_BYTES};
 use carat_core::{record, window, Config, SeriesKey};
-use carat_store::ports::{Head, HeadAppend, WindowRef, WindowTable};
+use carat_store::ports::{Catalog, Head, HeadAppend, WindowRef, WindowTable};
 use futures::StreamExt as _;
 
+use crate::catalog::{CatalogKeeper, Labels};
 use crate::clock::Clock;
 use crate::emf;
 use crate::error::WriterError;
@@ -53,6 +57,10 @@ pub struct BatchReport {
     pub failed_flushes: u64,
     /// Retry rounds of buckets that failed retryably inside this invocation.
     pub bucket_retries: u64,
+    /// Series entries written to the catalog (new today, or with a label set).
+    pub catalog_writes: u64,
+    /// Labels records among `records`.
+    pub labels_records: u64,
     /// Sequence number of the first record not fully stored (after a retryable failure).
     pub first_failed: Option<String>,
 }
@@ -82,6 +90,9 @@ struct Group {
     /// Series ⇒ (window start, index in `appends`).
     index: HashMap<SeriesKey, Vec<(i64, usize)>>,
     points: u64,
+    /// Distinct series of the bucket in this batch, with the label set a labels record
+    /// gave (empty if none): what the catalog step looks at.
+    series: BTreeMap<SeriesKey, Labels>,
 }
 
 impl Group {
@@ -92,6 +103,7 @@ impl Group {
             appends: Vec::new(),
             index: HashMap::new(),
             points: 0,
+            series: BTreeMap::new(),
         }
     }
 }
@@ -109,6 +121,7 @@ pub struct Writer {
     cfg: Arc<Config>,
     head: Arc<dyn Head>,
     table: Arc<dyn WindowTable>,
+    catalog: CatalogKeeper,
     sink: Arc<dyn FailureSink>,
     clock: Arc<dyn Clock>,
     emit_emf: bool,
@@ -120,13 +133,16 @@ impl Writer {
         cfg: Arc<Config>,
         head: Arc<dyn Head>,
         table: Arc<dyn WindowTable>,
+        catalog: Arc<dyn Catalog>,
         sink: Arc<dyn FailureSink>,
         clock: Arc<dyn Clock>,
     ) -> Self {
+        let catalog = CatalogKeeper::new(catalog, cfg.writer.catalog_cache_series);
         Self {
             cfg,
             head,
             table,
+            catalog,
             sink,
             clock,
             emit_emf: true,
@@ -189,6 +205,25 @@ impl Writer {
         let mut group_of_bucket: HashMap<u32, usize> = HashMap::new();
 
         for (i, rec) in records.iter().enumerate() {
+            if rec.kinesis.data.0.first() == Some(&record::labels::VERSION) {
+                match self.stage_labels(rec) {
+                    Ok(labelled) => {
+                        report.labels_records += 1;
+                        for (bucket, key, labels) in labelled {
+                            let gi = *group_of_bucket.entry(bucket).or_insert_with(|| {
+                                groups.push(Group::new(bucket, i));
+                                groups.len() - 1
+                            });
+                            groups[gi].series.insert(key, labels);
+                        }
+                    }
+                    Err(reason) => {
+                        report.bad_records += 1;
+                        self.reject(rec, &reason).await;
+                    }
+                }
+                continue;
+            }
             let staged = match self.stage(rec, now, &mut report) {
                 Ok(s) => s,
                 Err(reason) => {
@@ -203,6 +238,8 @@ impl Writer {
                     groups.len() - 1
                 });
                 let g = &mut groups[gi];
+                // A label set from a labels record stays; points alone add none.
+                g.series.entry(s.key.clone()).or_default();
                 // A late point (close to the head expiry, or past it: a lagging writer, a
                 // replay) keeps its window in the head until a flush has merged it.
                 let expire_at = |start| self.cfg.head_expiry_after(start, now);
@@ -253,6 +290,7 @@ impl Writer {
                         report.processed_points += g.points;
                         report.flushed_windows += stored.flushed;
                         report.failed_flushes += stored.failed;
+                        report.catalog_writes += stored.catalog_writes;
                     }
                     Err(e) if e.is_retryable() => {
                         tracing::warn!(error = %e, bucket = g.bucket, attempt = backoff.attempts(), "bucket not stored; retrying");
@@ -292,6 +330,8 @@ impl Writer {
             flushed_windows = report.flushed_windows,
             failed_flushes = report.failed_flushes,
             bucket_retries = report.bucket_retries,
+            catalog_writes = report.catalog_writes,
+            labels_records = report.labels_records,
             first_failed = report.first_failed.as_deref().unwrap_or(""),
             "batch"
         );
@@ -308,6 +348,7 @@ impl Writer {
                         ("DroppedExpiredPoints", report.dropped_expired_points),
                         ("FlushedWindows", report.flushed_windows),
                         ("FailedFlushes", report.failed_flushes),
+                        ("CatalogWrites", report.catalog_writes),
                     ],
                 )
             );
@@ -392,6 +433,22 @@ impl Writer {
         Ok(out)
     }
 
+    /// Decodes a labels record into (bucket, series, labels). `Err` names why it is bad.
+    fn stage_labels(
+        &self,
+        rec: &KinesisEventRecord,
+    ) -> Result<Vec<(u32, SeriesKey, Labels)>, String> {
+        let decoded = record::labels::decode(&rec.kinesis.data.0).map_err(|e| e.to_string())?;
+        Ok(decoded
+            .series
+            .into_iter()
+            .map(|s| {
+                let key = SeriesKey::new(decoded.tenant.clone(), s.series);
+                (key.bucket(self.cfg.record.buckets), key, s.labels)
+            })
+            .collect())
+    }
+
     async fn reject(&self, rec: &KinesisEventRecord, reason: &str) {
         let shard_id = shard_of(rec);
         tracing::warn!(
@@ -417,7 +474,12 @@ impl Writer {
     /// skipped; a retryable failure fails the bucket (it is retried as a whole:
     /// appending again is harmless).
     async fn store_group(&self, g: &Group, now: i64) -> Result<Stored, WriterError> {
-        let counts = self.head.append(g.bucket, &g.appends).await?;
+        // A bucket of labels records only has nothing to append.
+        let counts = if g.appends.is_empty() {
+            Vec::new()
+        } else {
+            self.head.append(g.bucket, &g.appends).await?
+        };
         let threshold = self.cfg.window.flush_point_threshold.max(1);
         let mut to_flush: Vec<WindowRef> = Vec::new();
         for (a, &after) in g.appends.iter().zip(&counts) {
@@ -446,6 +508,10 @@ impl Writer {
                 }
             }
         }
+        stored.catalog_writes = self
+            .catalog
+            .record(self.head.as_ref(), g.bucket, &g.series, now)
+            .await?;
         Ok(stored)
     }
 }
@@ -455,6 +521,7 @@ impl Writer {
 struct Stored {
     flushed: u64,
     failed: u64,
+    catalog_writes: u64,
 }
 
 /// The shard of a record: the part of its event id before `:` (`shardId-…:<sequence>`).

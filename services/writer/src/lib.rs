@@ -7,6 +7,8 @@
 //! - [`flush`]: one window's flush — head ⇒ merge with the stored window ⇒ conditional
 //!   write of the stamped chunk (split into parts if large) ⇒ settle. Shared with
 //!   carat-flusher.
+//! - [`catalog`]: the series catalog, kept per bucket: at most one catalog write per new
+//!   series per day (an in-process set, then Redis markers set only after the write).
 //! - [`rollup`]: 1 h / 1 d count, sum, min, max of a window, and their format (for the
 //!   reader and the archive; no DynamoDB item).
 //! - [`sink`]: where undecodable records go (a log line in AWS, files locally).
@@ -18,6 +20,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod catalog;
 pub mod emf;
 pub mod error;
 pub mod event;

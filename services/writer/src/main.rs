@@ -23,6 +23,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Arc::clone(&config),
         clients.head,
         clients.table,
+        clients.catalog,
         Arc::new(LogSink),
         Arc::new(SystemClock),
     ));

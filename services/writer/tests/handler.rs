@@ -206,6 +206,7 @@ async fn retryable_head_failure_reports_first_unprocessed_record() {
             cfg.clone(),
             head.clone(),
             table,
+            Arc::new(carat_store::fake::FakeCatalog::new()),
             Arc::new(MemSink::default()),
             Arc::new(carat_writer::ManualClock::at_ms(T0 * 1000 + 900)),
         )

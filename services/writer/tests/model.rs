@@ -529,6 +529,7 @@ impl World {
                     cfg.clone(),
                     head.clone(),
                     table.clone(),
+                    Arc::new(carat_store::fake::FakeCatalog::new()),
                     Arc::new(PanicSink),
                     clock.clone(),
                 )

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use carat_core::record::{self, Record, SeriesPoints};
 use carat_core::{Config, Point, SeriesKey, SeriesName, Tenant};
-use carat_store::fake::{FakeHead, FakeTable};
+use carat_store::fake::{FakeCatalog, FakeHead, FakeTable};
 use carat_store::ports::{Head, LogEntry, WindowItem, WindowRef};
 use carat_writer::flush::flush_window;
 use carat_writer::sink::{BadRecord, FailureSink};
@@ -100,6 +100,7 @@ pub struct Rig {
     pub cfg: Arc<Config>,
     pub head: Arc<FakeHead>,
     pub table: Arc<FakeTable>,
+    pub catalog: Arc<FakeCatalog>,
     pub clock: Arc<ManualClock>,
     pub sink: Arc<MemSink>,
     pub writer: Writer,
@@ -113,12 +114,14 @@ impl Rig {
     pub fn with_head(cfg: Config, now_ms: i64, head: Arc<FakeHead>) -> Self {
         let cfg = Arc::new(cfg);
         let table = Arc::new(FakeTable::new());
+        let catalog = Arc::new(FakeCatalog::new());
         let clock = Arc::new(ManualClock::at_ms(now_ms));
         let sink = Arc::new(MemSink::default());
         let writer = Writer::new(
             cfg.clone(),
             head.clone(),
             table.clone(),
+            catalog.clone(),
             sink.clone(),
             clock.clone(),
         )
@@ -127,6 +130,7 @@ impl Rig {
             cfg,
             head,
             table,
+            catalog,
             clock,
             sink,
             writer,
