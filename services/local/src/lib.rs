@@ -11,6 +11,8 @@
 //! - [`poller`]: per-shard Kinesis pollers running the writer (the event source mapping's
 //!   part: batch size, batching window, checkpoints under `.run/`, batch item failures).
 //! - [`schedule`]: the flusher every `flusher.interval_secs`.
+//! - [`probe`]: the end-to-end probe (`carat_probe`) every `probe.interval_secs` against
+//!   the local listener; its last result is shown in `/health`.
 //! - [`replay`]: `carat replay` — the backup writer from TRIM_HORIZON / AT_TIMESTAMP.
 //! - [`error`]: what can stop carat-local ([`LocalError`]).
 
@@ -19,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod poller;
+pub mod probe;
 pub mod replay;
 pub mod schedule;
 pub mod serve;

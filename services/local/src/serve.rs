@@ -30,6 +30,8 @@ pub struct LocalArgs {
 pub struct AppState {
     pub config: Arc<Config>,
     pub clients: Clients,
+    /// The local end-to-end probe's target and last result (`probe` task, `/health`).
+    pub probe: Arc<crate::probe::LocalProbe>,
 }
 
 /// Every HTTP route of carat-local, one `.merge` per router: health, and the ingest API
@@ -41,9 +43,10 @@ pub fn router(state: &AppState, keys: Arc<carat_api::Keys>) -> Router {
     let ingest =
         carat_api::AppState::with_keys(state.clients.log.clone(), keys, Arc::clone(&state.config));
     Router::new()
-        .merge(health::router(Arc::new(move || {
-            clients::probes(&clients, &config)
-        })))
+        .merge(health::router_with_probe(
+            Arc::new(move || clients::probes(&clients, &config)),
+            Arc::clone(&state.probe),
+        ))
         .merge(carat_api::router(ingest))
     // Next: the reader's routes (the read path issue).
 }
@@ -56,6 +59,7 @@ pub fn spawn_tasks(state: &AppState, shutdown: &Shutdown, tasks: &mut JoinSet<Ta
         state.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(crate::probe::run_probe(state.clone(), shutdown.clone()));
     // Next: the DynamoDB-stream poller running the archiver and the TTL sweeper.
 }
 
@@ -105,7 +109,15 @@ pub async fn run(config: Config, args: &LocalArgs) -> Result<(), LocalError> {
         reason: e.to_string(),
     })?;
     let clients = clients::connect(&config).await?;
-    let state = AppState { config, clients };
+    let probe = Arc::new(crate::probe::LocalProbe::new(
+        args.listen,
+        config.probe.interval_secs,
+    ));
+    let state = AppState {
+        config,
+        clients,
+        probe,
+    };
 
     let (stop, stop_rx) = watch::channel(false);
     let stop = Arc::new(stop);

@@ -69,7 +69,8 @@ pub enum ProbeError {
     #[error("POST {POINTS_PATH} answered {status}, expected 2xx; body: {body}")]
     PostStatus { status: StatusCode, body: String },
     #[error(
-        "GET {POINTS_PATH} answered 405: no reader serves the route (is carat-reader deployed?)"
+        "GET {POINTS_PATH} answered 405: no reader serves the route (carat-reader is not \
+         deployed behind this API, or carat-local runs without the reader's routes)"
     )]
     NoReader,
     #[error("GET {POINTS_PATH} answered 200 with a body that is not {{\"series\":[{{\"name\",\"points\":[[time,value],…]}}]}}: {detail}")]

@@ -224,7 +224,7 @@ async fn no_reader_behind_the_route_is_named() {
     let result = probe.run(Duration::from_secs(20)).await;
     let error = result.error.expect("an error");
     assert!(
-        error.contains("405") && error.contains("carat-reader"),
+        error.contains("405") && error.contains("no reader serves the route"),
         "{error}"
     );
 }
