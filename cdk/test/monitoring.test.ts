@@ -36,13 +36,18 @@ describe('Monitoring stack', () => {
     const names = alarms.map((a) => a.AlarmName.replace('carat-test-', '')).sort();
     expect(names).toEqual([
       'api-duration', 'api-errors', 'api-throttles',
+      'archiver-duration', 'archiver-errors', 'archiver-iterator-age', 'archiver-throttles',
       'backup-writer-duration', 'backup-writer-errors', 'backup-writer-throttles',
       'dynamodb-system-errors', 'dynamodb-throttles',
       'end-to-end-latency',
       'flusher-duration', 'flusher-errors', 'flusher-failed-flushes', 'flusher-throttles',
       'kinesis-incoming-bytes', 'kinesis-iterator-age', 'kinesis-read-throughput', 'kinesis-write-throughput',
       'mapping-failures',
+      // No probe-duration: a probe whose point never shows reads until its timeout, which
+      // is what end-to-end-latency reports.
+      'probe-errors', 'probe-throttles',
       'processed-points',
+      'reader-duration', 'reader-errors', 'reader-throttles',
       'redis-0001-engine-cpu', 'redis-0001-evictions', 'redis-0001-memory', 'redis-0001-replication-lag',
       'writer-concurrency', 'writer-duration', 'writer-errors', 'writer-failed-flushes', 'writer-iterator-age', 'writer-throttles',
     ]);
