@@ -4,8 +4,9 @@
 //! `carat-probe` Lambda in AWS. No EMF here: each result is logged, and the last one is
 //! shown in `GET /health` under `probe` (docs/probe-metric.md).
 //!
-//! The key: `CARAT_PROBE_API_KEY`, else the documented development key `carat-dev-key`
-//! (write + read, `config/api-keys.local.toml`).
+//! The key: `CARAT_PROBE_API_KEY`, else the documented development key `carat-dev-probe`
+//! (entry `probe` of `config/api-keys.local.toml`: write + read, tenant `carat-probe`, so the
+//! probe's series stays out of the development tenant, as in AWS).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, PoisonError, RwLock};
@@ -22,8 +23,8 @@ use crate::serve::{AppState, Shutdown, TaskResult};
 
 /// The variable with the local probe's API key.
 pub const KEY_VAR: &str = carat_probe::setup::API_KEY;
-/// The key used when [`KEY_VAR`] is not set: the development key (write and read).
-pub const DEV_KEY: &str = "carat-dev-key";
+/// The key used when [`KEY_VAR`] is not set: the development probe key (write and read).
+pub const DEV_KEY: &str = "carat-dev-probe";
 /// Longest run: the local loop takes well under a second, so 30 s means it is broken.
 pub const MAX_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -151,6 +152,18 @@ pub async fn run_probe(state: AppState, shutdown: Shutdown) -> TaskResult {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dev_probe_key_is_the_local_key_files_probe_entry() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../..")
+            .join(carat_api::auth::LOCAL_KEYS_FILE);
+        let store = carat_api::KeyStore::load(&path).expect("the local keys file parses");
+        let key = store.find(DEV_KEY).expect("carat-dev-probe is in the file");
+        assert_eq!(key.name, "probe");
+        assert_eq!(key.tenant.as_str(), "carat-probe");
+        assert!(key.has(carat_api::Scope::Write) && key.has(carat_api::Scope::Read));
+    }
 
     #[test]
     fn an_unspecified_listener_is_probed_on_loopback() {
