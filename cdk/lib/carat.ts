@@ -6,7 +6,7 @@
  * - `config.ts`       typed per-environment configuration, validated at synth
  * - `names.ts`        environment variables and metrics shared with the Rust code; the binaries that exist
  * - `stacks/`         Storage (stateful) → Services (functions, mappings, API) → Monitoring (alarms,
- *                     dashboard); Pipeline (CDK Pipelines: build + tests → staging → smoke → approval → production)
+ *                     dashboard); Pipeline (CDK Pipelines: build + tests → staging → probe → approval → production)
  * - `constructs/`     CaratFunction (cargo-lambda build of one binary), HeadCluster (ElastiCache),
  *                     Archiver (TTL-removal mapping), EndToEndProbe (scheduled probe)
  * - `nag.ts`          cdk-nag suppressions shared by the stacks, each with its reason
@@ -36,6 +36,8 @@ export interface DeployCaratProps {
   /** Stack name prefix; default `carat-<deployment>`. */
   readonly prefix?: string;
   readonly binaries?: readonly Binary[];
+  /** Another account allowed to invoke the probe (the pipeline's staging check). */
+  readonly probeInvokerAccount?: string;
 }
 
 /** The Storage, Services and Monitoring stacks of one deployment. */
@@ -50,7 +52,7 @@ export function deployCarat(scope: Construct, props: DeployCaratProps): CaratSta
     ...common, description: `carat ${deployment}: stream, table, archive, head cluster, network (stateful)`,
   });
   const services = new ServicesStack(scope, `${prefix}-services`, {
-    ...common, storage, binaries: props.binaries, description: `carat ${deployment}: functions, mappings, schedules, HTTP API`,
+    ...common, storage, binaries: props.binaries, probeInvokerAccount: props.probeInvokerAccount, description: `carat ${deployment}: functions, mappings, schedules, HTTP API`,
   });
   const monitoring = new MonitoringStack(scope, `${prefix}-monitoring`, {
     ...common, storage, services, description: `carat ${deployment}: alarms, dashboard, alarm topic`,
@@ -61,6 +63,7 @@ export function deployCarat(scope: Construct, props: DeployCaratProps): CaratSta
 export interface CaratStageProps extends StageProps {
   readonly deployment: string;
   readonly config: EnvironmentConfig;
+  readonly probeInvokerAccount?: string;
 }
 
 /**
@@ -72,7 +75,9 @@ export class CaratStage extends Stage {
 
   constructor(scope: Construct, id: string, props: CaratStageProps) {
     super(scope, id, props);
-    this.stacks = deployCarat(this, { deployment: props.deployment, config: props.config, prefix: 'carat' });
+    this.stacks = deployCarat(this, {
+      deployment: props.deployment, config: props.config, prefix: 'carat', probeInvokerAccount: props.probeInvokerAccount,
+    });
     Aspects.of(this).add(new AwsSolutionsChecks());
   }
 }

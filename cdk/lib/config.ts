@@ -106,6 +106,8 @@ export interface EnvironmentConfig {
   readonly archiver: FunctionConfig & {
     readonly batchSize: number;
     readonly retryAttempts: number;
+    /** Minutes between compaction runs (an EventBridge schedule on the archiver function). */
+    readonly compactionScheduleMinutes: number;
   };
   readonly reader: FunctionConfig;
   readonly probe: FunctionConfig & {
@@ -176,8 +178,6 @@ export interface PipelineConfig {
   readonly stagingEnvironment: string;
   /** Environment deployed as the production stage, after manual approval. */
   readonly productionEnvironment: string;
-  /** Secrets Manager name of a plain-string write API key for the staging smoke step. */
-  readonly smokeApiKeySecretName: string;
   /** Commands that install the toolchain in CodeBuild before `make test`. */
   readonly installCommands: readonly string[];
 }
@@ -212,7 +212,9 @@ export const ENVIRONMENT_DEFAULTS: EnvironmentConfig = {
   api: { memoryMb: 256, timeoutSeconds: 29, throttleRatePerSecond: 100, throttleBurst: 200 },
   // The flusher runs every minute and must finish before the next run.
   flusher: { memoryMb: 512, timeoutSeconds: 55, scheduleMinutes: 1 },
-  archiver: { memoryMb: 256, timeoutSeconds: 60, batchSize: 100, retryAttempts: 5 },
+  // Compaction hourly: a tenant-day's batch objects are packed into one sorted object within
+  // the hour after the day ends (docs/formats.md), and an idle run costs one LIST.
+  archiver: { memoryMb: 256, timeoutSeconds: 60, batchSize: 100, retryAttempts: 5, compactionScheduleMinutes: 60 },
   reader: { memoryMb: 1024, timeoutSeconds: 29 },
   probe: { memoryMb: 128, timeoutSeconds: 50, scheduleMinutes: 1 },
   logRetentionDays: 30,
@@ -245,7 +247,6 @@ export const PIPELINE_DEFAULTS: Partial<PipelineConfig> = {
   branch: 'main',
   stagingEnvironment: 'staging',
   productionEnvironment: 'production',
-  smokeApiKeySecretName: 'carat/staging/smoke-api-key',
   // CodeBuild's standard image has no Rust toolchain for arm64 Lambda builds: add it, then the
   // repository's own dependencies (redis, moto, aws CLI, cargo-lambda, node modules).
   installCommands: [
@@ -420,9 +421,14 @@ function validateEnvironment(name: string, e: EnvironmentConfig, problems: strin
   checkFunction(problems, `${p}.archiver`, e.archiver);
   checkInt(problems, `${p}.archiver.batchSize`, e.archiver.batchSize, 1, 10_000);
   checkInt(problems, `${p}.archiver.retryAttempts`, e.archiver.retryAttempts, 0, 10_000);
+  checkInt(problems, `${p}.archiver.compactionScheduleMinutes`, e.archiver.compactionScheduleMinutes, 1, 1_440);
   checkFunction(problems, `${p}.reader`, e.reader, 29);
   checkFunction(problems, `${p}.probe`, e.probe);
   checkInt(problems, `${p}.probe.scheduleMinutes`, e.probe.scheduleMinutes, 1, 60);
+  // The probe reads until its invocation's deadline; a run must end before the next starts.
+  if (e.probe.timeoutSeconds >= e.probe.scheduleMinutes * 60) {
+    problems.push(`${p}.probe.timeoutSeconds: must be shorter than the schedule (${e.probe.scheduleMinutes * 60} s) so runs do not overlap`);
+  }
   if (!LOG_RETENTION_DAYS.includes(e.logRetentionDays)) {
     problems.push(`${p}.logRetentionDays: must be one of ${LOG_RETENTION_DAYS.join(', ')}, got ${e.logRetentionDays}`);
   }
@@ -472,7 +478,7 @@ function parsePipeline(raw: unknown, environments: Record<string, EnvironmentCon
   if (!Array.isArray(p.installCommands) || !p.installCommands.every((c) => typeof c === 'string')) {
     problems.push('pipeline.installCommands: must be a list of strings');
   }
-  for (const key of ['branch', 'stagingEnvironment', 'productionEnvironment', 'smokeApiKeySecretName'] as const) {
+  for (const key of ['branch', 'stagingEnvironment', 'productionEnvironment'] as const) {
     if (typeof p[key] !== 'string') problems.push(`pipeline.${key}: must be a string`);
   }
   if (typeof p.account === 'string' && !/^\d{12}$/.test(p.account)) {

@@ -9,6 +9,8 @@ export const ENV = {
   stream: 'CARAT_STREAM',
   /** DynamoDB table name (window chunks). */
   table: 'CARAT_TABLE',
+  /** DynamoDB table name of the series catalog (writer, backup writer, flusher, reader). */
+  catalogTable: 'CARAT_CATALOG_TABLE',
   /** S3 bucket name (archived chunks). */
   archiveBucket: 'CARAT_ARCHIVE_BUCKET',
   /** Comma-separated Redis URLs; in AWS the cluster configuration endpoint as rediss://host:port. */
@@ -17,6 +19,11 @@ export const ENV = {
   redisAuthSecretArn: 'CARAT_REDIS_AUTH_SECRET_ARN',
   /** Secrets Manager ARN of the API keys. */
   apiKeysSecretArn: 'CARAT_API_KEYS_SECRET_ARN',
+  /**
+   * Secrets Manager ARN of the probe's own API key, the key itself as a plain string (the key
+   * store holds only hashes); its hash is in the key store under the name `probe`.
+   */
+  probeApiKeySecretArn: 'CARAT_PROBE_API_KEY_SECRET_ARN',
   /** Optional carat.toml text. */
   config: 'CARAT_CONFIG',
   /** Name of the deployment (the configuration environment, e.g. staging): the probe's metric dimension. */
@@ -51,4 +58,23 @@ export type Binary = 'carat-api' | 'carat-writer' | 'carat-flusher' | 'carat-arc
  * deploys it: the Services stack wires its function, mapping or schedule, grants and
  * routes, and the Monitoring stack its alarms.
  */
-export const LANDED_BINARIES: readonly Binary[] = ['carat-api', 'carat-writer', 'carat-flusher'];
+export const LANDED_BINARIES: readonly Binary[] = [
+  'carat-api', 'carat-writer', 'carat-flusher', 'carat-reader', 'carat-archiver', 'carat-probe',
+];
+
+/**
+ * The reader's routes on the HTTP API (services/reader's router serves the same paths).
+ * `GET /api/v1/points` reads while `POST /api/v1/points` (under the ingest's `POST /{proxy+}`)
+ * writes: API Gateway routes on method and path.
+ */
+export const READER_ROUTES: readonly string[] = [
+  'GET /api/v0/hosts/{hostId}/metrics',
+  'GET /api/v0/hosts/{hostId}/metric-names',
+  'GET /api/v0/services/{service}/metrics',
+  'GET /api/v0/services/{service}/metric-names',
+  'GET /api/v0/tsdb/latest',
+  'GET /api/v1/points',
+  'GET /api/v1/names',
+  // The graph page (a later issue): routed now, so landing it needs no CDK change.
+  'GET /',
+];

@@ -28,7 +28,7 @@ test('with bundling skipped, synth never runs cargo build, and asset keys do not
   expect(cargoCalls).toContainEqual(['cargo', 'lambda', '--version']); // the probe ran through the mock
   expect(cargoCalls.filter((c) => c.join(' ').includes('build'))).toEqual([]);
   const keys = Object.values(template.findResources('AWS::Lambda::Function')).map((f) => f.Properties.Code.S3Key);
-  expect(keys).toHaveLength(4);
+  expect(keys).toHaveLength(7);
   // The key is derived from the construct path and bundling options, not from the sources:
   // a second synth agrees.
   const again = Object.values(Template.fromStack(synthCarat().services).findResources('AWS::Lambda::Function'))

@@ -55,6 +55,8 @@ describe('configuration', () => {
     [{ api: { timeoutSeconds: 30 } }, 'environments.prod.api.timeoutSeconds: must be an integer in 1..29, got 30'],
     [{ api: { domainName: 'carat.example.com' } }, 'environments.prod.api: domainName and certificateArn go together'],
     [{ flusher: { timeoutSeconds: 60 } }, 'environments.prod.flusher.timeoutSeconds: must be shorter than the schedule (60 s) so runs do not overlap'],
+    [{ probe: { timeoutSeconds: 60 } }, 'environments.prod.probe.timeoutSeconds: must be shorter than the schedule (60 s) so runs do not overlap'],
+    [{ archiver: { compactionScheduleMinutes: 0 } }, 'environments.prod.archiver.compactionScheduleMinutes: must be an integer in 1..1440, got 0'],
     [{ backupReplay: { startingPosition: 'AT_TIMESTAMP' } }, 'environments.prod.backupReplay.startingTimestamp: AT_TIMESTAMP needs an ISO-8601 time, got undefined'],
     [{ backupReplay: { startingPosition: 'LATEST' } }, 'environments.prod.backupReplay.startingPosition: must be TRIM_HORIZON or AT_TIMESTAMP, got "LATEST"'],
     [{ logRetentionDays: 10 }, 'environments.prod.logRetentionDays: must be one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653, got 10'],

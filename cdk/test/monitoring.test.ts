@@ -36,13 +36,18 @@ describe('Monitoring stack', () => {
     const names = alarms.map((a) => a.AlarmName.replace('carat-test-', '')).sort();
     expect(names).toEqual([
       'api-duration', 'api-errors', 'api-throttles',
+      'archiver-duration', 'archiver-errors', 'archiver-iterator-age', 'archiver-throttles',
       'backup-writer-duration', 'backup-writer-errors', 'backup-writer-throttles',
-      'dynamodb-system-errors', 'dynamodb-throttles',
+      'dynamodb-catalog-system-errors', 'dynamodb-system-errors', 'dynamodb-throttles',
       'end-to-end-latency',
       'flusher-duration', 'flusher-errors', 'flusher-failed-flushes', 'flusher-throttles',
       'kinesis-incoming-bytes', 'kinesis-iterator-age', 'kinesis-read-throughput', 'kinesis-write-throughput',
       'mapping-failures',
+      // No probe-duration: a probe whose point never shows reads until its timeout, which
+      // is what end-to-end-latency reports.
+      'probe-errors', 'probe-throttles',
       'processed-points',
+      'reader-duration', 'reader-errors', 'reader-throttles',
       'redis-0001-engine-cpu', 'redis-0001-evictions', 'redis-0001-memory', 'redis-0001-replication-lag',
       'writer-concurrency', 'writer-duration', 'writer-errors', 'writer-failed-flushes', 'writer-iterator-age', 'writer-throttles',
     ]);
@@ -96,12 +101,22 @@ describe('Monitoring stack', () => {
     expect(a.Metrics.find((m: any) => m.Expression !== undefined).Expression).toBe('inv * dur / 60000 / 8');
   });
 
-  test('DynamoDB: read + write throttles, system errors', () => {
+  test('DynamoDB: read + write throttles of both tables, system errors of each (≤ 10 metrics per alarm)', () => {
     const t = byName('dynamodb-throttles');
-    expect(t.Metrics.find((m: any) => m.Expression).Expression).toBe('r + w');
-    expect(t.Metrics.map((m: any) => m.MetricStat?.Metric.MetricName).filter(Boolean).sort()).toEqual(['ReadThrottleEvents', 'WriteThrottleEvents']);
+    expect(t.Metrics.find((m: any) => m.Expression).Expression).toBe('r + w + cr + cw');
+    expect(t.Metrics.map((m: any) => m.MetricStat?.Metric.MetricName).filter(Boolean).sort())
+      .toEqual(['ReadThrottleEvents', 'ReadThrottleEvents', 'WriteThrottleEvents', 'WriteThrottleEvents']);
+    const tables = t.Metrics.filter((m: any) => m.MetricStat).map((m: any) => JSON.stringify(m.MetricStat.Metric.Dimensions));
+    expect(tables.filter((d: string) => d.includes('CatalogTable'))).toHaveLength(2);
+    expect(tables.filter((d: string) => d.includes('WindowTable'))).toHaveLength(2);
     const e = byName('dynamodb-system-errors');
     expect(e.Metrics.filter((m: any) => m.MetricStat?.Metric.MetricName === 'SystemErrors').length).toBeGreaterThan(3);
+    const c = byName('dynamodb-catalog-system-errors');
+    const catalogOps = c.Metrics.filter((m: any) => m.MetricStat?.Metric.MetricName === 'SystemErrors');
+    expect(catalogOps.map((m: any) => m.MetricStat.Metric.Dimensions.find((d: any) => d.Name === 'Operation').Value).sort())
+      .toEqual(['BatchGetItem', 'BatchWriteItem', 'GetItem', 'PutItem', 'Query', 'UpdateItem']);
+    expect(JSON.stringify(catalogOps)).toContain('CatalogTable');
+    for (const a of alarms) expect((a.Metrics ?? []).length).toBeLessThanOrEqual(10);
   });
 
   test('Redis: engine CPU, memory, evictions, replication lag over every node of each shard', () => {

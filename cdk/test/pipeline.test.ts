@@ -1,5 +1,5 @@
 import { Aspects } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { parseConfig } from '../lib/config';
 import { PipelineStack } from '../lib/stacks/pipeline-stack';
@@ -55,25 +55,37 @@ describe('Pipeline stack', () => {
     expect(build).toContain('cdk/cdk.out');
   });
 
-  test('staging ends with the smoke step posting a point to the staging API', () => {
+  test('staging ends with the probe step: it invokes the staging probe function, and may invoke only that', () => {
     const names = actions('staging').map((a: any) => a.Name);
-    expect(names).toContain('Smoke');
-    const smoke = actions('staging').find((a: any) => a.Name === 'Smoke');
+    expect(names).toContain('Probe');
+    expect(names).not.toContain('Smoke');
+    const probe = actions('staging').find((a: any) => a.Name === 'Probe');
     const deploys = actions('staging').filter((a: any) => a.ActionTypeId.Provider === 'CloudFormation');
-    expect(Math.min(...deploys.map((a: any) => a.RunOrder))).toBeLessThan(smoke.RunOrder);
-    expect(Math.max(...deploys.map((a: any) => a.RunOrder))).toBeLessThan(smoke.RunOrder);
-    expect(JSON.stringify(smoke.Configuration.EnvironmentVariables)).toContain('CARAT_API_URL');
-    const smokeProject = Object.values(template.findResources('AWS::CodeBuild::Project'))
-      .find((p: any) => String(p.Properties.Source.BuildSpec).includes('bash cdk/scripts/smoke.sh'));
-    expect(smokeProject).toBeDefined();
-    expect(smokeProject!.Properties.Environment.EnvironmentVariables).toContainEqual(
-      { Name: 'CARAT_SMOKE_SECRET', Type: 'PLAINTEXT', Value: 'carat/staging/smoke-api-key' });
-    // The smoke step may read exactly its secret.
+    expect(Math.max(...deploys.map((a: any) => a.RunOrder))).toBeLessThan(probe.RunOrder);
+    const projects = Object.values(template.findResources('AWS::CodeBuild::Project'))
+      .filter((p: any) => String(p.Properties.Source.BuildSpec).includes('bash cdk/scripts/probe-check.sh'));
+    expect(projects).toHaveLength(1);
+    const arn = { 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':lambda:us-east-1:222222222222:function:carat-staging-probe']] };
+    expect((projects[0] as any).Properties.Environment.EnvironmentVariables).toContainEqual(
+      { Name: 'CARAT_PROBE_FUNCTION', Type: 'PLAINTEXT', Value: arn });
+    const invokes = Object.values(template.findResources('AWS::IAM::Policy'))
+      .flatMap((p: any) => p.Properties.PolicyDocument.Statement)
+      .filter((st: any) => [st.Action].flat().includes('lambda:InvokeFunction'));
+    expect(invokes).toEqual([expect.objectContaining({ Action: 'lambda:InvokeFunction', Effect: 'Allow', Resource: arn })]);
+    // No step reads a secret any more: the probe's key stays inside the probe.
     const reads = Object.values(template.findResources('AWS::IAM::Policy'))
       .flatMap((p: any) => p.Properties.PolicyDocument.Statement)
-      .filter((st: any) => st.Action === 'secretsmanager:GetSecretValue');
-    expect(reads).toHaveLength(1);
-    expect(JSON.stringify(reads[0].Resource)).toContain(':secretsmanager:us-east-1:222222222222:secret:carat/staging/smoke-api-key-??????');
+      .filter((st: any) => [st.Action].flat().includes('secretsmanager:GetSecretValue'));
+    expect(reads).toEqual([]);
+  });
+
+  test('the staging probe is named for the pipeline and may be invoked from the pipeline account', () => {
+    const services = Template.fromStack(stack.staging.stacks.services);
+    services.hasResourceProperties('AWS::Lambda::Function', { FunctionName: 'carat-staging-probe' });
+    services.hasResourceProperties('AWS::Lambda::Permission', {
+      Action: 'lambda:InvokeFunction', Principal: '111111111111',
+      FunctionName: { 'Fn::GetAtt': [Match.stringLikeRegexp('^EndToEndProbeFunction'), 'Arn'] },
+    });
   });
 
   test('production waits for a manual approval', () => {

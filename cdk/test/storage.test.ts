@@ -1,6 +1,6 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { parameterGroupFamily } from '../lib/constructs/head-cluster';
-import { findings, synthCarat } from './helpers';
+import { findings, resources, synthCarat } from './helpers';
 
 const synth = synthCarat();
 const template = Template.fromStack(synth.storage);
@@ -48,9 +48,29 @@ describe('Storage stack', () => {
     });
   });
 
-  test('the table class is selectable', () => {
+  test('series catalog: on-demand, pk S / sk S, no TTL, no stream, PITR, the data key, retained', () => {
+    const tables = Object.entries(resources(template, 'AWS::DynamoDB::Table'));
+    expect(tables.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(['CatalogTable', 'WindowTable']);
+    const [, catalog] = tables.find(([id]) => id.startsWith('CatalogTable'))!;
+    const [, windows] = tables.find(([id]) => id.startsWith('WindowTable'))!;
+    expect(catalog).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
+    expect(catalog.Properties).toEqual({
+      BillingMode: 'PAY_PER_REQUEST',
+      KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }, { AttributeName: 'sk', KeyType: 'RANGE' }],
+      AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }, { AttributeName: 'sk', AttributeType: 'S' }],
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true, SSEType: 'KMS', KMSMasterKeyId: { 'Fn::GetAtt': [expect.stringMatching(/^DataKey/), 'Arn'] } },
+      TableClass: 'STANDARD',
+      DeletionProtectionEnabled: true,
+    });
+    // The same key as the window table's.
+    expect(catalog.Properties.SSESpecification.KMSMasterKeyId).toEqual(windows.Properties.SSESpecification.KMSMasterKeyId);
+  });
+
+  test('the table class is selectable, for both tables', () => {
     const s = synthCarat({ overrides: { table: { tableClass: 'STANDARD_INFREQUENT_ACCESS' } } });
-    Template.fromStack(s.storage).hasResourceProperties('AWS::DynamoDB::Table', { TableClass: 'STANDARD_INFREQUENT_ACCESS' });
+    const classes = Object.values(resources(Template.fromStack(s.storage), 'AWS::DynamoDB::Table')).map((t) => t.Properties.TableClass);
+    expect(classes).toEqual(['STANDARD_INFREQUENT_ACCESS', 'STANDARD_INFREQUENT_ACCESS']);
   });
 
   test('data key rotates and is retained', () => {
@@ -181,6 +201,17 @@ describe('Storage stack', () => {
       Properties: { SecretString: '{"keys": []}', Description: Match.stringLikeRegexp('API key store') },
       DeletionPolicy: 'Retain',
     });
+  });
+
+  test('the probe key is generated (letters and digits), separate from the key store, and retained', () => {
+    template.hasResource('AWS::SecretsManager::Secret', {
+      Properties: {
+        Description: Match.stringLikeRegexp('probe API key'),
+        GenerateSecretString: { PasswordLength: 48, ExcludePunctuation: true, IncludeSpace: false },
+      },
+      DeletionPolicy: 'Retain',
+    });
+    template.resourceCountIs('AWS::SecretsManager::Secret', 3); // key store, probe key, head AUTH token
   });
 
   test('cdk-nag AwsSolutions: no unsuppressed findings', () => {

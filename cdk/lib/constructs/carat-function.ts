@@ -15,6 +15,8 @@ export interface CaratFunctionProps {
   /** The cargo binary (and package) name. */
   readonly binary: Binary;
   readonly description: string;
+  /** A fixed function name, for a function something outside the stack invokes by name. */
+  readonly functionName?: string;
   readonly config: FunctionConfig;
   readonly logRetentionDays: number;
   readonly environment: Record<string, string>;
@@ -50,6 +52,7 @@ export class CaratFunction extends Construct {
         environment: { CARGO_PROFILE_RELEASE_DEBUG: '0', CARGO_PROFILE_RELEASE_STRIP: 'debuginfo' },
       },
       description: props.description,
+      functionName: props.functionName,
       memorySize: props.config.memoryMb,
       timeout: this.timeout,
       environment: props.environment,

@@ -50,7 +50,7 @@ export class MonitoringStack extends Stack {
     super(scope, id, props);
     this.deployment = props.deployment;
     const a = props.config.alarms;
-    const { stream, table, head } = props.storage;
+    const { stream, table, catalogTable, head } = props.storage;
     const services = props.services;
 
     const topicKey = new kms.Key(this, 'TopicKey', {
@@ -113,12 +113,16 @@ export class MonitoringStack extends Stack {
         threshold: a.lambdaThrottles, comparison: GE, evaluationPeriods: 1, missing: cw.TreatMissingData.NOT_BREACHING,
       });
       const timeoutMs = cf.timeout.toMilliseconds();
-      this.alarm({
-        name: `${role}-duration`, runbook: 'lambda-duration', metric: duration,
-        what: `The ${role} function ran longer than ${Math.round(a.durationTimeoutRatio * 100)} % of its ${timeoutMs / 1000} s timeout.`,
-        threshold: Math.round(timeoutMs * a.durationTimeoutRatio), comparison: GT, evaluationPeriods: 2,
-        missing: cw.TreatMissingData.NOT_BREACHING,
-      });
+      // The probe reads until just before its timeout when its point is not readable: that
+      // is the end-to-end alarm's signal, not a slow function, so its duration is only graphed.
+      if (role !== 'probe') {
+        this.alarm({
+          name: `${role}-duration`, runbook: 'lambda-duration', metric: duration,
+          what: `The ${role} function ran longer than ${Math.round(a.durationTimeoutRatio * 100)} % of its ${timeoutMs / 1000} s timeout.`,
+          threshold: Math.round(timeoutMs * a.durationTimeoutRatio), comparison: GT, evaluationPeriods: 2,
+          missing: cw.TreatMissingData.NOT_BREACHING,
+        });
+      }
       const widgets: cw.IMetric[] = [errors, throttles];
       if (streamConsumer) {
         const iteratorAge = fn.metric('IteratorAge', { statistic: 'Maximum', period: FIVE_MINUTES });
@@ -165,15 +169,18 @@ export class MonitoringStack extends Stack {
     });
 
     // DynamoDB: throttles (on-demand still throttles past a partition's or the table's
-    // limits) and system errors; consumed capacity on the dashboard.
+    // limits) and system errors, of the window table and the series catalog; consumed
+    // capacity on the dashboard.
     const throttles = new cw.MathExpression({
-      expression: 'r + w',
+      expression: 'r + w + cr + cw',
       usingMetrics: {
         r: table.metric('ReadThrottleEvents', { statistic: 'Sum', period: FIVE_MINUTES }),
         w: table.metric('WriteThrottleEvents', { statistic: 'Sum', period: FIVE_MINUTES }),
+        cr: catalogTable.metric('ReadThrottleEvents', { statistic: 'Sum', period: FIVE_MINUTES }),
+        cw: catalogTable.metric('WriteThrottleEvents', { statistic: 'Sum', period: FIVE_MINUTES }),
       },
       period: FIVE_MINUTES,
-      label: 'read + write throttle events',
+      label: 'read + write throttle events (windows + catalog)',
     });
     const systemErrors = table.metricSystemErrorsForOperations({
       // What carat calls: flushes (GetItem, Query, PutItem, DeleteItem, TransactWriteItems),
@@ -185,9 +192,23 @@ export class MonitoringStack extends Stack {
       ],
       period: FIVE_MINUTES,
     });
+    // A second alarm for the catalog: an alarm's metric math takes at most 10 metrics.
+    const catalogSystemErrors = catalogTable.metricSystemErrorsForOperations({
+      // The writer's catalog writes and the reader's listings.
+      operations: [
+        dynamodb.Operation.UPDATE_ITEM, dynamodb.Operation.BATCH_WRITE_ITEM, dynamodb.Operation.PUT_ITEM,
+        dynamodb.Operation.QUERY, dynamodb.Operation.GET_ITEM, dynamodb.Operation.BATCH_GET_ITEM,
+      ],
+      period: FIVE_MINUTES,
+    });
+    this.alarm({
+      name: 'dynamodb-catalog-system-errors', runbook: 'dynamodb-system-errors', metric: catalogSystemErrors,
+      what: 'DynamoDB returned internal server errors for the series catalog.',
+      threshold: a.dynamoSystemErrors, comparison: GE, evaluationPeriods: 1, missing: cw.TreatMissingData.NOT_BREACHING,
+    });
     this.alarm({
       name: 'dynamodb-throttles', runbook: 'dynamodb-throttles', metric: throttles,
-      what: 'Requests to the window table were throttled.',
+      what: 'Requests to the window table or the series catalog were throttled.',
       threshold: a.dynamoThrottles, comparison: GE, evaluationPeriods: 1, missing: cw.TreatMissingData.NOT_BREACHING,
     });
     this.alarm({
@@ -336,8 +357,10 @@ export class MonitoringStack extends Stack {
     this.dashboard.addWidgets(...lambdaWidgets);
     this.dashboard.addWidgets(
       new cw.GraphWidget({ title: 'dynamodb: consumed capacity', width: 8, left: [
-        table.metricConsumedWriteCapacityUnits({ statistic: 'Sum', period: FIVE_MINUTES }),
-        table.metricConsumedReadCapacityUnits({ statistic: 'Sum', period: FIVE_MINUTES }),
+        table.metricConsumedWriteCapacityUnits({ statistic: 'Sum', period: FIVE_MINUTES, label: 'windows: write units' }),
+        table.metricConsumedReadCapacityUnits({ statistic: 'Sum', period: FIVE_MINUTES, label: 'windows: read units' }),
+        catalogTable.metricConsumedWriteCapacityUnits({ statistic: 'Sum', period: FIVE_MINUTES, label: 'catalog: write units' }),
+        catalogTable.metricConsumedReadCapacityUnits({ statistic: 'Sum', period: FIVE_MINUTES, label: 'catalog: read units' }),
       ] }),
       new cw.GraphWidget({ title: 'dynamodb: throttles, system errors', width: 8, left: [throttles, systemErrors] }),
       new cw.GraphWidget({ title: 'failure queue: messages', width: 8, left: [failures] }),

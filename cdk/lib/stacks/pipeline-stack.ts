@@ -16,7 +16,8 @@ export interface PipelineStackProps extends StackProps {
 /**
  * The release pipeline (CDK Pipelines, self-mutating): source from a CodeConnections
  * repository connection → build running every test (`make test`) and the full synth with
- * bundling → staging → smoke test against the staging API → manual approval → production.
+ * bundling → staging → the end-to-end probe against the staging API → manual approval →
+ * production.
  */
 export class PipelineStack extends Stack {
   readonly pipeline: pipelines.CodePipeline;
@@ -59,32 +60,34 @@ export class PipelineStack extends Stack {
       },
     });
 
+    const stagingEnv = { account: stagingConfig.account ?? p.account, region: stagingConfig.region ?? p.region };
     const staging = this.staging = new CaratStage(this, 'staging', {
       deployment: p.stagingEnvironment,
       config: stagingConfig,
-      env: { account: stagingConfig.account ?? p.account, region: stagingConfig.region ?? p.region },
+      env: stagingEnv,
+      probeInvokerAccount: stagingEnv.account === p.account ? undefined : p.account,
     });
-    const smokeSecretArn = Stack.of(this).formatArn({
-      service: 'secretsmanager',
-      resource: 'secret',
-      resourceName: `${p.smokeApiKeySecretName}-??????`,
+    const probeName = staging.stacks.services.probeFunctionName;
+    if (probeName === undefined) throw new Error('PipelineStack: the staging check needs carat-probe in LANDED_BINARIES');
+    const probeArn = Stack.of(this).formatArn({
+      service: 'lambda',
+      resource: 'function',
+      resourceName: probeName,
       arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-      account: stagingConfig.account ?? p.account,
-      region: stagingConfig.region ?? p.region,
+      ...stagingEnv,
     });
-    // Posts one point through the staging ingest API and expects a 2xx. The end-to-end probe
-    // replaces this step once the read path lands.
-    const smoke = new pipelines.CodeBuildStep('Smoke', {
+    // Invokes the end-to-end probe once: passes only if its point went in through the staging
+    // ingest API and came back through the staging reader (cdk/scripts/probe-check.sh).
+    const probe = new pipelines.CodeBuildStep('Probe', {
       input: source,
-      envFromCfnOutputs: { CARAT_API_URL: staging.stacks.services.apiUrlOutput },
-      env: { CARAT_SMOKE_SECRET: p.smokeApiKeySecretName },
-      commands: ['bash cdk/scripts/smoke.sh'],
+      env: { CARAT_PROBE_FUNCTION: probeArn },
+      commands: ['bash cdk/scripts/probe-check.sh'],
       rolePolicyStatements: [new iam.PolicyStatement({
-        actions: ['secretsmanager:GetSecretValue'],
-        resources: [smokeSecretArn],
+        actions: ['lambda:InvokeFunction'],
+        resources: [probeArn],
       })],
     });
-    this.pipeline.addStage(staging, { post: [smoke] });
+    this.pipeline.addStage(staging, { post: [probe] });
 
     const production = this.production = new CaratStage(this, 'production', {
       deployment: p.productionEnvironment,
@@ -93,7 +96,7 @@ export class PipelineStack extends Stack {
     });
     this.pipeline.addStage(production, {
       pre: [new pipelines.ManualApprovalStep('PromoteToProduction', {
-        comment: 'Staging is deployed and its smoke test passed. Promote this revision to production?',
+        comment: 'Staging is deployed and its end-to-end probe passed. Promote this revision to production?',
       })],
     });
 

@@ -15,7 +15,7 @@ import type { EnvironmentConfig } from '../config';
 import { Archiver } from '../constructs/archiver';
 import { CaratFunction } from '../constructs/carat-function';
 import { EndToEndProbe } from '../constructs/end-to-end-probe';
-import { Binary, ENV, LANDED_BINARIES } from '../names';
+import { Binary, ENV, LANDED_BINARIES, READER_ROUTES } from '../names';
 import { suppressFunctionRole } from '../nag';
 import { StorageStack } from './storage-stack';
 
@@ -25,6 +25,11 @@ export interface ServicesStackProps extends StackProps {
   readonly storage: StorageStack;
   /** Binaries to deploy; default LANDED_BINARIES (tests pass all to check what is declared). */
   readonly binaries?: readonly Binary[];
+  /**
+   * Another account allowed to invoke the probe function (the pipeline's, for the staging
+   * check); the pipeline role's own policy names the function too.
+   */
+  readonly probeInvokerAccount?: string;
 }
 
 /**
@@ -46,6 +51,31 @@ export const WINDOW_FLUSH_ACTIONS: readonly string[] = [
  */
 export const WINDOW_KEY_ACTIONS: readonly string[] = ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey*'];
 
+/**
+ * What the writer does to the series catalog: UpdateItem to record a series once a day (the
+ * conditional "seen today" write), BatchWriteItem / PutItem to record new series in bulk. No
+ * reads (the writer keeps what it recorded in memory), no deletes.
+ */
+export const CATALOG_WRITE_ACTIONS: readonly string[] = ['dynamodb:UpdateItem', 'dynamodb:BatchWriteItem', 'dynamodb:PutItem'];
+
+/**
+ * What the reader does to the window table and the catalog: Query (a window's parts, a
+ * range of windows, a tenant's or host's series), GetItem and BatchGetItem (windows by key,
+ * UnprocessedKeys retried). No Scan, no writes.
+ */
+export const READ_ACTIONS: readonly string[] = ['dynamodb:Query', 'dynamodb:GetItem', 'dynamodb:BatchGetItem'];
+
+/** Reading items of a table encrypted with the data key needs Decrypt (and DescribeKey). */
+export const READ_KEY_ACTIONS: readonly string[] = ['kms:Decrypt', 'kms:DescribeKey'];
+
+/**
+ * What the archiver does to the archive bucket: PutObject (batch objects and compacted
+ * objects), GetObject (compaction reads the batches it merges), DeleteObject (compaction
+ * removes the batches it replaced), ListBucket (compaction finds a tenant-day's batches;
+ * it also makes a missing key a 404 instead of a 403).
+ */
+export const ARCHIVE_OBJECT_ACTIONS: readonly string[] = ['s3:PutObject', 's3:GetObject', 's3:DeleteObject'];
+
 /** Lets `fn` flush windows: WINDOW_FLUSH_ACTIONS on the table, WINDOW_KEY_ACTIONS on its key. */
 function grantWindowFlush(storage: StorageStack, fn: lambda.IFunction): void {
   fn.addToRolePolicy(new iam.PolicyStatement({
@@ -55,6 +85,14 @@ function grantWindowFlush(storage: StorageStack, fn: lambda.IFunction): void {
   fn.addToRolePolicy(new iam.PolicyStatement({
     actions: [...WINDOW_KEY_ACTIONS],
     resources: [storage.dataKey.keyArn],
+  }));
+}
+
+/** Lets `fn` write the series catalog: CATALOG_WRITE_ACTIONS on it (its key: as the window table's). */
+function grantCatalogWrite(storage: StorageStack, fn: lambda.IFunction): void {
+  fn.addToRolePolicy(new iam.PolicyStatement({
+    actions: [...CATALOG_WRITE_ACTIONS],
+    resources: [storage.catalogTable.tableArn],
   }));
 }
 
@@ -69,8 +107,9 @@ export interface ServiceFunction {
 
 /**
  * The functions and how they are triggered: ingest API (HTTP API), writer and backup writer
- * (Kinesis mappings), flusher (schedule), and — once their binaries land — archiver
- * (DynamoDB-stream mapping), reader (HTTP API) and probe (schedule).
+ * (Kinesis mappings), flusher (schedule), archiver (DynamoDB-stream mapping and compaction
+ * schedule), reader (HTTP API routes) and probe (schedule); the last three are switched on
+ * by LANDED_BINARIES.
  */
 export class ServicesStack extends Stack {
   readonly functions: ServiceFunction[] = [];
@@ -82,6 +121,8 @@ export class ServicesStack extends Stack {
   readonly failureQueue: sqs.Queue;
   readonly writer: CaratFunction;
   readonly backupWriter: CaratFunction;
+  /** Name of the probe function (fixed: `carat-<deployment>-probe`), when it is deployed. */
+  readonly probeFunctionName?: string;
 
   constructor(scope: Construct, id: string, props: ServicesStackProps) {
     super(scope, id, props);
@@ -106,6 +147,8 @@ export class ServicesStack extends Stack {
       [ENV.redisAuthSecretArn]: storage.head.authSecret.secretArn,
     };
     const apiKeys = { [ENV.apiKeysSecretArn]: storage.apiKeysSecret.secretArn };
+    // The catalog's name goes only to the functions that use it.
+    const catalog = { [ENV.catalogTable]: storage.catalogTable.tableName };
     const inVpc = { vpc: storage.vpc, securityGroup: storage.functionSecurityGroup };
     const common = { logRetentionDays: cfg.logRetentionDays };
 
@@ -133,7 +176,7 @@ export class ServicesStack extends Stack {
     // Writer, and the backup writer: the same binary on a second mapping of the same stream,
     // disabled until a replay is needed. A function of its own so its iterator age (which is
     // days while replaying) does not trip the writer's alarm, and its concurrency is separate.
-    const writerEnv = { ...names, ...head };
+    const writerEnv = { ...names, ...head, ...catalog };
     this.writer = new CaratFunction(this, 'Writer', {
       ...common,
       binary: 'carat-writer',
@@ -191,6 +234,7 @@ export class ServicesStack extends Stack {
     }
     for (const w of [this.writer, this.backupWriter]) {
       grantWindowFlush(storage, w.function);
+      grantCatalogWrite(storage, w.function);
       storage.head.authSecret.grantRead(w.function);
     }
     this.functions.push({ role: 'writer', fn: this.writer, streamConsumer: true });
@@ -202,7 +246,7 @@ export class ServicesStack extends Stack {
       binary: 'carat-flusher',
       description: 'carat flusher: flushes due windows of quiet series from the head to the table',
       config: cfg.flusher,
-      environment: { ...names, ...head },
+      environment: { ...names, ...head, ...catalog },
       vpc: inVpc,
     });
     grantWindowFlush(storage, flusher.function);
@@ -215,8 +259,8 @@ export class ServicesStack extends Stack {
     });
     this.functions.push({ role: 'flusher', fn: flusher, streamConsumer: false });
 
-    // HTTP API: writes (POST) to the ingest function, reads (GET, and Graphite's POSTs) to the
-    // reader. Keys are checked by the functions (X-Api-Key or Bearer, as Mackerel agents and
+    // HTTP API: writes (POST) to the ingest function, reads (the GET routes of READER_ROUTES)
+    // to the reader. Keys are checked by the functions (X-Api-Key or Bearer, as Mackerel agents and
     // Prometheus send them), so API Gateway has no authorizer.
     const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention: cfg.logRetentionDays as logs.RetentionDays });
     this.httpApi = new apigw.HttpApi(this, 'HttpApi', {
@@ -252,18 +296,34 @@ export class ServicesStack extends Stack {
         binary: 'carat-reader',
         description: 'carat reader: head, table and archive read concurrently and merged',
         config: cfg.reader,
-        environment: { ...names, ...head, ...apiKeys },
+        environment: { ...names, ...head, ...apiKeys, ...catalog },
         vpc: inVpc,
       });
-      storage.table.grantReadData(reader.function);
-      storage.archiveBucket.grantRead(reader.function);
+      // Narrow grants, as for the writer: CDK's grantReadData / grantRead would add Scan,
+      // the stream reads, DescribeTable and s3:GetObject*/List* wildcards.
+      reader.function.addToRolePolicy(new iam.PolicyStatement({
+        actions: [...READ_ACTIONS],
+        resources: [storage.table.tableArn, storage.catalogTable.tableArn],
+      }));
+      reader.function.addToRolePolicy(new iam.PolicyStatement({
+        actions: [...READ_KEY_ACTIONS],
+        resources: [storage.dataKey.keyArn],
+      }));
+      reader.function.addToRolePolicy(new iam.PolicyStatement({
+        actions: ['s3:GetObject'],
+        resources: [storage.archiveBucket.arnForObjects('*')],
+      }));
+      reader.function.addToRolePolicy(new iam.PolicyStatement({
+        actions: ['s3:ListBucket'],
+        resources: [storage.archiveBucket.bucketArn],
+      }));
       storage.head.authSecret.grantRead(reader.function);
       storage.apiKeysSecret.grantRead(reader.function);
       const read = new HttpLambdaIntegration('Read', reader.function);
-      this.httpApi.addRoutes({ path: '/{proxy+}', methods: [apigw.HttpMethod.GET], integration: read });
-      // Grafana's Graphite data source POSTs its queries.
-      this.httpApi.addRoutes({ path: '/render', methods: [apigw.HttpMethod.POST], integration: read });
-      this.httpApi.addRoutes({ path: '/metrics/find', methods: [apigw.HttpMethod.POST], integration: read });
+      for (const route of READER_ROUTES) {
+        const [method, path] = route.split(' ');
+        this.httpApi.addRoutes({ path, methods: [method as apigw.HttpMethod], integration: read });
+      }
       this.functions.push({ role: 'reader', fn: reader, streamConsumer: false });
     }
     if (has('carat-archiver')) {
@@ -273,16 +333,24 @@ export class ServicesStack extends Stack {
         failureQueue: this.failureQueue,
         config: cfg,
         environment: names,
+        objectActions: ARCHIVE_OBJECT_ACTIONS,
       });
       this.functions.push({ role: 'archiver', fn: archiver.fn, streamConsumer: true });
     }
     if (has('carat-probe')) {
+      this.probeFunctionName = `carat-${props.deployment}-probe`;
       const probe = new EndToEndProbe(this, 'EndToEnd', {
         deployment: props.deployment,
+        functionName: this.probeFunctionName,
         apiUrl: this.apiUrl,
-        apiKeysSecret: storage.apiKeysSecret,
+        probeApiKeySecret: storage.probeApiKeySecret,
+        invokerAccount: props.probeInvokerAccount,
         config: cfg,
         environment: names,
+      });
+      new CfnOutput(this, 'ProbeFunctionName', {
+        value: probe.fn.function.functionName,
+        description: 'The end-to-end probe: aws lambda invoke --function-name <this> out.json',
       });
       this.functions.push({ role: 'probe', fn: probe.fn, streamConsumer: false });
     }

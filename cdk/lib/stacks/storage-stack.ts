@@ -17,15 +17,20 @@ export interface StorageStackProps extends StackProps {
 }
 
 /**
- * Everything that holds data: the log (Kinesis), the window table (DynamoDB), the archive
- * (S3), the head (ElastiCache) and the network they live in. Stateful: termination
+ * Everything that holds data: the log (Kinesis), the window table and the series catalog
+ * (DynamoDB), the archive (S3), the head (ElastiCache) and the network they live in. Stateful: termination
  * protection on, every data resource RETAINed when the stack or resource goes away.
  */
 export class StorageStack extends Stack {
-  /** Customer-managed key of the window table and the head cluster. */
+  /** Customer-managed key of the window table, the series catalog and the head cluster. */
   readonly dataKey: kms.Key;
   readonly stream: kinesis.Stream;
   readonly table: dynamodb.Table;
+  /**
+   * The series catalog (pk S, sk S): every series of a tenant with its labels, written by
+   * the writer at most once per new series per day, listed by the reader with one Query.
+   */
+  readonly catalogTable: dynamodb.Table;
   readonly archiveBucket: s3.Bucket;
   readonly logBucket: s3.Bucket;
   readonly vpc: ec2.Vpc;
@@ -34,13 +39,18 @@ export class StorageStack extends Stack {
   readonly head: HeadCluster;
   /** API keys of the ingest and read APIs; the operator puts the keys in (docs/deploy.md). */
   readonly apiKeysSecret: secretsmanager.Secret;
+  /**
+   * The end-to-end probe's own API key, as a plain string generated at deployment; the
+   * operator puts its hash in the key store under the name `probe` (docs/deploy.md).
+   */
+  readonly probeApiKeySecret: secretsmanager.Secret;
 
   constructor(scope: Construct, id: string, props: StorageStackProps) {
     super(scope, id, { ...props, terminationProtection: true });
     const cfg = props.config;
 
     this.dataKey = new kms.Key(this, 'DataKey', {
-      description: 'carat: encrypts the window table and the head cluster',
+      description: 'carat: encrypts the window table, the series catalog and the head cluster',
       enableKeyRotation: true,
       removalPolicy: RemovalPolicy.RETAIN,
     });
@@ -61,6 +71,20 @@ export class StorageStack extends Stack {
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       timeToLiveAttribute: 'ttl',
       stream: dynamodb.StreamViewType.NEW_AND_OLD_IMAGES,
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
+      encryptionKey: this.dataKey,
+      tableClass: dynamodb.TableClass[cfg.table.tableClass],
+      deletionProtection: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+
+    // As the window table (key, recovery, class, protection), without TTL or stream: catalog
+    // entries are not archived, and a series stays listed as long as it has data.
+    this.catalogTable = new dynamodb.Table(this, 'CatalogTable', {
+      partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+      billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
       encryptionKey: this.dataKey,
@@ -161,6 +185,16 @@ export class StorageStack extends Stack {
     });
     NagSuppressions.addResourceSuppressions(this.apiKeysSecret, [
       { id: 'AwsSolutions-SMG4', reason: 'API keys are issued and revoked by the operator (docs/deploy.md); there is no credential on the other side to rotate against.' },
+    ]);
+
+    this.probeApiKeySecret = new secretsmanager.Secret(this, 'ProbeApiKey', {
+      description: 'carat end-to-end probe API key (plain string); its SHA-256 goes into the ApiKeys store under the name "probe" with the write and read scopes (docs/deploy.md)',
+      // Letters and digits only: the key travels in an X-Api-Key header as it is.
+      generateSecretString: { passwordLength: 48, excludePunctuation: true, includeSpace: false },
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    NagSuppressions.addResourceSuppressions(this.probeApiKeySecret, [
+      { id: 'AwsSolutions-SMG4', reason: 'Rotating the probe key means changing its hash in the ApiKeys store in the same step, which the operator does by hand (docs/deploy.md, "Rotating the probe key"); a rotation function alone would lock the probe out.' },
     ]);
   }
 }

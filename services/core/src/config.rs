@@ -19,6 +19,7 @@ pub struct Config {
     pub retry: RetryConfig,
     pub redis: RedisConfig,
     pub flusher: FlusherConfig,
+    pub probe: ProbeConfig,
     pub writer: WriterConfig,
     pub poller: PollerConfig,
     pub reader: ReaderConfig,
@@ -266,6 +267,23 @@ impl Default for FlusherConfig {
             max_windows_per_run: 5_000,
             interval_secs: 60,
         }
+    }
+}
+
+/// carat-local's end-to-end probe (in AWS an EventBridge schedule runs `carat-probe`, set
+/// by the CDK's `probe.scheduleMinutes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProbeConfig {
+    /// Seconds between runs against carat-local's own listener; 0 turns the probe off.
+    /// One minute, as the Lambda's schedule: one point per minute in `carat.probe` costs
+    /// nothing, and a minute is the alarm's resolution.
+    pub interval_secs: u64,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self { interval_secs: 60 }
     }
 }
 

@@ -8,6 +8,18 @@
 //!
 //! with 200 when every dependency is up and 503 (`"status":"unavailable"`) otherwise, so
 //! `curl -f` and load balancers can use it as it is.
+//!
+//! When the local end-to-end probe runs (`probe.interval_secs` > 0), a `probe` object shows
+//! its last run:
+//!
+//! ```json
+//! "probe":{"target":"http://127.0.0.1:8080","interval_secs":60,
+//!          "last":{"latency_ms":412,"error":null,"at_ms":1764072000123}}
+//! ```
+//!
+//! (`last` is null before the first run; a failed run has `latency_ms` null and `error`
+//! set). The probe does not change `status` or the code: it measures the whole loop, reader
+//! included, and a readiness check (`make local-up`) must not wait for it.
 
 use std::{
     sync::Arc,
@@ -18,6 +30,7 @@ use axum::{extract::State, http::StatusCode, routing::get, Json, Router};
 use serde::Serialize;
 
 use crate::clients::NamedProbe;
+use crate::probe::{LocalProbe, ProbeStatus};
 
 /// Longest wait for one dependency. A healthy local answer takes milliseconds; 2 s keeps
 /// `/health` well inside the 1 s × 60 polling of `make local-up` even when all time out.
@@ -30,6 +43,9 @@ pub type Probes = Arc<dyn Fn() -> Vec<NamedProbe> + Send + Sync>;
 pub struct Health {
     pub status: &'static str,
     pub dependencies: Vec<Dependency>,
+    /// The local end-to-end probe's last run; absent when it is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeStatus>,
 }
 
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -46,15 +62,23 @@ pub struct Dependency {
     pub error: Option<String>,
 }
 
-/// The `/health` route.
+/// The `/health` route (dependencies only).
 pub fn router(probes: Probes) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .with_state(probes)
+    router_with_probe(probes, Arc::new(LocalProbe::off()))
 }
 
-async fn health(State(probes): State<Probes>) -> (StatusCode, Json<Health>) {
-    let report = check(probes()).await;
+/// The `/health` route, with the end-to-end probe's last result.
+pub fn router_with_probe(probes: Probes, probe: Arc<LocalProbe>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .with_state((probes, probe))
+}
+
+async fn health(
+    State((probes, probe)): State<(Probes, Arc<LocalProbe>)>,
+) -> (StatusCode, Json<Health>) {
+    let mut report = check(probes()).await;
+    report.probe = probe.status();
     let code = if report.status == "ok" {
         StatusCode::OK
     } else {
@@ -94,6 +118,7 @@ pub async fn check(probes: Vec<NamedProbe>) -> Health {
     Health {
         status,
         dependencies,
+        probe: None,
     }
 }
 
@@ -113,7 +138,14 @@ mod tests {
     }
 
     async fn get_health(probes: Probes) -> (StatusCode, serde_json::Value) {
-        let response = router(probes)
+        get_health_with(probes, Arc::new(LocalProbe::off())).await
+    }
+
+    async fn get_health_with(
+        probes: Probes,
+        probe: Arc<LocalProbe>,
+    ) -> (StatusCode, serde_json::Value) {
+        let response = router_with_probe(probes, probe)
             .oneshot(
                 Request::get("/health")
                     .body(Body::empty())
@@ -159,6 +191,34 @@ mod tests {
         assert_eq!(body["dependencies"][1]["name"], "kinesis");
         assert_eq!(body["dependencies"][1]["ok"], false);
         assert_eq!(body["dependencies"][1]["error"], "stream missing");
+    }
+
+    #[tokio::test]
+    async fn the_probe_is_shown_but_does_not_decide_the_status() {
+        let local = Arc::new(LocalProbe::new("127.0.0.1:8080".parse().expect("addr"), 60));
+        let up: Probes = Arc::new(|| vec![probe("redis", Ok("cluster_state:ok"))]);
+        let (status, body) = get_health_with(Arc::clone(&up), Arc::clone(&local)).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["probe"]["target"], "http://127.0.0.1:8080");
+        assert_eq!(body["probe"]["last"], serde_json::Value::Null);
+        local.record(carat_probe::ProbeResult {
+            latency_ms: None,
+            error: Some("the point was not readable".to_string()),
+            at_ms: 1_764_072_000_123,
+        });
+        let (status, body) = get_health_with(up, local).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body["status"], "ok");
+        assert_eq!(
+            body["probe"]["last"],
+            serde_json::json!({"latency_ms": null, "error": "the point was not readable", "at_ms": 1_764_072_000_123_i64})
+        );
+    }
+
+    #[tokio::test]
+    async fn no_probe_object_when_it_is_off() {
+        let (_, body) = get_health(Arc::new(|| vec![probe("redis", Ok("ok"))])).await;
+        assert!(body.get("probe").is_none(), "{body}");
     }
 
     #[tokio::test(start_paused = true)]

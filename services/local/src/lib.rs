@@ -16,6 +16,8 @@
 //! - [`archive`]: the archive's local machinery — the TTL sweeper (the stand-in never
 //!   expires items) and the DynamoDB-stream poller that marks TTL removals and hands them
 //!   to a [`archive::StreamHandler`] (the archiver) as its event source mapping would.
+//! - [`probe`]: the end-to-end probe (`carat_probe`) every `probe.interval_secs` against
+//!   the local listener; its last result is shown in `/health`.
 //! - [`replay`]: `carat replay` — the backup writer from TRIM_HORIZON / AT_TIMESTAMP.
 //! - [`error`]: what can stop carat-local ([`LocalError`]).
 
@@ -25,6 +27,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod poller;
+pub mod probe;
 pub mod replay;
 pub mod schedule;
 pub mod serve;

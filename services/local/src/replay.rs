@@ -114,7 +114,11 @@ pub async fn replay(
 pub async fn run(config: Config, args: &ReplayArgs) -> Result<(), LocalError> {
     let config = Arc::new(config);
     let clients = crate::clients::connect(&config).await?;
-    let state = AppState { config, clients };
+    let state = AppState {
+        config,
+        clients,
+        probe: Arc::new(crate::probe::LocalProbe::off()),
+    };
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {

@@ -36,9 +36,10 @@ pub fn router(state: &AppState, keys: Arc<carat_api::Keys>) -> Router {
         Arc::clone(&state.config),
     );
     Router::new()
-        .merge(health::router(Arc::new(move || {
-            clients::probes(&clients, &config)
-        })))
+        .merge(health::router_with_probe(
+            Arc::new(move || clients::probes(&clients, &config)),
+            Arc::clone(&state.probe),
+        ))
         .merge(carat_api::router(ingest))
         .merge(carat_reader::router(reader(state, keys)))
 }
@@ -72,6 +73,7 @@ pub fn spawn_tasks(state: &AppState, shutdown: &Shutdown, tasks: &mut JoinSet<Ta
         state.clone(),
         shutdown.clone(),
     ));
+    tasks.spawn(crate::probe::run_probe(state.clone(), shutdown.clone()));
     // Lead: the DynamoDB-stream poller needs the archiver as a StreamHandler, e.g.
     // tasks.spawn(crate::archive::run_stream_poller(state.clone(), shutdown.clone(), archiver));
 }
@@ -95,9 +97,14 @@ pub async fn run(config: Config, args: &LocalArgs) -> Result<(), LocalError> {
         reason: e.to_string(),
     })?;
     let clients = clients::connect(&config).await?;
+    let probe = Arc::new(crate::probe::LocalProbe::new(
+        args.listen,
+        config.probe.interval_secs,
+    ));
     let state = AppState {
         config: Arc::new(config),
         clients,
+        probe,
     };
     let listener = TcpListener::bind(args.listen)
         .await

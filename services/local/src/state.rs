@@ -14,6 +14,8 @@ use crate::LocalError;
 pub struct AppState {
     pub config: Arc<Config>,
     pub clients: Clients,
+    /// The local end-to-end probe's target and last result (`probe` task, `/health`).
+    pub probe: Arc<crate::probe::LocalProbe>,
 }
 
 /// How a background task ends: `Err` names the task and the cause.

@@ -80,6 +80,7 @@ impl System {
         let state = AppState {
             config: Arc::new(cfg.clone()),
             clients,
+            probe: Arc::new(carat_local::probe::LocalProbe::off()),
         };
         let (stop, rx) = watch::channel(false);
         let shutdown = Shutdown::new(rx);
