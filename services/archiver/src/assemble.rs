@@ -11,7 +11,7 @@
 //! missing (its siblings were deleted by TTL later, in another batch) is kept as it is
 //! until they arrive.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use carat_core::chunk;
 use carat_core::head::{merge_stored, Stamped};
@@ -28,6 +28,8 @@ pub struct Window {
     pub points: Vec<Stamped>,
     /// The latest expiry among its copies.
     pub expires_at: i64,
+    /// Hashes of the split versions (parts > 1) merged into it, ascending.
+    pub absorbed: Vec<Vec<u8>>,
 }
 
 /// What [`assemble`] made of a series' items.
@@ -46,6 +48,12 @@ pub struct Assembled {
 pub fn assemble(key: &SeriesKey, mut parts: Vec<Part>) -> Assembled {
     parts.sort();
     parts.dedup();
+    // Split versions already merged into a compacted window: their stray parts are
+    // included already.
+    let mut absorbed: BTreeSet<Vec<u8>> = parts
+        .iter()
+        .flat_map(|p| p.absorbed.iter().cloned())
+        .collect();
     // (hash, parts, sk if hash is empty): items written before hashes existed are
     // whole windows of one item each.
     let mut groups: BTreeMap<(Vec<u8>, u32, i64), Vec<Part>> = BTreeMap::new();
@@ -57,7 +65,8 @@ pub fn assemble(key: &SeriesKey, mut parts: Vec<Part>) -> Assembled {
             .push(p);
     }
     let mut out = Assembled::default();
-    for ((_, n, _), mut group) in groups {
+    let mut incomplete: Vec<Part> = Vec::new();
+    for ((hash, n, _), mut group) in groups {
         group.dedup_by_key(|p| p.sk);
         let start = group[0].sk;
         let complete = group.len() == n as usize
@@ -66,7 +75,7 @@ pub fn assemble(key: &SeriesKey, mut parts: Vec<Part>) -> Assembled {
                 .zip(0i64..)
                 .all(|(p, i)| Some(p.sk) == start.checked_add(i));
         if !complete {
-            out.leftovers.extend(group);
+            incomplete.extend(group);
             continue;
         }
         let items: Vec<WindowItem> = group
@@ -90,15 +99,24 @@ pub fn assemble(key: &SeriesKey, mut parts: Vec<Part>) -> Assembled {
         match stored_window(&window, &items) {
             Ok(Some(stored)) => {
                 let expires_at = group.iter().map(|p| p.expires_at).max().unwrap_or(0);
+                let mut carried: BTreeSet<Vec<u8>> =
+                    group.iter().flat_map(|p| p.absorbed.iter().cloned()).collect();
+                if n > 1 && !hash.is_empty() {
+                    carried.insert(hash.clone());
+                    absorbed.insert(hash);
+                }
                 out.windows
                     .entry(start)
                     .and_modify(|w| {
                         w.points = merge_stored(&w.points, &stored.points);
                         w.expires_at = w.expires_at.max(expires_at);
+                        carried.extend(std::mem::take(&mut w.absorbed));
+                        w.absorbed = std::mem::take(&mut carried).into_iter().collect();
                     })
-                    .or_insert(Window {
+                    .or_insert_with(|| Window {
                         points: stored.points,
                         expires_at,
+                        absorbed: std::mem::take(&mut carried).into_iter().collect(),
                     });
             }
             Ok(None) => {}
@@ -108,6 +126,12 @@ pub fn assemble(key: &SeriesKey, mut parts: Vec<Part>) -> Assembled {
             }
         }
     }
+    out.leftovers.extend(
+        incomplete
+            .into_iter()
+            .filter(|p| p.parts <= 1 || !absorbed.contains(&p.hash)),
+    );
+    out.leftovers.sort();
     out
 }
 
@@ -126,6 +150,7 @@ pub fn window_part(start: i64, window: &Window) -> Part {
         parts: 1,
         count: u32::try_from(window.points.len()).unwrap_or(u32::MAX),
         expires_at: window.expires_at,
+        absorbed: window.absorbed.clone(),
     }
 }
 
@@ -153,6 +178,7 @@ pub fn part_of(item: &WindowItem) -> Part {
         parts: item.parts,
         count: item.count,
         expires_at: item.expires_at,
+        absorbed: Vec::new(),
     }
 }
 
@@ -184,6 +210,7 @@ mod tests {
             &Window {
                 points: points.to_vec(),
                 expires_at: 99,
+                absorbed: Vec::new(),
             },
         );
         let size = whole.body.len().div_ceil(n);
@@ -241,6 +268,7 @@ mod tests {
             parts: 1,
             count: 1,
             expires_at: 0,
+            absorbed: Vec::new(),
         };
         let a = assemble(&key(), vec![bad.clone()]);
         assert!(a.windows.is_empty());

@@ -24,8 +24,14 @@
 //! ```text
 //! varint M, the number of items
 //! M × { zz sk; u8 chunk version; varint parts (1..=10); varint count (u32);
-//!       zz expires_at; varint hash length (≤ 32), hash; varint body length, body }
+//!       zz expires_at; varint hash length (≤ 32), hash; varint body length, body;
+//!       varint A, A × { varint length (≤ 32), hash } }
 //! ```
+//!
+//! The `A` hashes (ascending, distinct) are the split versions (`parts` > 1) a merged
+//! window of a day object has absorbed: a stray part of one of them that arrives again
+//! (a replayed batch) is known to be included and dropped, instead of waiting forever
+//! for siblings that were consumed already. Staged items have none.
 //!
 //! sorted by (sk, hash, body), no item twice. A rollups block is a rollup body v1
 //! (`carat_writer::rollup`).
@@ -100,6 +106,8 @@ pub struct Part {
     pub parts: u32,
     pub count: u32,
     pub expires_at: i64,
+    /// Hashes of split versions merged into this window (see the module docs).
+    pub absorbed: Vec<Vec<u8>>,
 }
 
 /// Where one series' block lies in an object.
@@ -315,6 +323,11 @@ pub fn encode_parts(parts: &[Part]) -> Vec<u8> {
         out.extend_from_slice(&p.hash);
         put_varint(&mut out, p.body.len() as u64);
         out.extend_from_slice(&p.body);
+        put_varint(&mut out, p.absorbed.len() as u64);
+        for h in &p.absorbed {
+            put_varint(&mut out, h.len() as u64);
+            out.extend_from_slice(h);
+        }
     }
     out
 }
@@ -326,8 +339,8 @@ pub fn encode_parts(parts: &[Part]) -> Vec<u8> {
 pub fn decode_parts(block: &[u8]) -> Result<Vec<Part>, FormatError> {
     let mut r = Reader::new(block);
     let m = r.varint("item count")?;
-    // Every item takes at least 7 bytes.
-    if m > (r.remaining() / 7) as u64 {
+    // Every item takes at least 8 bytes.
+    if m > (r.remaining() / 8) as u64 {
         return Err(r.corrupt("item count"));
     }
     let mut parts: Vec<Part> = Vec::with_capacity(usize::try_from(m).unwrap_or(0));
@@ -347,6 +360,22 @@ pub fn decode_parts(block: &[u8]) -> Result<Vec<Part>, FormatError> {
         let hash = r.bytes(hash_len, "hash")?.to_vec();
         let body_len = usize::try_from(r.varint("body length")?).unwrap_or(usize::MAX);
         let body = r.bytes(body_len, "body")?.to_vec();
+        let a = r.varint("absorbed count")?;
+        if a > r.remaining() as u64 {
+            return Err(r.corrupt("absorbed count"));
+        }
+        let mut absorbed: Vec<Vec<u8>> = Vec::with_capacity(usize::try_from(a).unwrap_or(0));
+        for _ in 0..a {
+            let len = usize::try_from(r.varint("absorbed hash length")?).unwrap_or(usize::MAX);
+            if len > MAX_HASH_BYTES {
+                return Err(r.corrupt("absorbed hash length"));
+            }
+            let h = r.bytes(len, "absorbed hash")?.to_vec();
+            if absorbed.last().is_some_and(|prev| *prev >= h) {
+                return Err(r.corrupt("absorbed hashes not strictly ascending"));
+            }
+            absorbed.push(h);
+        }
         let part = Part {
             sk,
             hash,
@@ -355,6 +384,7 @@ pub fn decode_parts(block: &[u8]) -> Result<Vec<Part>, FormatError> {
             parts: u32::try_from(n).map_err(|_| r.corrupt("parts"))?,
             count,
             expires_at,
+            absorbed,
         };
         if parts.last().is_some_and(|prev| *prev >= part) {
             return Err(r.corrupt("items not strictly ascending"));
@@ -457,6 +487,7 @@ mod tests {
             parts: 1,
             count: 3,
             expires_at: 1_700_086_400,
+            absorbed: Vec::new(),
         }
     }
 
@@ -526,8 +557,9 @@ mod tests {
             1u32..=10,
             any::<u32>(),
             any::<i64>(),
+            proptest::collection::btree_set(proptest::collection::vec(any::<u8>(), 0..=32), 0..3),
         )
-            .prop_map(|(sk, hash, body, version, parts, count, expires_at)| Part {
+            .prop_map(|(sk, hash, body, version, parts, count, expires_at, absorbed)| Part {
                 sk,
                 hash,
                 body,
@@ -535,6 +567,7 @@ mod tests {
                 parts,
                 count,
                 expires_at,
+                absorbed: absorbed.into_iter().collect(),
             })
     }
 

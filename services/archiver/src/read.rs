@@ -108,7 +108,8 @@ impl ArchiveReader {
         if from > to {
             return Ok(Vec::new());
         }
-        let first = from.saturating_sub(self.window_secs - 1);
+        // The window holding `from` starts here; the day it is filed under is the first.
+        let first = window::start(self.window_secs, from);
         let days: Vec<i64> = days_between(first, to).collect();
         let per_day: Vec<Vec<ArchivedWindow>> = futures::stream::iter(days)
             .map(|day| self.day_windows(key, day))
