@@ -1,20 +1,23 @@
 //! The archive's read API, for the reader: raw windows of a series, and its 1 h / 1 d
 //! rollups.
 //!
-//! Read plan of one series-day: list the day's staged objects (one LIST per tenant-day,
-//! cached for `list_ttl`), read the series' block of each (index, then block), then the
-//! series' block of the day object: its index with one suffix range GET (cached by
-//! key with its ETag), the block with one range GET carrying `If-Match` — so a day
-//! object rewritten by a compaction since its index was cached is noticed, its index read
-//! again, and the block read again. Staged objects are read before the day object: a
-//! staged object that vanished was compacted into a day object written before it was
-//! deleted, which the later read of the day object sees. Every copy is merged
-//! ([`crate::assemble`]).
+//! What exists is learnt from three listings per tenant (`day/<tenant>/`,
+//! `stage/<tenant>/`, `month/<tenant>/`), cached for `list_ttl`: a read touches only
+//! days and months that hold something, and never pays for a 404.
+//!
+//! Read plan of one series-day: read the series' block of each staged object of the
+//! day (index, then block), then of the day object: its index with one suffix range GET
+//! (cached by key with its ETag), the block with one range GET carrying `If-Match` — so
+//! a day object rewritten by a compaction since its index was cached is noticed, its
+//! index read again, and the block read again. Staged objects are read before the day
+//! object: a staged object that vanished was compacted into a day object written
+//! before it was deleted, which the later read of the day object sees (read even if the
+//! cached listing has no day object yet). Every copy is merged ([`crate::assemble`]).
 //!
 //! Rollups of a month come from its month object (index + block: 2 GETs, 1 with the
 //! index cached), or, for a month without one yet, are computed from its raw windows.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -28,7 +31,7 @@ use crate::assemble::assemble;
 use crate::compact::{add_rollups, days_between};
 use crate::error::ArchiverError;
 use crate::format::{decode_index, decode_parts, footer, FormatError, Index, Kind, Part, FOOTER_BYTES};
-use crate::keys::{day_key, month_key, month_of, next_month, stage_prefix, DAY};
+use crate::keys::{day_key, month_key, month_of, next_month, parse_day, parse_stage, DAY};
 
 /// Bytes of the first (suffix) read of an index: holds the index of a day object of
 /// ~2,000 series (≈ 30 bytes an entry); a larger index costs one more GET, once.
@@ -60,7 +63,15 @@ pub struct ArchiveReader {
     window_secs: i64,
     list_ttl: Duration,
     indexes: Mutex<HashMap<String, Arc<CachedIndex>>>,
-    listings: Mutex<HashMap<String, (Instant, Arc<Vec<String>>)>>,
+    listings: Mutex<HashMap<carat_core::Tenant, (Instant, Arc<Listing>)>>,
+}
+
+/// What the archive holds for one tenant.
+#[derive(Debug, Default)]
+struct Listing {
+    days: BTreeSet<i64>,
+    staged: BTreeMap<i64, Vec<String>>,
+    months: BTreeSet<i64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -87,8 +98,8 @@ impl ArchiveReader {
         self
     }
 
-    /// How long a listing of a day's staged objects is reused (default 30 s; zero:
-    /// list on every read). Objects staged within it are seen by reads after it.
+    /// How long a tenant's listings are reused (default 30 s; zero: list on every
+    /// read). Objects written within it are seen by reads after it.
     #[must_use]
     pub fn with_list_ttl(mut self, ttl: Duration) -> Self {
         self.list_ttl = ttl;
@@ -110,9 +121,12 @@ impl ArchiveReader {
         }
         // The window holding `from` starts here; the day it is filed under is the first.
         let first = window::start(self.window_secs, from);
-        let days: Vec<i64> = days_between(first, to).collect();
+        let listing = self.listing(&key.tenant).await?;
+        let days: Vec<i64> = days_between(first, to)
+            .filter(|d| listing.days.contains(d) || listing.staged.contains_key(d))
+            .collect();
         let per_day: Vec<Vec<ArchivedWindow>> = futures::stream::iter(days)
-            .map(|day| self.day_windows(key, day))
+            .map(|day| self.day_windows(key, day, &listing))
             .buffered(DAY_CONCURRENCY)
             .collect::<Vec<_>>()
             .await
@@ -180,6 +194,11 @@ impl ArchiveReader {
         to: i64,
     ) -> Result<Vec<rollup::Rollup>, ArchiverError> {
         let mkey = month_key(&key.tenant, month);
+        let listing = self.listing(&key.tenant).await?;
+        let compacted = listing.months.contains(&month);
+        if !compacted {
+            return self.rollups_from_raw(key, month, from, to).await;
+        }
         if let Some(block) = self.block(&mkey, Kind::Rollups, key.series.as_str()).await? {
             return match block {
                 Some(bytes) => rollup::decode(&bytes).map_err(|e| ArchiverError::CorruptRollups {
@@ -190,6 +209,17 @@ impl ArchiveReader {
                 None => Ok(Vec::new()),
             };
         }
+        self.rollups_from_raw(key, month, from, to).await
+    }
+
+    /// The rollups of `key` in `month`, computed from its archived raw windows.
+    async fn rollups_from_raw(
+        &self,
+        key: &SeriesKey,
+        month: i64,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<rollup::Rollup>, ArchiverError> {
         let end = next_month(month);
         let windows = self
             .raw(key, from.max(month), to.min(end - 1))
@@ -207,24 +237,35 @@ impl ArchiveReader {
         &self,
         key: &SeriesKey,
         day: i64,
+        listing: &Listing,
     ) -> Result<Vec<ArchivedWindow>, ArchiverError> {
         let series = key.series.as_str();
-        let staged = self.staged(&stage_prefix(&key.tenant, day)).await?;
         let mut parts: Vec<Part> = Vec::new();
-        for k in staged.iter() {
-            if let Some(Some(block)) = self.block(k, Kind::Windows, series).await? {
-                parts.extend(decode_parts(&block).map_err(|source| ArchiverError::CorruptObject {
-                    key: k.clone(),
-                    source,
-                })?);
+        let mut vanished = false;
+        for k in listing.staged.get(&day).into_iter().flatten() {
+            match self.block(k, Kind::Windows, series).await? {
+                Some(Some(block)) => {
+                    parts.extend(decode_parts(&block).map_err(|source| {
+                        ArchiverError::CorruptObject {
+                            key: k.clone(),
+                            source,
+                        }
+                    })?);
+                }
+                Some(None) => {}
+                None => vanished = true,
             }
         }
         let dkey = day_key(&key.tenant, day);
-        if let Some(Some(block)) = self.block(&dkey, Kind::Windows, series).await? {
-            parts.extend(decode_parts(&block).map_err(|source| ArchiverError::CorruptObject {
-                key: dkey.clone(),
-                source,
-            })?);
+        if listing.days.contains(&day) || vanished {
+            if let Some(Some(block)) = self.block(&dkey, Kind::Windows, series).await? {
+                parts.extend(decode_parts(&block).map_err(|source| {
+                    ArchiverError::CorruptObject {
+                        key: dkey.clone(),
+                        source,
+                    }
+                })?);
+            }
         }
         if parts.is_empty() {
             return Ok(Vec::new());
@@ -244,24 +285,47 @@ impl ArchiveReader {
             .collect())
     }
 
-    /// The staged keys under `prefix`, from the listing cache if fresh enough.
-    async fn staged(&self, prefix: &str) -> Result<Arc<Vec<String>>, ArchiverError> {
+    /// What the archive holds for `tenant`, from the cache if fresh enough.
+    async fn listing(&self, tenant: &carat_core::Tenant) -> Result<Arc<Listing>, ArchiverError> {
         if !self.list_ttl.is_zero() {
-            if let Some((at, keys)) = lock(&self.listings).get(prefix) {
+            if let Some((at, l)) = lock(&self.listings).get(tenant) {
                 if at.elapsed() < self.list_ttl {
-                    return Ok(Arc::clone(keys));
+                    return Ok(Arc::clone(l));
                 }
             }
         }
-        let keys = Arc::new(self.archive.list(prefix).await?);
+        let (dp, sp, mp) = (
+            format!("day/{tenant}/"),
+            format!("stage/{tenant}/"),
+            format!("month/{tenant}/"),
+        );
+        let (days, staged, months) = futures::try_join!(
+            self.archive.list(&dp),
+            self.archive.list(&sp),
+            self.archive.list(&mp),
+        )?;
+        let mut listing = Listing {
+            days: days.iter().filter_map(|k| parse_day(k)).map(|(_, d)| d).collect(),
+            ..Listing::default()
+        };
+        for k in staged {
+            if let Some((_, day, _)) = parse_stage(&k) {
+                listing.staged.entry(day).or_default().push(k);
+            }
+        }
+        listing.months = months
+            .iter()
+            .filter_map(|k| k.rsplit('/').next()?.parse().ok())
+            .collect();
+        let listing = Arc::new(listing);
         if !self.list_ttl.is_zero() {
             let mut l = lock(&self.listings);
             if l.len() >= MAX_CACHED_INDEXES {
                 l.clear();
             }
-            l.insert(prefix.to_string(), (Instant::now(), Arc::clone(&keys)));
+            l.insert(tenant.clone(), (Instant::now(), Arc::clone(&listing)));
         }
-        Ok(keys)
+        Ok(listing)
     }
 
     /// The block of `series` in the object at `key`: `None` if there is no object,
