@@ -44,7 +44,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut keys = Vec::new();
     for h in 0..hosts {
         for s in &series {
-            let name = format!("host.h{h}.{}", s.name.replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "-"));
+            let name = format!(
+                "host.h{h}.{}",
+                s.name
+                    .replace(|c: char| !c.is_ascii_alphanumeric() && c != '_', "-")
+            );
             let key = SeriesKey::new(tenant.clone(), SeriesName::parse(&name, "name")?);
             for chunk in &s.chunks {
                 let Some(first) = chunk.first() else { continue };
@@ -91,15 +95,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Everything due, far in the future: days, then months.
     let now = last_day + 400 * DAY;
     let before = calls(&archive, &["put", "put_if", "delete"]);
-    let run = compact::run(archive.as_ref(), &{
-        let mut c = cfg.clone();
-        c.archiver.max_days_per_run = 100_000;
-        c.archiver.max_months_per_run = 100_000;
-        c
-    }, now)
+    let run = compact::run(
+        archive.as_ref(),
+        &{
+            let mut c = cfg.clone();
+            c.archiver.max_days_per_run = 100_000;
+            c.archiver.max_months_per_run = 100_000;
+            c
+        },
+        now,
+    )
     .await?;
     let compaction_puts = calls(&archive, &["put", "put_if"]) - stage_puts;
-    let compaction_deletes = calls(&archive, &["delete", "put", "put_if"]) - before - compaction_puts;
+    let compaction_deletes =
+        calls(&archive, &["delete", "put", "put_if"]) - before - compaction_puts;
     let objects = archive.objects();
     let day_bytes: usize = objects
         .iter()
@@ -125,7 +134,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (g0, l0) = (calls(&archive, &get_ops), calls(&archive, &list_ops));
     let w = cold.raw(key, days[0], days[0] + DAY - 1).await?;
     assert_eq!(w.len(), 1);
-    let (cold_gets, cold_lists) = (calls(&archive, &get_ops) - g0, calls(&archive, &list_ops) - l0);
+    let (cold_gets, cold_lists) = (
+        calls(&archive, &get_ops) - g0,
+        calls(&archive, &list_ops) - l0,
+    );
     // Every other series of that day through the now warm reader.
     let g1 = calls(&archive, &get_ops);
     for k in &keys {
@@ -138,7 +150,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (g2, l2) = (calls(&archive, &get_ops), calls(&archive, &list_ops));
     let from = last_day - 399 * DAY;
     let daily = fresh.rollups(key, from, last_day + DAY - 1, 86_400).await?;
-    let (q_gets, q_lists) = (calls(&archive, &get_ops) - g2, calls(&archive, &list_ops) - l2);
+    let (q_gets, q_lists) = (
+        calls(&archive, &get_ops) - g2,
+        calls(&archive, &list_ops) - l2,
+    );
     let months = {
         let mut m = std::collections::BTreeSet::new();
         for (d, _) in &items {
@@ -153,11 +168,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         stage_puts as f64 / n_items, n_items / stage_puts.max(1) as f64);
     println!("compaction: {} days, {} months, {compaction_puts} PUTs (day + month objects + due markers), {compaction_deletes} DeleteObjects calls",
         run.compacted_days, run.compacted_months);
-    println!("all S3 writes: {:.4} requests/item", (stage_puts + compaction_puts + compaction_deletes) as f64 / n_items);
+    println!(
+        "all S3 writes: {:.4} requests/item",
+        (stage_puts + compaction_puts + compaction_deletes) as f64 / n_items
+    );
     println!("bytes/point: DynamoDB chunks {:.3}, day objects {:.3} (index and item headers included); month objects {} bytes = {:.1} bytes/series-month",
         chunk_bytes as f64 / points as f64, day_bytes as f64 / points as f64, month_bytes,
         month_bytes as f64 / (keys.len() * months) as f64);
     println!("one series-day, cold reader: {cold_gets} GETs + {cold_lists} LISTs (the LISTs are per tenant, cached 30 s); warm reader: {warm_gets:.2} GETs per series-day");
-    println!("400-day query at 1 d, cold reader: {q_gets} GETs + {q_lists} LISTs, {} daily buckets", daily.len());
+    println!(
+        "400-day query at 1 d, cold reader: {q_gets} GETs + {q_lists} LISTs, {} daily buckets",
+        daily.len()
+    );
     Ok(())
 }

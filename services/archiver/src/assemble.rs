@@ -99,8 +99,10 @@ pub fn assemble(key: &SeriesKey, mut parts: Vec<Part>) -> Assembled {
         match stored_window(&window, &items) {
             Ok(Some(stored)) => {
                 let expires_at = group.iter().map(|p| p.expires_at).max().unwrap_or(0);
-                let mut carried: BTreeSet<Vec<u8>> =
-                    group.iter().flat_map(|p| p.absorbed.iter().cloned()).collect();
+                let mut carried: BTreeSet<Vec<u8>> = group
+                    .iter()
+                    .flat_map(|p| p.absorbed.iter().cloned())
+                    .collect();
                 if n > 1 && !hash.is_empty() {
                     carried.insert(hash.clone());
                     absorbed.insert(hash);

@@ -66,6 +66,17 @@ pub struct MonthCompaction {
     pub wrote: bool,
 }
 
+/// The object at `key`, with its key. (A named async fn over an owned key: a closure
+/// borrowing the key makes the compaction future not `Send` for every lifetime,
+/// which `tokio::spawn` and `async_trait` need.)
+async fn get_owned(
+    archive: &dyn Archive,
+    key: String,
+) -> Result<(String, Option<Vec<u8>>), carat_store::StoreError> {
+    let body = archive.get(&key).await?;
+    Ok((key, body))
+}
+
 /// The body and ETag of an object, `None` if there is none.
 async fn read_with_etag(
     archive: &dyn Archive,
@@ -126,8 +137,8 @@ pub async fn compact_day(
         if let Some((bytes, _)) = &existing {
             pool_parts(&mut pool, &key, bytes)?;
         }
-        let bodies: Vec<(String, Option<Vec<u8>>)> = futures::stream::iter(staged.iter())
-            .map(|k| async move { archive.get(k).await.map(|b| (k.clone(), b)) })
+        let bodies: Vec<(String, Option<Vec<u8>>)> = futures::stream::iter(staged.iter().cloned())
+            .map(|k| get_owned(archive, k))
             .buffered(READ_CONCURRENCY)
             .collect::<Vec<_>>()
             .await
@@ -177,7 +188,9 @@ pub async fn compact_day(
             if archive.put_if(&key, bytes.clone(), etag).await? == Written::Conflict {
                 continue;
             }
-            archive.put(&due_key(tenant, day, &bytes), Vec::new()).await?;
+            archive
+                .put(&due_key(tenant, day, &bytes), Vec::new())
+                .await?;
             report.wrote = true;
         }
         if !included.is_empty() {
@@ -236,8 +249,8 @@ pub async fn compact_month(
         let existing = archive.get_range(&key, 0, u64::MAX, None).await?;
         // series ⇒ (resolution, bucket start) ⇒ aggregate
         let mut acc: BTreeMap<String, BTreeMap<(i64, i64), Aggregate>> = BTreeMap::new();
-        let bodies = futures::stream::iter(days.iter())
-            .map(|k| async move { archive.get(k).await.map(|b| (k.clone(), b)) })
+        let bodies = futures::stream::iter(days.iter().cloned())
+            .map(|k| get_owned(archive, k))
             .buffered(READ_CONCURRENCY);
         futures::pin_mut!(bodies);
         let mut read = 0;
@@ -380,7 +393,11 @@ pub struct RunReport {
 ///
 /// # Errors
 /// Store errors of the listings (nothing was compacted).
-pub async fn run(archive: &dyn Archive, cfg: &Config, now: i64) -> Result<RunReport, ArchiverError> {
+pub async fn run(
+    archive: &dyn Archive,
+    cfg: &Config,
+    now: i64,
+) -> Result<RunReport, ArchiverError> {
     let a = &cfg.archiver;
     let mut report = RunReport::default();
     let due = find_due(archive, now, a.settle_secs).await?;

@@ -40,7 +40,10 @@ pub fn classify(event: Value) -> Result<Invocation, String> {
             .and_then(Value::as_i64);
         return Ok(Invocation::Compact { now });
     }
-    Err("neither a DynamoDB stream event (Records) nor a scheduled event (source aws.events)".into())
+    Err(
+        "neither a DynamoDB stream event (Records) nor a scheduled event (source aws.events)"
+            .into(),
+    )
 }
 
 impl Archiver {

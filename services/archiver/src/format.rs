@@ -191,11 +191,7 @@ pub fn encode_object(kind: Kind, blocks: &BTreeMap<String, Vec<u8>>) -> Vec<u8> 
 
 /// Bytes `a` and `b` share at the start, on a char boundary.
 fn common_prefix(a: &str, b: &str) -> usize {
-    let mut n = a
-        .bytes()
-        .zip(b.bytes())
-        .take_while(|(x, y)| x == y)
-        .count();
+    let mut n = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
     while !b.is_char_boundary(n) {
         n -= 1;
     }
@@ -231,7 +227,11 @@ pub fn decode_index(kind: Kind, index: &[u8], index_start: u64) -> Result<Index,
         }
         let len = r.varint("block length")?;
         let series = String::from_utf8(name.clone()).map_err(|_| r.corrupt("series name"))?;
-        entries.push(IndexEntry { series, offset, len });
+        entries.push(IndexEntry {
+            series,
+            offset,
+            len,
+        });
         offset = offset
             .checked_add(len)
             .filter(|&o| o <= index_start)
@@ -442,7 +442,10 @@ impl<'a> Reader<'a> {
     }
 
     fn byte(&mut self, what: &'static str) -> Result<u8, FormatError> {
-        let b = *self.bytes.get(self.pos).ok_or_else(|| self.truncated(what))?;
+        let b = *self
+            .bytes
+            .get(self.pos)
+            .ok_or_else(|| self.truncated(what))?;
         self.pos += 1;
         Ok(b)
     }
@@ -559,16 +562,18 @@ mod tests {
             any::<i64>(),
             proptest::collection::btree_set(proptest::collection::vec(any::<u8>(), 0..=32), 0..3),
         )
-            .prop_map(|(sk, hash, body, version, parts, count, expires_at, absorbed)| Part {
-                sk,
-                hash,
-                body,
-                version,
-                parts,
-                count,
-                expires_at,
-                absorbed: absorbed.into_iter().collect(),
-            })
+            .prop_map(
+                |(sk, hash, body, version, parts, count, expires_at, absorbed)| Part {
+                    sk,
+                    hash,
+                    body,
+                    version,
+                    parts,
+                    count,
+                    expires_at,
+                    absorbed: absorbed.into_iter().collect(),
+                },
+            )
     }
 
     proptest! {

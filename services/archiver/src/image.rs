@@ -40,10 +40,18 @@ pub struct BadImage(pub String);
 pub fn item_from_image(image: &HashMap<String, AttributeValue>) -> Result<WindowItem, BadImage> {
     let pk = match image.get("pk") {
         Some(AttributeValue::S(s)) => s.clone(),
-        None => return Err(BadImage("no OldImage (stream view type without old images?)".into())),
+        None => {
+            return Err(BadImage(
+                "no OldImage (stream view type without old images?)".into(),
+            ))
+        }
         Some(_) => return Err(BadImage("pk is not a string".into())),
     };
-    let bad = |name: &str| BadImage(format!("pk={pk:?}: attribute {name} is missing or of the wrong type"));
+    let bad = |name: &str| {
+        BadImage(format!(
+            "pk={pk:?}: attribute {name} is missing or of the wrong type"
+        ))
+    };
     let num = |name: &str| match image.get(name) {
         Some(AttributeValue::N(n)) => Ok(n.as_str()),
         _ => Err(bad(name)),
@@ -87,7 +95,10 @@ pub fn image_of(item: &WindowItem) -> HashMap<String, AttributeValue> {
         ("v".to_string(), AttributeValue::N(item.version.to_string())),
         ("c".to_string(), AttributeValue::B(item.body.clone())),
         ("n".to_string(), AttributeValue::N(item.count.to_string())),
-        ("ttl".to_string(), AttributeValue::N(item.expires_at.to_string())),
+        (
+            "ttl".to_string(),
+            AttributeValue::N(item.expires_at.to_string()),
+        ),
         ("p".to_string(), AttributeValue::N(item.parts.to_string())),
         ("h".to_string(), AttributeValue::B(item.hash.clone())),
     ])
@@ -200,7 +211,10 @@ mod tests {
     #[test]
     fn raw_series_of_a_pk() {
         let k = raw_series("acme#host.h1.cpu#raw").unwrap();
-        assert_eq!((k.tenant.as_str(), k.series.as_str()), ("acme", "host.h1.cpu"));
+        assert_eq!(
+            (k.tenant.as_str(), k.series.as_str()),
+            ("acme", "host.h1.cpu")
+        );
         assert_eq!(raw_series("acme#host.h1.cpu#agg"), None);
         assert_eq!(raw_series("nohash#raw"), None);
     }

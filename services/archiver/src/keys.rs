@@ -59,7 +59,11 @@ pub fn stage_prefix(tenant: &Tenant, day: i64) -> String {
 
 #[must_use]
 pub fn stage_key(tenant: &Tenant, day: i64, expires: i64, bytes: &[u8]) -> String {
-    format!("{}{expires}-{}", stage_prefix(tenant, day), content_hash(bytes))
+    format!(
+        "{}{expires}-{}",
+        stage_prefix(tenant, day),
+        content_hash(bytes)
+    )
 }
 
 #[must_use]
@@ -138,7 +142,10 @@ mod tests {
             k,
             "stage/acme/1699920000/1702600000-2d711642b726b04401627ca9fbac32f5"
         );
-        assert_eq!(parse_stage(&k), Some((t.clone(), 1_699_920_000, 1_702_600_000)));
+        assert_eq!(
+            parse_stage(&k),
+            Some((t.clone(), 1_699_920_000, 1_702_600_000))
+        );
         assert_eq!(parse_day(&day_key(&t, 5)), Some((t.clone(), 5)));
         let d = due_key(&t, 1_699_920_000, b"");
         assert!(d.starts_with("due/acme/1698796800/1699920000-"), "{d}");

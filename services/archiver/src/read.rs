@@ -30,7 +30,9 @@ use futures::StreamExt;
 use crate::assemble::assemble;
 use crate::compact::{add_rollups, days_between};
 use crate::error::ArchiverError;
-use crate::format::{decode_index, decode_parts, footer, FormatError, Index, Kind, Part, FOOTER_BYTES};
+use crate::format::{
+    decode_index, decode_parts, footer, FormatError, Index, Kind, Part, FOOTER_BYTES,
+};
 use crate::keys::{day_key, month_key, month_of, next_month, parse_day, parse_stage, DAY};
 
 /// Bytes of the first (suffix) read of an index: holds the index of a day object of
@@ -180,7 +182,9 @@ impl ArchiveReader {
         }
         Ok(acc
             .into_iter()
-            .filter(|((res, start), _)| *res == resolution && *start >= first_bucket && *start <= to)
+            .filter(|((res, start), _)| {
+                *res == resolution && *start >= first_bucket && *start <= to
+            })
             .map(|(_, a)| a)
             .collect())
     }
@@ -199,7 +203,10 @@ impl ArchiveReader {
         if !compacted {
             return self.rollups_from_raw(key, month, from, to).await;
         }
-        if let Some(block) = self.block(&mkey, Kind::Rollups, key.series.as_str()).await? {
+        if let Some(block) = self
+            .block(&mkey, Kind::Rollups, key.series.as_str())
+            .await?
+        {
             return match block {
                 Some(bytes) => rollup::decode(&bytes).map_err(|e| ArchiverError::CorruptRollups {
                     key: mkey,
@@ -221,9 +228,7 @@ impl ArchiveReader {
         to: i64,
     ) -> Result<Vec<rollup::Rollup>, ArchiverError> {
         let end = next_month(month);
-        let windows = self
-            .raw(key, from.max(month), to.min(end - 1))
-            .await?;
+        let windows = self.raw(key, from.max(month), to.min(end - 1)).await?;
         let points: Vec<Point> = windows
             .iter()
             .flat_map(|w| w.points.iter().map(Stamped::point))
@@ -305,7 +310,11 @@ impl ArchiveReader {
             self.archive.list(&mp),
         )?;
         let mut listing = Listing {
-            days: days.iter().filter_map(|k| parse_day(k)).map(|(_, d)| d).collect(),
+            days: days
+                .iter()
+                .filter_map(|k| parse_day(k))
+                .map(|(_, d)| d)
+                .collect(),
             ..Listing::default()
         };
         for k in staged {
@@ -347,7 +356,11 @@ impl ArchiveReader {
             let Ok(offset) = i64::try_from(entry.offset) else {
                 return Ok(Some(None));
             };
-            match self.archive.get_range(key, offset, end, Some(&cached.etag)).await {
+            match self
+                .archive
+                .get_range(key, offset, end, Some(&cached.etag))
+                .await
+            {
                 Ok(Some(r)) if r.body.len() as u64 == entry.len => return Ok(Some(Some(r.body))),
                 // Gone (a compacted staged object) or shorter than its index says.
                 Ok(Some(_)) | Ok(None) => {
@@ -373,7 +386,11 @@ impl ArchiveReader {
     }
 
     /// The index of the object at `key` (from the cache, else one or two range GETs).
-    async fn index(&self, key: &str, kind: Kind) -> Result<Option<Arc<CachedIndex>>, ArchiverError> {
+    async fn index(
+        &self,
+        key: &str,
+        kind: Kind,
+    ) -> Result<Option<Arc<CachedIndex>>, ArchiverError> {
         if let Some(c) = lock(&self.indexes).get(key) {
             return Ok(Some(Arc::clone(c)));
         }
@@ -381,7 +398,11 @@ impl ArchiveReader {
             key: key.to_string(),
             source,
         };
-        let Some(tail) = self.archive.get_range(key, -INDEX_SUFFIX_BYTES, 0, None).await? else {
+        let Some(tail) = self
+            .archive
+            .get_range(key, -INDEX_SUFFIX_BYTES, 0, None)
+            .await?
+        else {
             return Ok(None);
         };
         if tail.body.is_empty() && tail.size == 0 {

@@ -51,7 +51,10 @@ fn points(start: i64, raw: &[(i64, u8, i64)]) -> Vec<Stamped> {
 }
 
 fn run(versions: Vec<Version>, cuts: Vec<usize>, steps: Vec<Step>) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let cfg = config(RAW);
         let archive = Arc::new(FakeArchive::new());
@@ -82,7 +85,9 @@ fn run(versions: Vec<Version>, cuts: Vec<usize>, steps: Vec<Step>) {
                     done[i] = true;
                 }
                 Step::CompactDay(d) => {
-                    compact_day(archive.as_ref(), &tenant, DAY0 + d * 86_400).await.unwrap();
+                    compact_day(archive.as_ref(), &tenant, DAY0 + d * 86_400)
+                        .await
+                        .unwrap();
                 }
             }
         }
@@ -119,20 +124,29 @@ fn run(versions: Vec<Version>, cuts: Vec<usize>, steps: Vec<Step>) {
         check(reader()).await;
         // Compact everything: still the oracle, nothing staged.
         for d in 0..3 {
-            compact_day(archive.as_ref(), &tenant, DAY0 + d * 86_400).await.unwrap();
+            compact_day(archive.as_ref(), &tenant, DAY0 + d * 86_400)
+                .await
+                .unwrap();
         }
-        assert!(archive.objects().iter().all(|(k, _)| !k.starts_with("stage/")));
+        assert!(archive
+            .objects()
+            .iter()
+            .all(|(k, _)| !k.starts_with("stage/")));
         check(reader()).await;
         // Idempotent: replaying every batch and compacting again changes no day object.
         let days = |objs: Vec<(String, Vec<u8>)>| -> Vec<(String, Vec<u8>)> {
-            objs.into_iter().filter(|(k, _)| k.starts_with("day/")).collect()
+            objs.into_iter()
+                .filter(|(k, _)| k.starts_with("day/"))
+                .collect()
         };
         let before = days(archive.objects());
         for b in &batches {
             a.archive_batch(&event(b, 1)).await.unwrap();
         }
         for d in 0..3 {
-            let r = compact_day(archive.as_ref(), &tenant, DAY0 + d * 86_400).await.unwrap();
+            let r = compact_day(archive.as_ref(), &tenant, DAY0 + d * 86_400)
+                .await
+                .unwrap();
             if r.wrote {
                 let after = days(archive.objects());
                 for ((k1, b1), (_, b2)) in before.iter().zip(&after) {
@@ -142,7 +156,9 @@ fn run(versions: Vec<Version>, cuts: Vec<usize>, steps: Vec<Step>) {
                         for ((n, bx), (_, by)) in x.iter().zip(&y) {
                             let px = carat_archiver::format::decode_parts(bx).unwrap();
                             let py = carat_archiver::format::decode_parts(by).unwrap();
-                            if px != py { eprintln!("{k1} {n}\n{px:?}\n{py:?}"); }
+                            if px != py {
+                                eprintln!("{k1} {n}\n{px:?}\n{py:?}");
+                            }
                         }
                     }
                 }
@@ -163,22 +179,34 @@ fn run(versions: Vec<Version>, cuts: Vec<usize>, steps: Vec<Step>) {
         let (from, to) = (DAY0, DAY0 + 3 * 86_400);
         let mut fallback = Vec::new();
         for s in 0..SERIES.len() {
-            fallback.push(r.rollups(&key("t1", SERIES[s]), from, to, 3_600).await.unwrap());
+            fallback.push(
+                r.rollups(&key("t1", SERIES[s]), from, to, 3_600)
+                    .await
+                    .unwrap(),
+            );
         }
         assert_eq!(month_of(DAY0), month_of(day_of(to)));
-        compact_month(archive.as_ref(), &tenant, month_of(DAY0)).await.unwrap();
+        compact_month(archive.as_ref(), &tenant, month_of(DAY0))
+            .await
+            .unwrap();
         let r = reader();
         for (s, name) in SERIES.iter().enumerate() {
-            let want = rollup::compute_at(&oracle_points(s), &[3_600]).remove(0).buckets;
+            let want = rollup::compute_at(&oracle_points(s), &[3_600])
+                .remove(0)
+                .buckets;
             assert_eq!(fallback[s], want, "fallback rollups of {name}");
             let got = r.rollups(&key("t1", name), from, to, 3_600).await.unwrap();
             assert_eq!(got, want, "month rollups of {name}");
-            let want_d = rollup::compute_at(&oracle_points(s), &[86_400]).remove(0).buckets;
+            let want_d = rollup::compute_at(&oracle_points(s), &[86_400])
+                .remove(0)
+                .buckets;
             let got_d = r.rollups(&key("t1", name), from, to, 86_400).await.unwrap();
             assert_eq!(got_d, want_d, "daily rollups of {name}");
         }
         let month_before: Vec<_> = archive.objects();
-        compact_month(archive.as_ref(), &tenant, month_of(DAY0)).await.unwrap();
+        compact_month(archive.as_ref(), &tenant, month_of(DAY0))
+            .await
+            .unwrap();
         assert_eq!(archive.objects(), month_before);
     });
 }

@@ -176,7 +176,11 @@ impl Archive for S3Archive {
             .unwrap_or(0);
         let etag = out.e_tag().unwrap_or_default().to_string();
         let bytes = out.body.collect().await.map_err(|e| {
-            StoreError::retryable(SERVICE, "get_range", format!("reading body of {key:?}: {e}"))
+            StoreError::retryable(
+                SERVICE,
+                "get_range",
+                format!("reading body of {key:?}: {e}"),
+            )
         })?;
         let mut body = bytes.into_bytes().to_vec();
         if start >= 0 && end <= start.unsigned_abs() {
@@ -205,11 +209,17 @@ impl Archive for S3Archive {
             Ok(_) => Ok(Written::Stored),
             // 412: the ETag differs or an object exists; 409: a concurrent conditional
             // write of the same key is in flight. Either way another writer won.
-            Err(e) if e.raw_response().is_some_and(|r| matches!(r.status().as_u16(), 409 | 412)) => {
+            Err(e)
+                if e.raw_response()
+                    .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412)) =>
+            {
                 Ok(Written::Conflict)
             }
             // If-Match on a key that does not exist: S3 answers 404 NoSuchKey.
-            Err(e) if if_match.is_some() && e.raw_response().is_some_and(|r| r.status().as_u16() == 404) => {
+            Err(e)
+                if if_match.is_some()
+                    && e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
+            {
                 Ok(Written::Conflict)
             }
             Err(e) => Err(classify(SERVICE, "put_if", e)),

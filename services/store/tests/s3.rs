@@ -79,15 +79,27 @@ async fn range_reads_suffixes_and_if_match() {
     let s = a.get_range(&key, -5_000, 0, None).await.unwrap().unwrap();
     assert_eq!(s.body, body);
     // An empty range.
-    assert!(a.get_range(&key, 5, 5, None).await.unwrap().unwrap().body.is_empty());
+    assert!(a
+        .get_range(&key, 5, 5, None)
+        .await
+        .unwrap()
+        .unwrap()
+        .body
+        .is_empty());
     // If-Match: the same ETag reads; after an overwrite it is a retryable error.
-    let r = a.get_range(&key, 0, 4, Some(&s.etag)).await.unwrap().unwrap();
+    let r = a
+        .get_range(&key, 0, 4, Some(&s.etag))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(r.body, &body[..4]);
     a.put(&key, b"changed".to_vec()).await.unwrap();
     let e = a.get_range(&key, 0, 4, Some(&s.etag)).await.unwrap_err();
     assert!(e.is_retryable(), "{e}");
     assert_eq!(
-        a.get_range(&format!("{key}-missing"), -6, 0, None).await.unwrap(),
+        a.get_range(&format!("{key}-missing"), -6, 0, None)
+            .await
+            .unwrap(),
         None
     );
 }
@@ -100,16 +112,30 @@ async fn conditional_puts_and_deletes() {
     let prefix = format!("{}/", unique("cas"));
     let key = format!("{prefix}day");
     // Create only if absent.
-    assert_eq!(a.put_if(&key, b"v1".to_vec(), None).await.unwrap(), Written::Stored);
-    assert_eq!(a.put_if(&key, b"v1'".to_vec(), None).await.unwrap(), Written::Conflict);
+    assert_eq!(
+        a.put_if(&key, b"v1".to_vec(), None).await.unwrap(),
+        Written::Stored
+    );
+    assert_eq!(
+        a.put_if(&key, b"v1'".to_vec(), None).await.unwrap(),
+        Written::Conflict
+    );
     let etag = a.get_range(&key, 0, 10, None).await.unwrap().unwrap().etag;
     // Replace only what was read.
-    assert_eq!(a.put_if(&key, b"v2".to_vec(), Some(&etag)).await.unwrap(), Written::Stored);
-    assert_eq!(a.put_if(&key, b"v3".to_vec(), Some(&etag)).await.unwrap(), Written::Conflict);
+    assert_eq!(
+        a.put_if(&key, b"v2".to_vec(), Some(&etag)).await.unwrap(),
+        Written::Stored
+    );
+    assert_eq!(
+        a.put_if(&key, b"v3".to_vec(), Some(&etag)).await.unwrap(),
+        Written::Conflict
+    );
     assert_eq!(a.get(&key).await.unwrap(), Some(b"v2".to_vec()));
     // If-Match on a key that does not exist.
     assert_eq!(
-        a.put_if(&format!("{prefix}none"), b"x".to_vec(), Some(&etag)).await.unwrap(),
+        a.put_if(&format!("{prefix}none"), b"x".to_vec(), Some(&etag))
+            .await
+            .unwrap(),
         Written::Conflict
     );
     // Deletes over DeleteObjects' 1,000 keys per call; missing keys are no error.

@@ -38,7 +38,13 @@ pub fn st(time: i64, value: f64, stamp: i64) -> Stamped {
 
 /// The items the writer stores for a window, its chunk re-split into `parts` parts
 /// (the writer splits only past 390 KB; any split is valid).
-pub fn items(cfg: &Config, key: &SeriesKey, start: i64, points: &[Stamped], parts: usize) -> Vec<WindowItem> {
+pub fn items(
+    cfg: &Config,
+    key: &SeriesKey,
+    start: i64,
+    points: &[Stamped],
+    parts: usize,
+) -> Vec<WindowItem> {
     let whole = carat_writer::flush::window_items(cfg, key, start, points).unwrap();
     assert_eq!(whole.len(), 1);
     let w = &whole[0];
