@@ -250,11 +250,14 @@ pub fn decode_index(kind: Kind, index: &[u8], index_start: u64) -> Result<Index,
     Ok(Index { kind, entries })
 }
 
+/// The blocks of an object by series name, ascending.
+pub type Blocks<'a> = Vec<(String, &'a [u8])>;
+
 /// Decodes a whole object into its kind and its blocks by series, ascending.
 ///
 /// # Errors
 /// [`FormatError`] if the bytes are not an archive object v1.
-pub fn decode_object(bytes: &[u8]) -> Result<(Kind, Vec<(String, &[u8])>), FormatError> {
+pub fn decode_object(bytes: &[u8]) -> Result<(Kind, Blocks<'_>), FormatError> {
     let index = read_index(bytes)?;
     let blocks = index
         .entries
@@ -602,7 +605,7 @@ mod tests {
             let (_, index_len) = footer(&bytes).unwrap();
             let end = bytes.len() - FOOTER_BYTES;
             let index = decode_index(kind, &bytes[end - index_len..end], (end - index_len) as u64).unwrap();
-            for (name, _) in &blocks {
+            for name in blocks.keys() {
                 prop_assert!(index.find(name).is_some());
             }
             prop_assert!(index.find("~absent").is_none());

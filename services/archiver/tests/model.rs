@@ -178,12 +178,8 @@ fn run(versions: Vec<Version>, cuts: Vec<usize>, steps: Vec<Step>) {
         let r = reader();
         let (from, to) = (DAY0, DAY0 + 3 * 86_400);
         let mut fallback = Vec::new();
-        for s in 0..SERIES.len() {
-            fallback.push(
-                r.rollups(&key("t1", SERIES[s]), from, to, 3_600)
-                    .await
-                    .unwrap(),
-            );
+        for name in SERIES {
+            fallback.push(r.rollups(&key("t1", name), from, to, 3_600).await.unwrap());
         }
         assert_eq!(month_of(DAY0), month_of(day_of(to)));
         compact_month(archive.as_ref(), &tenant, month_of(DAY0))
