@@ -23,6 +23,7 @@ pub struct Config {
     pub writer: WriterConfig,
     pub poller: PollerConfig,
     pub reader: ReaderConfig,
+    pub archiver: ArchiverConfig,
     pub resources: Resources,
     pub table_stream: TableStreamConfig,
     pub sweeper: SweeperConfig,
@@ -434,6 +435,44 @@ impl Default for SweeperConfig {
     }
 }
 
+/// The archiver: TTL-expired window items staged in S3, compacted per tenant-day and
+/// tenant-month (docs/formats.md, "Archive").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ArchiverConfig {
+    /// A day's staged objects are compacted once this long has passed after the latest
+    /// expiry among them, and a month once this long has passed after it ended.
+    /// DynamoDB deletes expired items "within a few days" (typically 48 h): waiting a
+    /// day after the last expiry gathers most of a day's deletions into one compaction,
+    /// while the reader pays for at most a day and a half of staged objects. Stragglers
+    /// that arrive later are compacted into the day (and its month) by the next run.
+    pub settle_secs: i64,
+    /// Seconds between compaction runs (the EventBridge schedule in AWS, a timer in
+    /// carat-local). Hourly keeps a run small (a day's worth of tenant-days is due at
+    /// once at most) and stragglers no more than an hour behind.
+    pub compaction_interval_secs: u64,
+    /// Most tenant-days compacted per run, so a run fits the Lambda timeout; the rest
+    /// wait for the next run (the oldest first).
+    pub max_days_per_run: usize,
+    /// Most tenant-months compacted per run (a month reads ~30 day objects).
+    pub max_months_per_run: usize,
+    /// Staged objects written concurrently by one batch (one per tenant and day in it;
+    /// usually one or two). 8 bounds the fan-out of a batch that spans many tenants.
+    pub put_concurrency: usize,
+}
+
+impl Default for ArchiverConfig {
+    fn default() -> Self {
+        Self {
+            settle_secs: 86_400,
+            compaction_interval_secs: 3_600,
+            max_days_per_run: 200,
+            max_months_per_run: 20,
+            put_concurrency: 8,
+        }
+    }
+}
+
 /// Names of the AWS resources (the CDK stack and the local init script create them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -595,6 +634,21 @@ impl Config {
         if self.sweeper.max_items_per_run == 0 {
             return err("sweeper.max_items_per_run", "must be at least 1");
         }
+        if self.archiver.settle_secs < 0 {
+            return err("archiver.settle_secs", "must not be negative");
+        }
+        if self.archiver.compaction_interval_secs == 0 {
+            return err("archiver.compaction_interval_secs", "must be positive");
+        }
+        if self.archiver.max_days_per_run == 0 || self.archiver.max_months_per_run == 0 {
+            return err(
+                "archiver.max_days_per_run",
+                "max_days_per_run and max_months_per_run must be at least 1",
+            );
+        }
+        if self.archiver.put_concurrency == 0 {
+            return err("archiver.put_concurrency", "must be at least 1");
+        }
         if self.retry.base_backoff_ms == 0 || self.retry.max_backoff_ms < self.retry.base_backoff_ms
         {
             return err(
@@ -696,5 +750,27 @@ mod tests {
         let mut c = Config::default();
         c.sweeper.interval_secs = 0;
         assert_eq!(c.validate().unwrap_err().key, "sweeper.interval_secs");
+    }
+
+    #[test]
+    fn archiver_section_is_validated() {
+        let c = Config::from_toml("[archiver]\nsettle_secs = 0\n").unwrap();
+        assert_eq!(c.archiver.settle_secs, 0);
+        assert_eq!(c.archiver.max_days_per_run, 200);
+        let mut c = Config::default();
+        c.archiver.settle_secs = -1;
+        assert_eq!(c.validate().unwrap_err().key, "archiver.settle_secs");
+        let mut c = Config::default();
+        c.archiver.compaction_interval_secs = 0;
+        assert_eq!(
+            c.validate().unwrap_err().key,
+            "archiver.compaction_interval_secs"
+        );
+        let mut c = Config::default();
+        c.archiver.max_months_per_run = 0;
+        assert_eq!(c.validate().unwrap_err().key, "archiver.max_days_per_run");
+        let mut c = Config::default();
+        c.archiver.put_concurrency = 0;
+        assert_eq!(c.validate().unwrap_err().key, "archiver.put_concurrency");
     }
 }

@@ -191,6 +191,19 @@ pub trait Archive: Send + Sync {
         end: u64,
         if_match: Option<&str>,
     ) -> Result<Option<ObjectRange>, StoreError>;
+    /// Puts `body` at `key` if and only if the object is still the one the caller read:
+    /// `if_match` is its ETag (`None`: no object may exist). [`Written::Conflict`] if
+    /// another writer changed it first (read again, merge again): the compare-and-swap
+    /// that lets two compactions of one object run at once without losing either.
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        if_match: Option<&str>,
+    ) -> Result<Written, StoreError>;
+    /// Deletes the objects at `keys` (missing ones are no error), in calls of at most
+    /// 1,000 keys (DeleteObjects' limit).
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError>;
 }
 
 /// One series in the catalog: written by the writer at most once per series per day

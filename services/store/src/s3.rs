@@ -1,14 +1,16 @@
 //! [`S3Archive`]: the archive port over S3 (aws-sdk-s3).
 //!
 //! Objects are whole: `put` is one PutObject, `get` one GetObject (`None` for a key
-//! that does not exist), `list` pages through ListObjectsV2.
+//! that does not exist), `list` pages through ListObjectsV2, `put_if` is a conditional
+//! PutObject (`If-Match` / `If-None-Match: *`), `delete` DeleteObjects in calls of 1,000.
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 
 use crate::aws::classify;
-use crate::ports::{Archive, ObjectRange};
+use crate::ports::{Archive, ObjectRange, Written};
 use crate::StoreError;
 
 const SERVICE: &str = "s3";
@@ -185,5 +187,80 @@ impl Archive for S3Archive {
             body.clear();
         }
         Ok(Some(ObjectRange { body, size, etag }))
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        if_match: Option<&str>,
+    ) -> Result<Written, StoreError> {
+        let req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(body));
+        let req = match if_match {
+            Some(etag) => req.if_match(etag),
+            None => req.if_none_match("*"),
+        };
+        match req.send().await {
+            Ok(_) => Ok(Written::Stored),
+            // 412: the ETag differs or an object exists; 409: a concurrent conditional
+            // write of the same key is in flight. Either way another writer won.
+            Err(e)
+                if e.raw_response()
+                    .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412)) =>
+            {
+                Ok(Written::Conflict)
+            }
+            // If-Match on a key that does not exist: S3 answers 404 NoSuchKey.
+            Err(e)
+                if if_match.is_some()
+                    && e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
+            {
+                Ok(Written::Conflict)
+            }
+            Err(e) => Err(classify(SERVICE, "put_if", e)),
+        }
+    }
+
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        for batch in keys.chunks(1_000) {
+            let objects = batch
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| StoreError::fatal(SERVICE, "delete", "bad key").with_source(e))?;
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|e| StoreError::fatal(SERVICE, "delete", "bad request").with_source(e))?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| classify(SERVICE, "delete", e))?;
+            let errors = out.errors();
+            if let Some(first) = errors.first() {
+                return Err(StoreError::retryable(
+                    SERVICE,
+                    "delete",
+                    format!(
+                        "{} of {} keys not deleted (first {:?}: {})",
+                        errors.len(),
+                        batch.len(),
+                        first.key().unwrap_or_default(),
+                        first.code().unwrap_or_default()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{lock, Faults};
-use crate::ports::{Archive, ObjectRange};
+use crate::ports::{Archive, ObjectRange, Written};
 use crate::StoreError;
 
 /// The S3 archive in memory.
@@ -93,6 +93,31 @@ impl Archive for FakeArchive {
             size: len as u64,
             etag,
         }))
+    }
+
+    async fn put_if(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        if_match: Option<&str>,
+    ) -> Result<Written, StoreError> {
+        self.faults.check("put_if")?;
+        let mut objects = lock(&self.objects);
+        let current = objects.get(key).map(|o| etag(o));
+        if current.as_deref() != if_match {
+            return Ok(Written::Conflict);
+        }
+        objects.insert(key.to_string(), body);
+        Ok(Written::Stored)
+    }
+
+    async fn delete(&self, keys: &[String]) -> Result<(), StoreError> {
+        self.faults.check("delete")?;
+        let mut objects = lock(&self.objects);
+        for k in keys {
+            objects.remove(k);
+        }
+        Ok(())
     }
 }
 

@@ -294,3 +294,31 @@ async fn table_window_writes_are_conditional_and_atomic() {
     );
     assert_eq!(t.read_window("p", 0).await.unwrap(), vec![part(0, 1, 4)]);
 }
+
+#[tokio::test]
+async fn archive_conditional_puts_and_deletes() {
+    let s = FakeArchive::new();
+    assert_eq!(
+        s.put_if("k", b"v1".to_vec(), None).await.unwrap(),
+        Written::Stored
+    );
+    assert_eq!(
+        s.put_if("k", b"x".to_vec(), None).await.unwrap(),
+        Written::Conflict
+    );
+    let etag = s.get_range("k", 0, 1, None).await.unwrap().unwrap().etag;
+    assert_eq!(
+        s.put_if("k", b"v2".to_vec(), Some(&etag)).await.unwrap(),
+        Written::Stored
+    );
+    assert_eq!(
+        s.put_if("k", b"v3".to_vec(), Some(&etag)).await.unwrap(),
+        Written::Conflict
+    );
+    assert_eq!(s.get("k").await.unwrap(), Some(b"v2".to_vec()));
+    s.put("j", vec![]).await.unwrap();
+    s.delete(&["k".to_string(), "missing".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(s.list("").await.unwrap(), vec!["j".to_string()]);
+}
