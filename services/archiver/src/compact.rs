@@ -39,6 +39,11 @@ use crate::keys::{
 /// Read–merge–write rounds a compaction tries before it reports contention (retryable).
 pub const MAX_ROUNDS: usize = 5;
 
+/// The end of a range read that reads a whole object (and its ETag): the largest
+/// signed 64-bit value (a `u64::MAX` end may not parse as S3 range syntax; moto takes
+/// this one, real S3 clamps ranges past the end).
+const WHOLE: u64 = i64::MAX as u64;
+
 /// Objects read at once by one compaction.
 const READ_CONCURRENCY: usize = 16;
 
@@ -83,7 +88,7 @@ async fn read_with_etag(
     key: &str,
 ) -> Result<Option<(Vec<u8>, String)>, ArchiverError> {
     Ok(archive
-        .get_range(key, 0, u64::MAX, None)
+        .get_range(key, 0, WHOLE, None)
         .await?
         .map(|r| (r.body, r.etag)))
 }
@@ -246,7 +251,7 @@ pub async fn compact_month(
         .filter(|k| parse_day(k).is_some_and(|(_, d)| d >= month && d < end))
         .collect();
     for _ in 0..MAX_ROUNDS {
-        let existing = archive.get_range(&key, 0, u64::MAX, None).await?;
+        let existing = archive.get_range(&key, 0, WHOLE, None).await?;
         // series ⇒ (resolution, bucket start) ⇒ aggregate
         let mut acc: BTreeMap<String, BTreeMap<(i64, i64), Aggregate>> = BTreeMap::new();
         let bodies = futures::stream::iter(days.iter().cloned())
