@@ -34,7 +34,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
-use crate::serve::{AppState, Shutdown, TaskResult};
+use crate::state::{AppState, Shutdown, TaskResult};
 
 /// `userIdentity.type` of a record that DynamoDB's TTL process wrote.
 pub const TTL_IDENTITY_TYPE: &str = "Service";
@@ -571,6 +571,66 @@ pub async fn run_ttl_sweeper(state: AppState, shutdown: Shutdown) -> TaskResult 
                     Ok(s) if s.found > 0 => info!(found = s.found, deleted = s.deleted, kept = s.kept, "ttl sweep"),
                     Ok(_) => {}
                     Err(e) => warn!(error = %e, "ttl sweep failed; the next run tries again"),
+                }
+            }
+            () = shutdown.clone().wait() => return Ok(()),
+        }
+    }
+}
+
+/// The archiver (`carat_archiver::Archiver`, the Lambda's handler) as the stream
+/// poller's handler: TTL removals of the window table ⇒ staged objects in S3.
+pub struct ArchiverHandler(pub carat_archiver::Archiver);
+
+impl ArchiverHandler {
+    /// The archiver over this process's archive and config.
+    #[must_use]
+    pub fn new(state: &AppState) -> Self {
+        Self(carat_archiver::Archiver::new(
+            state.clients.archive.clone(),
+            Arc::clone(&state.config),
+        ))
+    }
+}
+
+#[async_trait]
+impl StreamHandler for ArchiverHandler {
+    async fn handle(&self, event: &Event) -> Result<DynamoDbEventResponse, HandlerError> {
+        self.0.handle(event).await.map_err(|e| {
+            if e.is_retryable() {
+                HandlerError::retryable(e)
+            } else {
+                HandlerError::fatal(e)
+            }
+        })
+    }
+}
+
+/// The archiver's schedule in AWS (an EventBridge rule on the same function): a
+/// compaction run every `archiver.compaction_interval_secs` — staged objects of settled
+/// days into day objects, ended months into month objects (docs/formats.md, "Archive").
+///
+/// # Errors
+/// None: a failed run is logged and the next one tries again.
+pub async fn run_compactor(state: AppState, shutdown: Shutdown) -> TaskResult {
+    let every = Duration::from_secs(
+        u64::try_from(state.config.archiver.compaction_interval_secs)
+            .unwrap_or(3_600)
+            .max(1),
+    );
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = chrono::Utc::now().timestamp();
+                match carat_archiver::compact::run(state.clients.archive.as_ref(), &state.config, now).await {
+                    Ok(r) if r.compacted_days + r.compacted_months + r.failures > 0 => info!(
+                        days = r.compacted_days, months = r.compacted_months,
+                        failures = r.failures, deferred = r.deferred, "archive compaction"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "archive compaction failed; the next run tries again"),
                 }
             }
             () = shutdown.clone().wait() => return Ok(()),

@@ -53,7 +53,7 @@ pub fn reader(state: &AppState, keys: Arc<carat_api::Keys>) -> carat_reader::Rea
             config: Arc::clone(&state.config),
             head: c.head.clone(),
             table: c.table.clone(),
-            archive: carat_reader::archive_tier(c.archive.clone()),
+            archive: carat_reader::archive_tier(c.archive.clone(), &state.config),
         },
         catalog: c.catalog.clone(),
         keys,
@@ -74,8 +74,15 @@ pub fn spawn_tasks(state: &AppState, shutdown: &Shutdown, tasks: &mut JoinSet<Ta
         shutdown.clone(),
     ));
     tasks.spawn(crate::probe::run_probe(state.clone(), shutdown.clone()));
-    // Lead: the DynamoDB-stream poller needs the archiver as a StreamHandler, e.g.
-    // tasks.spawn(crate::archive::run_stream_poller(state.clone(), shutdown.clone(), archiver));
+    tasks.spawn(crate::archive::run_stream_poller(
+        state.clone(),
+        shutdown.clone(),
+        Arc::new(crate::archive::ArchiverHandler::new(state)),
+    ));
+    tasks.spawn(crate::archive::run_compactor(
+        state.clone(),
+        shutdown.clone(),
+    ));
 }
 
 /// How long tasks get to finish after shutdown before the process exits anyway.

@@ -25,11 +25,14 @@ pub mod tiers;
 pub use routes::{router, ReadState};
 pub use tiers::{ArchiveTier, ArchivedWindow, NoArchive, TierError, Tiers};
 
-/// The archive tier over the S3 archive. Until the archiver crate lands this is
-/// [`NoArchive`]: expired windows are then read from DynamoDB while it still holds them.
+/// The archive tier over the S3 archive: the archiver's [`carat_archiver::ArchiveReader`]
+/// (index cache, cached listings) for windows of `config.window.raw_secs`.
 #[must_use]
 pub fn archive_tier(
-    _archive: std::sync::Arc<dyn carat_store::ports::Archive>,
+    archive: std::sync::Arc<dyn carat_store::ports::Archive>,
+    config: &carat_core::Config,
 ) -> std::sync::Arc<dyn ArchiveTier> {
-    std::sync::Arc::new(NoArchive)
+    std::sync::Arc::new(tiers::S3Tier(
+        carat_archiver::ArchiveReader::new(archive).with_window_secs(config.window.raw_secs),
+    ))
 }

@@ -25,12 +25,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     let password = carat_store::secrets::redis_password(&sdk, env).await?;
     let clients = carat_store::connect_with(&sdk, &config, password.as_ref()).await?;
     let keys = keys::from_lambda_env(env, &sdk).await?;
+    let archive = carat_reader::archive_tier(clients.archive, &config);
     let state = ReadState {
         tiers: Tiers {
             config,
             head: clients.head,
             table: clients.table,
-            archive: carat_reader::archive_tier(clients.archive),
+            archive,
         },
         catalog: clients.catalog,
         keys: Arc::new(keys),

@@ -81,6 +81,55 @@ impl ArchiveTier for NoArchive {
     }
 }
 
+/// The S3 archive through the archiver's reader.
+pub struct S3Tier(pub carat_archiver::ArchiveReader);
+
+fn archive_error(e: carat_archiver::ArchiverError) -> TierError {
+    if e.is_retryable() {
+        TierError::ArchiveRetryable(e.to_string())
+    } else {
+        TierError::Corrupt {
+            tier: "archive",
+            detail: e.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl ArchiveTier for S3Tier {
+    async fn raw(
+        &self,
+        key: &SeriesKey,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<ArchivedWindow>, TierError> {
+        Ok(self
+            .0
+            .raw(key, from, to)
+            .await
+            .map_err(archive_error)?
+            .into_iter()
+            .map(|w| ArchivedWindow {
+                start: w.start,
+                points: w.points,
+            })
+            .collect())
+    }
+
+    async fn rollups(
+        &self,
+        key: &SeriesKey,
+        from: i64,
+        to: i64,
+        resolution: i64,
+    ) -> Result<Vec<Bucket>, TierError> {
+        self.0
+            .rollups(key, from, to, resolution)
+            .await
+            .map_err(archive_error)
+    }
+}
+
 /// A tier failed.
 #[derive(Debug, Error)]
 pub enum TierError {
