@@ -128,6 +128,12 @@ pub struct ReaderConfig {
     /// Fetches (Redis GETs, DynamoDB Queries, S3 range GETs) in flight per request: 32
     /// keeps one Lambda's connections busy without tripping per-partition throttling.
     pub fetch_concurrency: usize,
+    /// How long after an item's expiry its window is taken to be archived, so coarse
+    /// reads (1 h, 1 d buckets) use the archive's rollups for it. DynamoDB deletes expired
+    /// items "typically within a few days" and archiving follows the deletion; windows
+    /// expired more recently are read raw (from the archive, or from DynamoDB while it
+    /// still holds them), so nothing is missing while TTL deletion lags. 7 days.
+    pub archive_settled_secs: i64,
 }
 
 impl Default for ReaderConfig {
@@ -136,6 +142,7 @@ impl Default for ReaderConfig {
             max_points_per_answer: 100_000,
             max_series_per_query: 1_000,
             fetch_concurrency: 32,
+            archive_settled_secs: 7 * 86_400,
         }
     }
 }
@@ -608,6 +615,9 @@ impl Config {
         }
         if self.reader.fetch_concurrency == 0 {
             return err("reader.fetch_concurrency", "must be at least 1");
+        }
+        if self.reader.archive_settled_secs < 0 {
+            return err("reader.archive_settled_secs", "must not be negative");
         }
         let ts = &self.table_stream;
         if ts.batch_size == 0 || ts.batch_size > 10_000 {

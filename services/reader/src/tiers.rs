@@ -319,9 +319,10 @@ impl Tiers {
 
     /// Buckets of `secs` seconds of `key` whose start is in
     /// `window::start(secs, from)..=to` — whole buckets, so an answer does not change
-    /// with where in a bucket the range begins. Expired windows come from the
-    /// archive's 1 h / 1 d rollups when `secs` is a multiple of one, else from its raw
-    /// windows; live windows from raw points.
+    /// with where in a bucket the range begins. Windows expired more than
+    /// `reader.archive_settled_secs` ago come from the archive's 1 h / 1 d rollups when
+    /// `secs` is a multiple of one; every other window from raw points (the archive's,
+    /// DynamoDB's, the head's).
     ///
     /// # Errors
     /// A tier's failure.
@@ -337,14 +338,24 @@ impl Tiers {
         let last = window::start(secs, to).saturating_add(secs - 1);
         let rollup = [86_400, 3_600].into_iter().find(|r| secs % r == 0);
         let plan = self.plan(first, last, now);
-        let (Some(r), Some((a, b))) = (rollup, plan.archive) else {
+        let len = self.config.window.raw_secs;
+        // Windows expired long enough ago to be archived for sure: their rollups. The
+        // more recently expired may still wait for TTL deletion and archiving: raw.
+        let settled = |s: i64| {
+            s + len + self.config.retention.raw_secs + self.config.reader.archive_settled_secs
+                <= now
+        };
+        let rolled = plan.archive.and_then(|(a, b)| {
+            let last_settled = window::covering(len, a, b).filter(|&s| settled(s)).last()?;
+            Some((a, last_settled))
+        });
+        let (Some(r), Some((a, b))) = (rollup, rolled) else {
             return Ok(buckets::bucketize(
                 &self.raw(key, first, last, now).await?,
                 secs,
             ));
         };
-        // Archived windows through their rollups; live windows from raw.
-        let len = self.config.window.raw_secs;
+        // Settled windows through their rollups; the rest (recently expired, live) raw.
         let live_from = b + len;
         let (archived, live) = futures::try_join!(
             self.archive
