@@ -251,15 +251,23 @@ fn first_time(series: &[SeriesPoints]) -> i64 {
         .map_or(0, |p| p.time)
 }
 
-/// Decodes one record. Never panics, whatever the bytes.
+/// The body of a record of kind `version`: the envelope every record kind shares
+/// (version byte, codec, body length, stored or DEFLATE payload with [`DICTIONARY`]),
+/// checked and opened. Never panics, whatever the bytes.
 ///
 /// # Errors
-/// A typed [`RecordError`] for empty, truncated, corrupt or unknown-version input.
-pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
+/// [`RecordError::UnsupportedVersion`] for any other first byte; empty, truncated or
+/// corrupt envelopes (a body length the payload cannot inflate to, an unknown codec).
+/// Also returns the codec and the payload's offset in `bytes` (where a stored body's
+/// offsets start).
+pub(crate) fn open(
+    bytes: &[u8],
+    version: u8,
+) -> Result<(std::borrow::Cow<'_, [u8]>, u8, usize), RecordError> {
     let mut cur = Cursor::new(bytes);
-    let version = cur.u8().ok_or(RecordError::Empty)?;
-    if version != VERSION {
-        return Err(RecordError::UnsupportedVersion(version));
+    let first = cur.u8().ok_or(RecordError::Empty)?;
+    if first != version {
+        return Err(RecordError::UnsupportedVersion(first));
     }
     let codec = cur.u8().ok_or(RecordError::Truncated {
         offset: 1,
@@ -268,9 +276,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
     let body_len = read_len(&mut cur, MAX_BODY_BYTES, "body length")?;
     let payload_at = cur.pos();
     let payload = cur.take(cur.remaining()).unwrap_or_default();
-    let inflated;
     let body = match codec {
-        CODEC_STORED => payload,
+        CODEC_STORED => std::borrow::Cow::Borrowed(payload),
         CODEC_DEFLATE => {
             if body_len > payload.len().saturating_mul(MAX_INFLATE_RATIO) {
                 return Err(corrupt(
@@ -281,13 +288,14 @@ pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
                     ),
                 ));
             }
-            inflated = inflate_with_dictionary(payload, body_len).ok_or_else(|| {
-                corrupt(
-                    payload_at,
-                    "DEFLATE payload does not inflate to the body length",
-                )
-            })?;
-            inflated.as_slice()
+            std::borrow::Cow::Owned(inflate_with_dictionary(payload, body_len).ok_or_else(
+                || {
+                    corrupt(
+                        payload_at,
+                        "DEFLATE payload does not inflate to the body length",
+                    )
+                },
+            )?)
         }
         other => return Err(corrupt(1, format!("unknown codec {other}"))),
     };
@@ -297,6 +305,16 @@ pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
             format!("body is {} bytes, header says {body_len}", body.len()),
         ));
     }
+    Ok((body, codec, payload_at))
+}
+
+/// Decodes one record. Never panics, whatever the bytes.
+///
+/// # Errors
+/// A typed [`RecordError`] for empty, truncated, corrupt or unknown-version input.
+pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
+    let (body, codec, payload_at) = open(bytes, VERSION)?;
+    let body: &[u8] = &body;
     decode_body(body).map_err(|e| match e {
         // Offsets inside a compressed body are offsets into the decompressed body.
         RecordError::Truncated { offset, what } if codec == CODEC_STORED => {

@@ -12,13 +12,7 @@ use carat_reader::{router, ReadState, Tiers};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .without_time()
-        .init();
+    carat_writer::init_lambda_tracing();
     let env = |name: &str| std::env::var(name).ok();
     let config = Arc::new(carat_store::env::config_from(env)?);
     let sdk = carat_store::connect::aws_config(&config.retry).await;

@@ -35,7 +35,7 @@ pub use error::WriterError;
 pub use handler::{BatchReport, Writer};
 
 /// JSON logs for Lambda (CloudWatch Logs Insights can query the fields), level from
-/// `RUST_LOG` (default `info`). Shared by the writer and flusher binaries.
+/// `RUST_LOG` (default `info`). Shared by the writer, flusher and reader binaries.
 pub fn init_lambda_tracing() {
     tracing_subscriber::fmt()
         .json()

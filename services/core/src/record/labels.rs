@@ -17,8 +17,8 @@
 //! ```
 
 use super::{
-    corrupt, deflate_with_dictionary, inflate_with_dictionary, read_bytes, read_len, tenant_bytes,
-    CODEC_DEFLATE, CODEC_STORED, MAX_BODY_BYTES, MAX_INFLATE_RATIO,
+    corrupt, deflate_with_dictionary, read_bytes, read_len, tenant_bytes, CODEC_DEFLATE,
+    CODEC_STORED, MAX_BODY_BYTES,
 };
 use crate::chunk::varint::{self, Cursor};
 use crate::error::RecordError;
@@ -145,48 +145,8 @@ pub fn pack(
 /// A typed [`RecordError`]: [`RecordError::UnsupportedVersion`] for any first byte but
 /// [`VERSION`] (a points record included), else empty, truncated or corrupt input.
 pub fn decode(bytes: &[u8]) -> Result<LabelsRecord, RecordError> {
-    let mut cur = Cursor::new(bytes);
-    let version = cur.u8().ok_or(RecordError::Empty)?;
-    if version != VERSION {
-        return Err(RecordError::UnsupportedVersion(version));
-    }
-    let codec = cur.u8().ok_or(RecordError::Truncated {
-        offset: 1,
-        what: "codec",
-    })?;
-    let body_len = read_len(&mut cur, MAX_BODY_BYTES, "body length")?;
-    let payload_at = cur.pos();
-    let payload = cur.take(cur.remaining()).unwrap_or_default();
-    let inflated;
-    let body = match codec {
-        CODEC_STORED => payload,
-        CODEC_DEFLATE => {
-            if body_len > payload.len().saturating_mul(MAX_INFLATE_RATIO) {
-                return Err(corrupt(
-                    payload_at,
-                    format!(
-                        "body length {body_len} is impossible for a {}-byte payload",
-                        payload.len()
-                    ),
-                ));
-            }
-            inflated = inflate_with_dictionary(payload, body_len).ok_or_else(|| {
-                corrupt(
-                    payload_at,
-                    "DEFLATE payload does not inflate to the body length",
-                )
-            })?;
-            inflated.as_slice()
-        }
-        other => return Err(corrupt(1, format!("unknown codec {other}"))),
-    };
-    if body.len() != body_len {
-        return Err(corrupt(
-            payload_at,
-            format!("body is {} bytes, header says {body_len}", body.len()),
-        ));
-    }
-    decode_body(body)
+    let (body, _, _) = super::open(bytes, VERSION)?;
+    decode_body(&body)
 }
 
 fn read_str<'a>(
