@@ -104,7 +104,11 @@ export interface EnvironmentConfig {
     readonly scheduleMinutes: number;
   };
   readonly archiver: FunctionConfig & {
+    /** Records per invocation: one staged S3 object per tenant-day of a batch, so large
+     *  batches keep S3 PUTs far below 1 per 100 archived items (docs/BENCHMARKS.md, "Archive"). */
     readonly batchSize: number;
+    /** Seconds the mapping gathers removals before invoking with a partial batch. */
+    readonly maxBatchingWindowSeconds: number;
     readonly retryAttempts: number;
     /** Minutes between compaction runs (an EventBridge schedule on the archiver function). */
     readonly compactionScheduleMinutes: number;
@@ -214,7 +218,7 @@ export const ENVIRONMENT_DEFAULTS: EnvironmentConfig = {
   flusher: { memoryMb: 512, timeoutSeconds: 55, scheduleMinutes: 1 },
   // Compaction hourly: a tenant-day's batch objects are packed into one sorted object within
   // the hour after the day ends (docs/formats.md), and an idle run costs one LIST.
-  archiver: { memoryMb: 256, timeoutSeconds: 60, batchSize: 100, retryAttempts: 5, compactionScheduleMinutes: 60 },
+  archiver: { memoryMb: 256, timeoutSeconds: 60, batchSize: 1000, maxBatchingWindowSeconds: 60, retryAttempts: 5, compactionScheduleMinutes: 60 },
   reader: { memoryMb: 1024, timeoutSeconds: 29 },
   probe: { memoryMb: 128, timeoutSeconds: 50, scheduleMinutes: 1 },
   logRetentionDays: 30,
@@ -420,6 +424,7 @@ function validateEnvironment(name: string, e: EnvironmentConfig, problems: strin
   }
   checkFunction(problems, `${p}.archiver`, e.archiver);
   checkInt(problems, `${p}.archiver.batchSize`, e.archiver.batchSize, 1, 10_000);
+  checkInt(problems, `${p}.archiver.maxBatchingWindowSeconds`, e.archiver.maxBatchingWindowSeconds, 0, 300);
   checkInt(problems, `${p}.archiver.retryAttempts`, e.archiver.retryAttempts, 0, 10_000);
   checkInt(problems, `${p}.archiver.compactionScheduleMinutes`, e.archiver.compactionScheduleMinutes, 1, 1_440);
   checkFunction(problems, `${p}.reader`, e.reader, 29);

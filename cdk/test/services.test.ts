@@ -285,6 +285,9 @@ describe('Services stack', () => {
         FunctionName: { Ref: Match.stringLikeRegexp('^ArchiveArchiverFunction') },
         EventSourceArn: Match.anyValue(),
         StartingPosition: 'TRIM_HORIZON',
+        // Large batches: one staged S3 object per tenant-day of a batch (docs/BENCHMARKS.md, "Archive").
+        BatchSize: 1000,
+        MaximumBatchingWindowInSeconds: 60,
         BisectBatchOnFunctionError: true,
         FunctionResponseTypes: ['ReportBatchItemFailures'],
         FilterCriteria: { Filters: [{ Pattern: TTL_REMOVAL_FILTER.pattern }] },

@@ -74,6 +74,7 @@ export class Archiver extends Construct {
       // The stream keeps 24 h: start at its beginning so no removal is missed on (re)creation.
       startingPosition: lambda.StartingPosition.TRIM_HORIZON,
       batchSize: props.config.archiver.batchSize,
+      maxBatchingWindow: Duration.seconds(props.config.archiver.maxBatchingWindowSeconds),
       bisectBatchOnError: true,
       reportBatchItemFailures: true,
       retryAttempts: props.config.archiver.retryAttempts,

@@ -1,6 +1,6 @@
 //! Read latency per tier on the local system: a 1-day raw query of one series served
 //! by the Redis head, the same from DynamoDB, and a 30-day query from DynamoDB, each
-//! repeated and reported as p50/p99, with the DynamoDB read units the query costs
+//! repeated and reported as p50/p99, and a 1-day query from the S3 archive, with the DynamoDB read units the query costs
 //! (computed from item sizes as DynamoDB bills a Query: the total rounded up to 4 KB,
 //! half a unit per 4 KB eventually consistent; moto does not report consumed capacity).
 //!
@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use carat_core::head::{Entry, Stamped};
 use carat_core::{window, Point, SeriesKey, SeriesName, Tenant};
-use carat_reader::{NoArchive, Tiers};
+use carat_reader::Tiers;
 use carat_store::dynamo::item_size;
 use carat_store::ports::{HeadAppend, WindowRef};
 use carat_writer::flush::window_items;
@@ -44,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         config: Arc::clone(&cfg),
         head: clients.head.clone(),
         table: clients.table.clone(),
-        archive: Arc::new(NoArchive),
+        archive: carat_reader::archive_tier(clients.archive.clone(), &cfg),
     };
     let now = chrono::Utc::now().timestamp();
     let today = window::start(cfg.window.raw_secs, now);
@@ -105,6 +105,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         c_bytes += items.iter().map(item_size).sum::<usize>();
         tiers.table.put(&items).await?;
     }
+
+    // Archive: a day 40 days ago of series D, as the archiver stages it after TTL
+    // removed it, then compacted into its tenant-day object.
+    let d = key("host.bench.archive");
+    let old = today - 40 * DAY;
+    let items = window_items(&cfg, &d, old, &stamped(day(old)))?;
+    let records = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| carat_archiver::image::ttl_removal_record(item, &format!("{}", i + 1)))
+        .collect();
+    let event = aws_lambda_events::event::dynamodb::Event { records };
+    carat_archiver::Archiver::new(clients.archive.clone(), Arc::clone(&cfg))
+        .with_emf(false)
+        .handle(&event)
+        .await?;
+    carat_archiver::compact::compact_day(clients.archive.as_ref(), &tenant, old).await?;
 
     println!("## Read latency on the local system ({reps} queries each, one at a time)\n");
     println!("| query | points | p50 ms | p99 ms | DynamoDB read units |");
