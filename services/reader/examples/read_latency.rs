@@ -149,6 +149,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             today - 1,
             ru(c_bytes),
         ),
+        (
+            "1 day raw, from the S3 archive (compacted day object)",
+            &d,
+            old,
+            old + DAY - 1,
+            0.0,
+        ),
     ] {
         let mut ms = Vec::with_capacity(reps);
         let mut n = 0;
