@@ -109,14 +109,21 @@ pub struct Record {
 #[must_use]
 pub fn encode(record: &Record) -> Vec<u8> {
     let body = encode_body(record);
-    let packed = deflate_with_dictionary(&body);
+    seal(&body, VERSION)
+}
+
+/// The envelope every record kind shares around `body`: version byte `version`, codec
+/// (DEFLATE with [`DICTIONARY`] when it is smaller, else stored), body length, payload.
+/// The inverse of [`open`].
+pub(crate) fn seal(body: &[u8], version: u8) -> Vec<u8> {
+    let packed = deflate_with_dictionary(body);
     let (codec, payload) = if packed.len() < body.len() {
         (CODEC_DEFLATE, packed.as_slice())
     } else {
-        (CODEC_STORED, body.as_slice())
+        (CODEC_STORED, body)
     };
     let mut out = Vec::with_capacity(payload.len() + 12);
-    out.push(VERSION);
+    out.push(version);
     out.push(codec);
     varint::put_u64(&mut out, body.len() as u64);
     out.extend_from_slice(payload);

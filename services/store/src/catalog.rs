@@ -165,21 +165,7 @@ impl DynamoCatalog {
     /// # Errors
     /// Fatal if the table does not exist; retryable if DynamoDB cannot be reached.
     pub async fn health(&self) -> Result<TableHealth, StoreError> {
-        let out = self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "catalog_health", e))?;
-        Ok(TableHealth {
-            table: self.table.clone(),
-            status: out
-                .table
-                .and_then(|t| t.table_status)
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
-        })
+        crate::dynamo::describe_table(&self.client, &self.table, "catalog_health").await
     }
 
     async fn update_series(&self, tenant: &Tenant, e: &CatalogEntry) -> Result<(), StoreError> {

@@ -304,21 +304,7 @@ impl DynamoTable {
     /// # Errors
     /// Fatal if the table does not exist; retryable if DynamoDB cannot be reached.
     pub async fn health(&self) -> Result<TableHealth, StoreError> {
-        let out = self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await
-            .map_err(|e| classify(SERVICE, "health", e))?;
-        Ok(TableHealth {
-            table: self.table.clone(),
-            status: out
-                .table
-                .and_then(|t| t.table_status)
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_default(),
-        })
+        describe_table(&self.client, &self.table, "health").await
     }
 
     /// Sends one batch until nothing is left unprocessed or the deadline passes.
@@ -728,6 +714,31 @@ fn expired_item(attrs: &HashMap<String, AttributeValue>) -> Result<ExpiredItem, 
         sk: num("sk")?,
         expires_at: num("ttl")?,
         pk,
+    })
+}
+
+/// DescribeTable of `table`, for `/health` (the window table and the catalog).
+///
+/// # Errors
+/// Fatal if the table does not exist; retryable if DynamoDB cannot be reached.
+pub(crate) async fn describe_table(
+    client: &Client,
+    table: &str,
+    op: &'static str,
+) -> Result<TableHealth, StoreError> {
+    let out = client
+        .describe_table()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| classify(SERVICE, op, e))?;
+    Ok(TableHealth {
+        table: table.to_string(),
+        status: out
+            .table
+            .and_then(|t| t.table_status)
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
     })
 }
 

@@ -16,10 +16,9 @@
 //! body: tenant · series count · per series: name, label count, (label name, label value)…
 //! ```
 
-use super::{
-    corrupt, deflate_with_dictionary, read_bytes, read_len, tenant_bytes, CODEC_DEFLATE,
-    CODEC_STORED, MAX_BODY_BYTES,
-};
+#[cfg(test)]
+use super::CODEC_DEFLATE;
+use super::{corrupt, read_bytes, read_len, tenant_bytes, MAX_BODY_BYTES};
 use crate::chunk::varint::{self, Cursor};
 use crate::error::RecordError;
 use crate::series::{SeriesName, Tenant, MAX_SERIES_LEN, MAX_TENANT_LEN};
@@ -47,18 +46,7 @@ pub struct LabelsRecord {
 #[must_use]
 pub fn encode(record: &LabelsRecord) -> Vec<u8> {
     let body = encode_body(record);
-    let packed = deflate_with_dictionary(&body);
-    let (codec, payload) = if packed.len() < body.len() {
-        (CODEC_DEFLATE, packed.as_slice())
-    } else {
-        (CODEC_STORED, body.as_slice())
-    };
-    let mut out = Vec::with_capacity(payload.len() + 12);
-    out.push(VERSION);
-    out.push(codec);
-    varint::put_u64(&mut out, body.len() as u64);
-    out.extend_from_slice(payload);
-    out
+    super::seal(&body, VERSION)
 }
 
 fn encode_body(record: &LabelsRecord) -> Vec<u8> {
