@@ -217,9 +217,16 @@ impl KeyStore {
     /// [`AppError::Unauthorized`] (401) without a known key, [`AppError::Forbidden`]
     /// (403) if the key lacks `scope`.
     pub fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<&ApiKey, AppError> {
-        let presented = presented_key(headers).ok_or(AppError::Unauthorized(
-            "missing API key: send it in X-Api-Key or Authorization: Bearer",
-        ))?;
+        let basic;
+        let presented = match presented_key(headers) {
+            Some(k) => k,
+            None => {
+                basic = basic_key(headers).ok_or(AppError::Unauthorized(
+                    "missing API key: send it in X-Api-Key, Authorization: Bearer, or as the Basic auth password",
+                ))?;
+                basic.as_str()
+            }
+        };
         let key = self
             .find(presented)
             .ok_or(AppError::Unauthorized("unknown API key"))?;
@@ -250,6 +257,25 @@ fn presented_key(headers: &HeaderMap) -> Option<&str> {
     } else {
         None
     }
+}
+
+/// The key in an `Authorization: Basic` header: the password (any user name), or the
+/// user name when the password is empty. Grafana's data sources and Prometheus'
+/// `basic_auth` send keys this way.
+fn basic_key(headers: &HeaderMap) -> Option<String> {
+    use base64::Engine as _;
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, encoded) = auth.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (user, password) = text.split_once(':').unwrap_or((&text, ""));
+    let key = if password.is_empty() { user } else { password };
+    Some(key.trim().to_string()).filter(|k| !k.is_empty())
 }
 
 #[cfg(test)]
@@ -289,6 +315,36 @@ mod tests {
             "bearer carat-dev-key".parse().expect("header"),
         );
         assert_eq!(ks.authorize(&h, Scope::Write).expect("ok").name, "w");
+        // Basic: the password is the key, any user; an empty password: the user is.
+        for (creds, name) in [
+            ("grafana:carat-dev-key", "w"),
+            ("carat-dev-key:", "w"),
+            ("x:reader", "r"),
+        ] {
+            use base64::Engine as _;
+            let v = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(creds)
+            );
+            h.insert(header::AUTHORIZATION, v.parse().expect("header"));
+            assert_eq!(
+                ks.authorize(&h, Scope::Read).expect("basic").name,
+                name,
+                "{creds}"
+            );
+        }
+        h.insert(
+            header::AUTHORIZATION,
+            "Basic !!notbase64".parse().expect("header"),
+        );
+        assert!(matches!(
+            ks.authorize(&h, Scope::Read),
+            Err(AppError::Unauthorized(_))
+        ));
+        h.insert(
+            header::AUTHORIZATION,
+            "bearer carat-dev-key".parse().expect("header"),
+        );
         h.insert("x-api-key", "reader".parse().expect("header"));
         assert!(matches!(
             ks.authorize(&h, Scope::Write),

@@ -56,6 +56,7 @@ pub fn router(state: ReadState) -> Router {
         .route("/api/v0/tsdb/latest", get(latest))
         .route("/api/v1/points", get(native_points))
         .route("/api/v1/names", get(native_names))
+        // Further read APIs (Graphite, Prometheus) merge here, behind the `read` scope.
         .route_layer(middleware::from_fn_with_state(state.clone(), require_read))
         .layer(middleware::from_fn(request_id::layer))
         .with_state(state)
@@ -72,12 +73,43 @@ async fn require_read(
     Ok(next.run(req).await)
 }
 
+/// Parameters of a GET or a form POST, in order, repeated ones kept: the query
+/// string's, then (when the body is `application/x-www-form-urlencoded`, as Grafana
+/// posts Graphite and Prometheus queries) the body's. graphite-web and Prometheus
+/// merge both the same way.
+///
+/// # Errors
+/// 400 naming `body` if a form body is not UTF-8.
+#[allow(dead_code)] // the Graphite and Prometheus routes (issue 10) are its callers
+pub(crate) fn form_pairs(
+    query: Option<&str>,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, AppError> {
+    let mut out = pairs(query);
+    let is_form = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';').next().is_some_and(|m| {
+                m.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
+    if is_form && !body.is_empty() {
+        let text =
+            std::str::from_utf8(body).map_err(|_| param("body", "the form body is not UTF-8"))?;
+        out.extend(url_pairs(text.trim()));
+    }
+    Ok(out)
+}
+
 /// Query parameters in order, repeated ones kept (`hostId=a&hostId=b`).
-fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
+pub(crate) fn pairs(raw: Option<&str>) -> Vec<(String, String)> {
     raw.map(url_pairs).unwrap_or_default()
 }
 
-fn url_pairs(q: &str) -> Vec<(String, String)> {
+pub(crate) fn url_pairs(q: &str) -> Vec<(String, String)> {
     q.split('&')
         .filter(|s| !s.is_empty())
         .map(|kv| {
@@ -88,7 +120,7 @@ fn url_pairs(q: &str) -> Vec<(String, String)> {
 }
 
 /// Percent-decoding of a query component (`+` is a space).
-fn decode(s: &str) -> String {
+pub(crate) fn decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -112,14 +144,14 @@ fn decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(crate) fn first<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
 
-fn all<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
+pub(crate) fn all<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
     pairs
         .iter()
         .filter(|(k, _)| k == name)
@@ -129,7 +161,7 @@ fn all<'a>(pairs: &'a [(String, String)], name: &str) -> Vec<&'a str> {
 
 /// A tier failure as the client sees it: 503 + Retry-After when retrying may help,
 /// else 500; the cause goes to the log (request_id layer), never to the body.
-fn tier_error(e: TierError) -> AppError {
+pub(crate) fn tier_error(e: TierError) -> AppError {
     if e.is_retryable() {
         match e {
             TierError::Store(source) => AppError::ReadUnavailable {
@@ -148,14 +180,14 @@ fn tier_error(e: TierError) -> AppError {
     }
 }
 
-fn store_error(e: carat_store::StoreError) -> AppError {
+pub(crate) fn store_error(e: carat_store::StoreError) -> AppError {
     tier_error(TierError::Store(e))
 }
 
 /// The group every name starting with `prefix` belongs to, when `prefix` decides it
 /// (`carat_core::catalog::group_of`: `host.<id>` / `service.<name>`, else the first
 /// segment): `host.h1.cp` decides `host.h1`, `host.h` does not (`host.h1`, `host.h2`…).
-fn group_of_prefix(prefix: &str) -> Option<&str> {
+pub(crate) fn group_of_prefix(prefix: &str) -> Option<&str> {
     for owner in ["host.", "service."] {
         if let Some(rest) = prefix.strip_prefix(owner) {
             return rest
@@ -175,7 +207,7 @@ fn group_of_prefix(prefix: &str) -> Option<&str> {
 }
 
 /// Series of `tenant` matching `pattern`, at most `limit` (more: 413).
-async fn expand(
+pub(crate) async fn expand(
     catalog: &dyn Catalog,
     tenant: &Tenant,
     pattern: &Pattern,
@@ -223,7 +255,11 @@ async fn expand(
 }
 
 /// Whether the catalog knows `series`.
-async fn known(catalog: &dyn Catalog, tenant: &Tenant, series: &str) -> Result<bool, AppError> {
+pub(crate) async fn known(
+    catalog: &dyn Catalog,
+    tenant: &Tenant,
+    series: &str,
+) -> Result<bool, AppError> {
     let found = catalog
         .series(tenant, group_of(series), series, 2)
         .await
@@ -232,7 +268,7 @@ async fn known(catalog: &dyn Catalog, tenant: &Tenant, series: &str) -> Result<b
 }
 
 /// Whether the catalog knows any series of `group`.
-async fn known_group(
+pub(crate) async fn known_group(
     catalog: &dyn Catalog,
     tenant: &Tenant,
     group: &str,
@@ -247,7 +283,7 @@ async fn known_group(
 
 /// A JSON number for a value; non-finite values (which JSON lacks) as Prometheus writes
 /// them, strings `NaN`, `+Inf`, `-Inf`.
-fn json_value(v: f64) -> Value {
+pub(crate) fn json_value(v: f64) -> Value {
     if v.is_finite() {
         json!(v)
     } else if v.is_nan() {
@@ -337,7 +373,7 @@ fn mackerel_value(v: f64) -> Value {
     }
 }
 
-fn check_size(cfg: &Config, points: usize) -> Result<(), AppError> {
+pub(crate) fn check_size(cfg: &Config, points: usize) -> Result<(), AppError> {
     let limit = cfg.reader.max_points_per_answer;
     if points > limit {
         return Err(AppError::AnswerTooLarge { points, limit });
@@ -612,7 +648,7 @@ async fn native_points(
 /// One series of an answer: its name, catalog labels and points.
 type Read = (SeriesName, Vec<(String, String)>, Vec<Point>);
 
-fn labels_json(labels: &[(String, String)]) -> Value {
+pub(crate) fn labels_json(labels: &[(String, String)]) -> Value {
     Value::Object(labels.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
 }
 
@@ -677,5 +713,22 @@ mod tests {
         assert_eq!(first(&q, "name"), Some("cpu user"));
         assert_eq!(first(&q, "x"), Some(""));
         assert_eq!(decode("%zz%4"), "%zz%4");
+    }
+
+    #[test]
+    fn form_bodies_add_to_the_query_string() {
+        let mut h = axum::http::HeaderMap::new();
+        let body = b"target=a.b&target=sum(c.*)&from=1&until=2";
+        assert_eq!(form_pairs(Some("x=1"), &h, body).unwrap().len(), 1);
+        h.insert(
+            axum::http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded; charset=utf-8"
+                .parse()
+                .unwrap(),
+        );
+        let q = form_pairs(Some("x=1"), &h, body).unwrap();
+        assert_eq!(all(&q, "target"), vec!["a.b", "sum(c.*)"]);
+        assert_eq!(first(&q, "x"), Some("1"));
+        assert!(form_pairs(None, &h, &[0xff, 0xfe]).is_err());
     }
 }
