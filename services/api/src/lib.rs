@@ -14,6 +14,8 @@
 //! - [`body`]: the JSON bodies (Mackerel host/service, native), errors naming index and field.
 //! - [`remote_write`]: Prometheus remote_write (snappy + protobuf), label set → series
 //!   name; values kept bit-exact, unstorable samples dropped and counted.
+//! - [`prompb`]: the Prometheus remote storage messages (remote_write's and
+//!   remote_read's, the reader's route) and their snappy (block format) bodies.
 //! - [`labels`]: which remote_write label sets this process sent lately (a labels record
 //!   per series at most hourly, for the writer's catalog).
 //! - [`produce`]: validated points → per-series dedupe → buckets → packed records
@@ -28,6 +30,7 @@ pub mod ingest;
 pub mod keys;
 pub mod labels;
 pub mod produce;
+pub mod prompb;
 pub mod remote_write;
 pub mod request_id;
 

@@ -1,8 +1,7 @@
 //! Prometheus remote_write (protocol 1.0): a snappy-compressed (block format) protobuf
 //! `prometheus.WriteRequest`.
 //!
-//! The messages are written by hand with `prost::Message` (only the fields carat reads;
-//! prost skips the rest: exemplars, metadata). Label sets map to series names by
+//! The messages are [`crate::prompb`]'s (re-exported here). Label sets map to series names by
 //! [`series_name`]; millisecond timestamps become seconds by flooring, and several
 //! samples of one series in one second collapse to the last one sent (the request-wide
 //! "same series and time: the later replaces the earlier" rule). Every value is kept
@@ -14,44 +13,8 @@ use carat_core::record::labels::SeriesLabels;
 use carat_core::{Point, SeriesName, ValidationError};
 
 use crate::error::AppError;
-
-/// `prometheus.WriteRequest`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct WriteRequest {
-    #[prost(message, repeated, tag = "1")]
-    pub timeseries: Vec<TimeSeries>,
-}
-
-/// `prometheus.TimeSeries`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct TimeSeries {
-    #[prost(message, repeated, tag = "1")]
-    pub labels: Vec<Label>,
-    #[prost(message, repeated, tag = "2")]
-    pub samples: Vec<Sample>,
-    /// Native histograms, kept as raw bytes only to notice and refuse them.
-    #[prost(bytes = "vec", repeated, tag = "4")]
-    pub histograms: Vec<Vec<u8>>,
-}
-
-/// `prometheus.Label`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Label {
-    #[prost(string, tag = "1")]
-    pub name: String,
-    #[prost(string, tag = "2")]
-    pub value: String,
-}
-
-/// `prometheus.Sample`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Sample {
-    #[prost(double, tag = "1")]
-    pub value: f64,
-    /// Epoch milliseconds.
-    #[prost(int64, tag = "2")]
-    pub timestamp: i64,
-}
+use crate::prompb::DecodeError;
+pub use crate::prompb::{Label, Sample, TimeSeries, WriteRequest};
 
 /// Prometheus's staleness marker: a NaN with this exact bit pattern, sent when a series
 /// disappears. Kept bit-exact like any value: a reader treats a point holding these bits
@@ -64,19 +27,9 @@ pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
 /// # Errors
 /// 413 if the decompressed body is over `max_bytes`, 400 for corrupt snappy or protobuf.
 pub fn decode(body: &[u8], max_bytes: usize) -> Result<WriteRequest, AppError> {
-    use prost::Message as _;
-    let len = snap::raw::decompress_len(body)
-        .map_err(|e| AppError::body(format!("body is not snappy (block format): {e}")))?;
-    if len > max_bytes {
-        return Err(AppError::BodyTooLarge { limit: max_bytes });
-    }
-    let raw = snap::raw::Decoder::new()
-        .decompress_vec(body)
-        .map_err(|e| AppError::body(format!("body is not snappy (block format): {e}")))?;
-    WriteRequest::decode(raw.as_slice()).map_err(|e| {
-        AppError::body(format!(
-            "body is not a protobuf prometheus.WriteRequest: {e}"
-        ))
+    crate::prompb::decode(body, max_bytes, "prometheus.WriteRequest").map_err(|e| match e {
+        DecodeError::TooLarge { .. } => AppError::BodyTooLarge { limit: max_bytes },
+        other => AppError::body(other.to_string()),
     })
 }
 

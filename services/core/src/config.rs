@@ -125,6 +125,12 @@ pub struct ReaderConfig {
     pub max_points_per_answer: usize,
     /// Most series one pattern may expand to. Each costs at least one DynamoDB Query.
     pub max_series_per_query: usize,
+    /// Most samples one remote_read answer may hold, over all its queries. Apart from
+    /// `max_points_per_answer` because a protobuf sample costs ~SAMPLE_BYTES bytes, not JSON's ~30:
+    /// MEASURE_NOTE
+    /// Over it: 413 naming this key. (Prometheus' own server allows 5e7,
+    /// `--storage.remote.read-sample-limit`.)
+    pub max_samples_per_read: usize,
     /// Fetches (Redis GETs, DynamoDB Queries, S3 range GETs) in flight per request: 32
     /// keeps one Lambda's connections busy without tripping per-partition throttling.
     pub fetch_concurrency: usize,
@@ -141,6 +147,7 @@ impl Default for ReaderConfig {
         Self {
             max_points_per_answer: 100_000,
             max_series_per_query: 1_000,
+            max_samples_per_read: 1_000_000,
             fetch_concurrency: 32,
             archive_settled_secs: 7 * 86_400,
         }
@@ -609,6 +616,9 @@ impl Config {
         }
         if self.reader.max_points_per_answer == 0 {
             return err("reader.max_points_per_answer", "must be at least 1");
+        }
+        if self.reader.max_samples_per_read == 0 {
+            return err("reader.max_samples_per_read", "must be at least 1");
         }
         if self.reader.max_series_per_query == 0 {
             return err("reader.max_series_per_query", "must be at least 1");

@@ -6,6 +6,8 @@
 //! Module map, in the order a request flows through it:
 //! - [`routes`]: the routes, the `read` scope check, parameters ⇒ series ⇒ answer; the
 //!   catalog decides which series a pattern names and whether an unknown one is a 404.
+//! - [`remote_read`]: Prometheus remote_read (`POST /api/v1/read`): matchers over the
+//!   catalog's labels ⇒ raw points from the tiers ⇒ one snappy `ReadResponse`.
 //! - [`range`]: time ranges, resolutions (Mackerel's ladder, the native choices) and
 //!   aggregates, parsed with errors naming the parameter.
 //! - [`pattern`]: Graphite-style globs over series names.
@@ -19,6 +21,7 @@
 pub mod buckets;
 pub mod pattern;
 pub mod range;
+pub mod remote_read;
 pub mod routes;
 pub mod tiers;
 
