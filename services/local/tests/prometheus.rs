@@ -6,224 +6,28 @@
 //! and after Prometheus stopped the Redis head holds every received sample bit-exact.
 //! Issue 8, finding 6: 7,189 of 15,689 samples failed in 45 s when carat answered NaN 400.
 //!
-//! Its own Prometheus and node exporter on free ports, TSDB under `.run/prometheus-e2e/`;
+//! Its own Prometheus and node exporter on free ports, TSDB under `.run/prometheus-e2e/`
+//! (helpers in `common/prometheus.rs`, shared with `prometheus_remote_read.rs`);
 //! a Prometheus service that Debian may have started on :9090 is not used.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
-use carat_api::remote_write::{self, STALE_NAN_BITS};
-use carat_core::{head, window, Config, SeriesKey, SeriesName, Tenant};
+use carat_api::remote_write::STALE_NAN_BITS;
+use carat_core::{head, window, SeriesKey, SeriesName, Tenant};
 use carat_store::ports::{Head as _, WindowRef};
 use common::now_ms;
+use common::prometheus::{
+    binaries, free_port, get, metric_sum, record, start_node_exporter, start_prometheus, tail,
+    test_config, Children, Received,
+};
 
 const KEY: &str = "prometheus-e2e-test-key";
-
-/// What carat received from Prometheus, seen by a layer in front of the ingest router.
-#[derive(Default)]
-struct Received {
-    requests: u64,
-    in_flight: u64,
-    /// Status code ⇒ number of answers.
-    statuses: BTreeMap<u16, u64>,
-    /// Bodies of every non-2xx answer, verbatim.
-    errors: Vec<String>,
-    samples: u64,
-    nan_samples: u64,
-    stale_markers: u64,
-    /// One line per request: samples, seconds spanned, status, request id.
-    log: Vec<String>,
-    /// Series ⇒ second ⇒ value bits (the later sample wins, as in carat).
-    series: BTreeMap<String, BTreeMap<i64, u64>>,
-}
-
-async fn record(rec: Arc<Mutex<Received>>, req: Request, next: Next) -> Response {
-    let (parts, body) = req.into_parts();
-    let bytes = axum::body::to_bytes(body, 16 << 20).await.unwrap();
-    let mut line = String::new();
-    if parts.uri.path() == "/api/v1/write" {
-        let wr = remote_write::decode(&bytes, 64 << 20).expect("Prometheus sent a bad body");
-        let mut r = rec.lock().unwrap();
-        r.requests += 1;
-        r.in_flight += 1;
-        let (mut n, mut lo, mut hi) = (0, i64::MAX, i64::MIN);
-        for ts in &wr.timeseries {
-            if ts.samples.is_empty() {
-                continue;
-            }
-            let name = remote_write::series_name(&ts.labels).unwrap().to_string();
-            for s in &ts.samples {
-                r.samples += 1;
-                n += 1;
-                lo = lo.min(s.timestamp.div_euclid(1000));
-                hi = hi.max(s.timestamp.div_euclid(1000));
-                let bits = s.value.to_bits();
-                if bits == STALE_NAN_BITS {
-                    r.stale_markers += 1;
-                } else if s.value.is_nan() {
-                    r.nan_samples += 1;
-                }
-                r.series
-                    .entry(name.clone())
-                    .or_default()
-                    .insert(s.timestamp.div_euclid(1000), bits);
-            }
-        }
-        line = format!("{n} samples, seconds {lo}..={hi}");
-    }
-    let res = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
-    let (parts, body) = res.into_parts();
-    let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
-    {
-        let mut r = rec.lock().unwrap();
-        *r.statuses.entry(parts.status.as_u16()).or_default() += 1;
-        if !line.is_empty() {
-            let id = parts
-                .headers
-                .get("x-request-id")
-                .map(|v| v.to_str().unwrap_or("?").to_string());
-            let dropped = parts
-                .headers
-                .get("x-carat-dropped-samples")
-                .map(|v| v.to_str().unwrap_or("?").to_string());
-            r.log.push(format!(
-                "{line}: {} (request id {id:?}, dropped {dropped:?})",
-                parts.status
-            ));
-        }
-        if !parts.status.is_success() {
-            r.errors.push(format!(
-                "{}: {}",
-                parts.status,
-                String::from_utf8_lossy(&bytes)
-            ));
-        }
-        r.in_flight = r.in_flight.saturating_sub(1);
-    }
-    Response::from_parts(parts, Body::from(bytes))
-}
-
-/// The processes the test started; killed (SIGKILL) if the test ends before it stopped them.
-#[derive(Default)]
-struct Children(Vec<(String, Child)>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for (_, c) in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Children {
-    /// SIGTERM to each, then waits for its exit (SIGKILL after 30 s).
-    fn stop(&mut self) {
-        for (name, c) in &mut self.0 {
-            let _ = Command::new("kill").arg(c.id().to_string()).status();
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                if let Ok(Some(st)) = c.try_wait() {
-                    eprintln!("{name} exited: {st}");
-                    break;
-                }
-                if Instant::now() > deadline {
-                    eprintln!("{name} did not stop within 30 s; killing it");
-                    let _ = c.kill();
-                    let _ = c.wait();
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        self.0.clear();
-    }
-}
-
-/// The first of `names` on PATH (or in /usr/bin, /usr/sbin).
-fn find_binary(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    let dirs: Vec<PathBuf> = std::env::split_paths(&path)
-        .chain(["/usr/bin".into(), "/usr/sbin".into()])
-        .collect();
-    names
-        .iter()
-        .flat_map(|n| dirs.iter().map(move |d| d.join(n)))
-        .find(|p| p.is_file())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET path` over plain HTTP/1.0: (status, body), or `None` if nothing answers.
-fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    let (head, body) = out.split_once("\r\n\r\n")?;
-    let status = head.split_whitespace().nth(1)?.parse().ok()?;
-    Some((status, body.to_string()))
-}
-
-async fn get(port: u16, path: &'static str) -> Option<(u16, String)> {
-    tokio::task::spawn_blocking(move || http_get(port, path))
-        .await
-        .unwrap()
-}
-
-/// The sum over every label set of metric `name` in a Prometheus text exposition.
-fn metric_sum(text: &str, name: &str) -> Option<f64> {
-    let mut found = None;
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        if !(rest.starts_with('{') || rest.starts_with(' ')) {
-            continue;
-        }
-        let value: f64 = rest.rsplit(' ').next()?.parse().ok()?;
-        *found.get_or_insert(0.0) += value;
-    }
-    found
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-fn test_config(dir: &Path) -> Config {
-    let mut cfg = carat_local::config::load(None, |n| std::env::var(n).ok()).unwrap();
-    // Default (one-day) windows: nothing is flushed while the test runs, so the head
-    // holds every sample it received.
-    cfg.poller.max_batching_window_ms = 100;
-    cfg.poller.idle_poll_ms = 100;
-    cfg.poller.checkpoint_dir = dir.join("checkpoints").display().to_string();
-    cfg.poller.failed_records_dir = dir.join("failed-records").display().to_string();
-    cfg.validate().unwrap();
-    cfg
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local system and Debian's prometheus (make test installs and starts them)"]
@@ -234,14 +38,7 @@ async fn a_real_prometheus_remote_writes_with_zero_failed_samples() {
         )
         .with_test_writer()
         .try_init();
-    let prometheus = find_binary(&["prometheus"]).expect(
-        "prometheus not found: this test needs a real Prometheus (Debian's 2.42): \
-         run scripts/install-deps.sh (apt-get install prometheus prometheus-node-exporter)",
-    );
-    let node_exporter = find_binary(&["prometheus-node-exporter", "node_exporter"]).expect(
-        "prometheus-node-exporter not found: run scripts/install-deps.sh \
-         (apt-get install prometheus-node-exporter)",
-    );
+    let (prometheus, node_exporter) = binaries();
     let secs: u64 = std::env::var("CARAT_PROM_E2E_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -302,41 +99,17 @@ remote_write:
       send_interval: 10s
 "
     );
-    std::fs::write(dir.join("prometheus.yml"), yml).unwrap();
-    let log = |name: &str| std::fs::File::create(dir.join(name)).unwrap();
     let mut children = Children::default();
-    let node = Command::new(&node_exporter)
-        .arg(format!("--web.listen-address=127.0.0.1:{node_port}"))
-        .stdout(Stdio::null())
-        .stderr(log("node-exporter.log"))
-        .spawn()
-        .unwrap();
-    children.0.push(("node exporter".into(), node));
-    let prom = Command::new(&prometheus)
-        .arg(format!(
-            "--config.file={}",
-            dir.join("prometheus.yml").display()
-        ))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-        .stdout(Stdio::null())
-        .stderr(log("prometheus.log"))
-        .spawn()
-        .unwrap();
-    children.0.insert(0, ("prometheus".into(), prom));
-    let prom_log = dir.join("prometheus.log");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while get(prom_port, "/-/ready").await.map(|(s, _)| s) != Some(200) {
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus not ready within 30 s:\n{}",
-            tail(&prom_log, 30)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    start_node_exporter(&mut children, &node_exporter, &dir, node_port);
+    let prom_log = start_prometheus(
+        &mut children,
+        &prometheus,
+        &dir,
+        "prometheus",
+        &yml,
+        prom_port,
+    )
+    .await;
     let version = get(prom_port, "/api/v1/status/buildinfo").await.unwrap().1;
     eprintln!("Prometheus ready on 127.0.0.1:{prom_port} ({version}); node exporter on {node_port}; carat on {carat_port}; scraping for {secs} s");
 

@@ -18,6 +18,8 @@ use carat_writer::flush::{stored_window, RAW};
 use tokio::sync::watch;
 use tower::ServiceExt as _;
 
+pub mod prometheus;
+
 pub const KEY: &str = "write-path-test-key";
 
 pub fn now_ms() -> i64 {
