@@ -160,10 +160,11 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// `GET path` over plain HTTP/1.0: (status, body), or `None` if nothing answers.
+/// `GET path` over plain HTTP/1.0: (status, body), or `None` if nothing answers (within
+/// 60 s: a Prometheus reading remote storage answers within its `remote_timeout`, 1 min).
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
     let mut out = String::new();
     s.read_to_string(&mut out).ok()?;
@@ -294,9 +295,13 @@ pub async fn start_prometheus(
 /// or a panic with the answer.
 pub async fn api(port: u16, path: impl Into<String>) -> serde_json::Value {
     let path = path.into();
+    let t = Instant::now();
     let (status, body) = get(port, path.clone())
         .await
-        .unwrap_or_else(|| panic!("no answer to {path}"));
+        .unwrap_or_else(|| panic!("no answer to {path} within {:?}", t.elapsed()));
+    if t.elapsed() > Duration::from_secs(2) {
+        eprintln!("slow answer ({:?}) to {path}", t.elapsed());
+    }
     let v: serde_json::Value = serde_json::from_str(&body)
         .unwrap_or_else(|e| panic!("{path}: {status}: not JSON ({e}): {body}"));
     assert!(
