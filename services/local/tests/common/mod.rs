@@ -280,3 +280,27 @@ pub async fn wait_stored(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+impl System {
+    /// The whole HTTP API of carat-local (`carat_local::serve::router`: health, ingest,
+    /// read) over this system's clients with `keys`, served on 127.0.0.1:0 until
+    /// [`System::stop`]; returns its base URL. The pollers and the flusher are this
+    /// system's own (from just before the test), not `serve::serve`'s, which would read
+    /// the shared stream from TRIM_HORIZON with fresh checkpoints.
+    pub async fn serve(&mut self, keys: carat_api::KeyStore) -> String {
+        let router = carat_local::serve::router(
+            &self.state,
+            Arc::new(carat_api::Keys::fixed(Arc::new(keys))),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sd = self.shutdown.clone();
+        self.spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(sd.wait())
+                .await
+                .unwrap();
+        });
+        format!("http://{addr}")
+    }
+}
