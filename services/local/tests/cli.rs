@@ -270,7 +270,7 @@ async fn an_unreachable_carat_exits_3() {
 async fn query_prints_tables_csv_and_json() {
     const ANSWER: &str = r#"{"aggregate":null,"series":[{"name":"host.h1.cpu","resolution":0,"points":[[1764594000,1.5],[1764594060,2]]},{"name":"host.h2.cpu","resolution":0,"points":[[1764594060,"NaN"]]}]}"#;
     let s = stub(StatusCode::OK, ANSWER).await;
-    let out = carat(&["query", "--url", &s.url, "host.*.cpu", "--from", "1764594000", "--to", "2026-12-01T13:05:00Z", "--resolution", "raw", "--format", "csv"]).await;
+    let out = carat(&["query", "--url", &s.url, "host.*.cpu", "--from", "1764594000", "--to", "2025-12-01T13:05:00Z", "--resolution", "raw", "--format", "csv"]).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert_eq!(out.stdout, "series,time,value\nhost.h1.cpu,1764594000,1.5\nhost.h1.cpu,1764594060,2\nhost.h2.cpu,1764594060,NaN\n");
     let asked = &s.seen()[0];
@@ -281,8 +281,8 @@ async fn query_prints_tables_csv_and_json() {
     assert_eq!(
         out.stdout,
         "time                  host.h1.cpu  host.h2.cpu\n\
-         2026-12-01T13:00:00Z          1.5\n\
-         2026-12-01T13:01:00Z            2          NaN\n"
+         2025-12-01T13:00:00Z          1.5\n\
+         2025-12-01T13:01:00Z            2          NaN\n"
     );
     let q = s.seen()[1].uri.query().unwrap().to_string();
     let from: i64 = q.split('&').find_map(|kv| kv.strip_prefix("from=")).unwrap().parse().unwrap();
@@ -292,9 +292,9 @@ async fn query_prints_tables_csv_and_json() {
     assert_eq!(
         out.stdout,
         "series       time                  value\n\
-         host.h1.cpu  2026-12-01T13:00:00Z    1.5\n\
-         host.h1.cpu  2026-12-01T13:01:00Z      2\n\
-         host.h2.cpu  2026-12-01T13:01:00Z    NaN\n"
+         host.h1.cpu  2025-12-01T13:00:00Z    1.5\n\
+         host.h1.cpu  2025-12-01T13:01:00Z      2\n\
+         host.h2.cpu  2025-12-01T13:01:00Z    NaN\n"
     );
     let out = carat(&["query", "--url", &s.url, "host.*.cpu", "--format", "json"]).await;
     assert_eq!(out.stdout.trim_end(), ANSWER);
@@ -375,11 +375,9 @@ async fn docs_examples_run() {
     .await;
     let dir = temp_dir("docs");
     let t = now() - 60;
-    write(&dir, "points.csv", &format!("name,time,value
-app.queue.depth,{t},3
-"));
-    write(&dir, "points.json", &format!("[{{"series":"app.queue.depth","time":{t},"value":3}}]"));
-    write(&dir, "web.json", &format!("[{{"name":"latency.p99","time":{t},"value":0.25}}]"));
+    write(&dir, "points.csv", &format!("name,time,value\napp.queue.depth,{t},3\n"));
+    write(&dir, "points.json", &format!(r#"[{{"series":"app.queue.depth","time":{t},"value":3}}]"#));
+    write(&dir, "web.json", &format!(r#"[{{"name":"latency.p99","time":{t},"value":0.25}}]"#));
     let mut ran = 0;
     for line in &lines {
         if line.contains("--verify") {

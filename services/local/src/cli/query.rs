@@ -265,18 +265,18 @@ mod tests {
         let s = answer();
         assert_eq!(
             wide_table(&s),
-            "time                   a.b  a.long.name\n\
-             2026-12-01T13:00:00Z   1.5\n\
-             2026-12-01T13:01:00Z   NaN           20\n\
-             2026-12-01T13:02:00Z\n"
+            "time                  a.b  a.long.name\n\
+             2025-12-01T13:00:00Z  1.5\n\
+             2025-12-01T13:01:00Z  NaN           20\n\
+             2025-12-01T13:02:00Z\n"
         );
         assert_eq!(
             long_table(&s),
             "series       time                  value\n\
-             a.b          2026-12-01T13:00:00Z    1.5\n\
-             a.b          2026-12-01T13:01:00Z    NaN\n\
-             a.long.name  2026-12-01T13:01:00Z     20\n\
-             a.long.name  2026-12-01T13:02:00Z\n"
+             a.b          2025-12-01T13:00:00Z    1.5\n\
+             a.b          2025-12-01T13:01:00Z    NaN\n\
+             a.long.name  2025-12-01T13:01:00Z     20\n\
+             a.long.name  2025-12-01T13:02:00Z\n"
         );
         assert_eq!(
             csv(&s),

@@ -25,7 +25,7 @@ pub fn absolute(s: &str) -> Result<i64, String> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.timestamp())
         .map_err(|_| {
-            format!("{s:?} is not a time: expected epoch seconds (an integer) or RFC 3339 (2026-12-01T13:00:00Z)")
+            format!("{s:?} is not a time: expected epoch seconds (an integer) or RFC 3339 (2025-12-01T13:00:00Z)")
         })
 }
 
@@ -55,7 +55,7 @@ pub fn parse(s: &str, now: i64) -> Result<i64, String> {
     Ok(now.saturating_add(sign * secs))
 }
 
-/// A time as RFC 3339 UTC (`2026-12-01T13:00:00Z`), for tables.
+/// A time as RFC 3339 UTC (`2025-12-01T13:00:00Z`), for tables.
 #[must_use]
 pub fn rfc3339(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0).map_or_else(
@@ -77,12 +77,12 @@ mod tests {
         assert_eq!(parse("+10m", now), Ok(now + 600));
         assert!(parse("2d", now).is_err());
         assert_eq!(parse("1700000000", now), Ok(1_700_000_000));
-        assert_eq!(parse("2026-12-01T13:00:00Z", now), Ok(1_764_594_000));
-        assert_eq!(parse("2026-12-01T14:00:00.9+01:00", now), Ok(1_764_594_000));
+        assert_eq!(parse("2025-12-01T13:00:00Z", now), Ok(1_764_594_000));
+        assert_eq!(parse("2025-12-01T14:00:00.9+01:00", now), Ok(1_764_594_000));
         assert!(parse("yesterday", now).unwrap_err().contains("RFC 3339"));
         assert!(parse("-6x", now).unwrap_err().contains("durations"));
         assert!(parse("nowish", now).is_err());
         assert!(absolute("-6h").is_err());
-        assert_eq!(rfc3339(1_764_594_000), "2026-12-01T13:00:00Z");
+        assert_eq!(rfc3339(1_764_594_000), "2025-12-01T13:00:00Z");
     }
 }
