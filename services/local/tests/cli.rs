@@ -513,7 +513,7 @@ async fn put_query_series_and_bench_against_the_local_system() {
     assert_eq!((b["verify"]["expected"].as_u64(), b["verify"]["missing"].as_u64(), b["verify"]["wrong"].as_u64()), (Some(500), Some(0), Some(0)), "{b}");
     assert!(b["latency_ms"]["p99"].as_f64().unwrap() >= b["latency_ms"]["p50"].as_f64().unwrap(), "{b}");
     assert!(b["verify"]["readable_after_ms"].is_number(), "{b}");
-    let host = format!("host.{}-h0003.*", b["run"].as_str().unwrap());
+    let host = format!("host.{}-h0003.bench.*", b["run"].as_str().unwrap());
     let out = run_with(with(&["series", &host])).await;
     assert_eq!(out.stdout.lines().count(), 10, "{}", out.stdout);
     sys.stop().await;
