@@ -46,13 +46,14 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let serving = matches!(cli.command, Command::Local(_) | Command::Replay(_));
     init_tracing(serving);
-    let config = match carat_local::config::load(cli.config.as_deref(), |name| std::env::var(name).ok()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("carat: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let config =
+        match carat_local::config::load(cli.config.as_deref(), |name| std::env::var(name).ok()) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("carat: {e}");
+                return ExitCode::from(2);
+            }
+        };
     let client = match cli.command {
         Command::Local(args) => return served(carat_local::serve::run(config, &args).await),
         Command::Replay(args) => return served(carat_local::replay::run(config, &args).await),

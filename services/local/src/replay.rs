@@ -93,8 +93,7 @@ pub async fn replay(
     let reporter = tokio::spawn(report_progress(Arc::clone(&progress)));
     let mut tasks = JoinSet::new();
     for shard in shards {
-        let mut poller =
-            backup_poller(&state.config, state, Arc::clone(&writer), until_caught_up);
+        let mut poller = backup_poller(&state.config, state, Arc::clone(&writer), until_caught_up);
         poller.log = Arc::clone(&counted);
         let (from, shutdown) = (from.clone(), shutdown.clone());
         tasks.spawn(async move { poller.run(&shard, from, shutdown).await });

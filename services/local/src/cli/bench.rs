@@ -182,10 +182,14 @@ pub async fn run(config: &Config, args: &BenchArgs) -> Result<(), CliError> {
 
 fn plan(config: &Config, args: &BenchArgs) -> Result<Plan, CliError> {
     if args.hosts == 0 || args.metrics == 0 || args.minutes == 0 {
-        return Err(CliError::Input("--hosts, --metrics and --minutes must be at least 1".into()));
+        return Err(CliError::Input(
+            "--hosts, --metrics and --minutes must be at least 1".into(),
+        ));
     }
     // The oldest minute must stay inside the ingest window while the run lasts.
-    let span = i64::try_from(args.minutes).unwrap_or(i64::MAX).saturating_mul(60);
+    let span = i64::try_from(args.minutes)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(60);
     if span + 600 > config.ingest.max_lateness_secs {
         return Err(CliError::Input(format!(
             "--minutes {}: the data must fit the ingest window (ingest.max_lateness_secs = {} s, less 10 minutes for the run)",
@@ -193,7 +197,9 @@ fn plan(config: &Config, args: &BenchArgs) -> Result<Plan, CliError> {
         )));
     }
     let per_post = args.metrics * 90;
-    if per_post > config.ingest.max_body_bytes || args.metrics > config.ingest.max_points_per_request {
+    if per_post > config.ingest.max_body_bytes
+        || args.metrics > config.ingest.max_points_per_request
+    {
         return Err(CliError::Input(format!(
             "--metrics {}: one post would be over the ingest limits (ingest.max_body_bytes, ingest.max_points_per_request)",
             args.metrics
@@ -205,7 +211,10 @@ fn plan(config: &Config, args: &BenchArgs) -> Result<Plan, CliError> {
                 .map_err(|e| CliError::Input(format!("--run: {e}")))?;
             r.clone()
         }
-        None => format!("bench{:06x}", (std::process::id() as u64 ^ now_nanos()) & 0xff_ffff),
+        None => format!(
+            "bench{:06x}",
+            (std::process::id() as u64 ^ now_nanos()) & 0xff_ffff
+        ),
     };
     let end = time::now_secs() / 60 * 60;
     let times = (0..args.minutes)
@@ -234,7 +243,8 @@ pub async fn bench(api: &Arc<Api>, plan: &Arc<Plan>, args: &BenchArgs) -> Result
     let bar = progress::bar(total_points, "bench", "points");
     let next = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let acked: Arc<Vec<AtomicBool>> = Arc::new((0..plan.posts()).map(|_| AtomicBool::new(false)).collect());
+    let acked: Arc<Vec<AtomicBool>> =
+        Arc::new((0..plan.posts()).map(|_| AtomicBool::new(false)).collect());
     let last_ack: Arc<Mutex<Vec<Option<Instant>>>> = Arc::new(Mutex::new(vec![None; plan.hosts]));
     let started = Instant::now();
     let mut workers = tokio::task::JoinSet::new();
@@ -352,31 +362,44 @@ async fn verify(
     let last = last_ack.iter().flatten().max().copied().unwrap_or(started);
     let deadline = started + Duration::from_secs(args.verify_timeout);
     let mut host_done: Vec<Option<Instant>> = vec![None; plan.hosts];
-    let (from, to) = (plan.times[0].to_string(), plan.times[plan.times.len() - 1].to_string());
+    let (from, to) = (
+        plan.times[0].to_string(),
+        plan.times[plan.times.len() - 1].to_string(),
+    );
     let mut reads = 0;
     loop {
         let pending: Vec<usize> = (0..units.len()).filter(|&i| !units[i].done).collect();
         if pending.is_empty() || Instant::now() >= deadline {
             break;
         }
-        let answers: Vec<(usize, Result<Value, CliError>)> = futures::stream::iter(pending.into_iter().map(|i| {
-            let pattern = pattern(plan, &units[i]);
-            let (from, to) = (&from, &to);
-            async move {
-                let r = api
-                    .get("/api/v1/points", &[("series", &pattern), ("from", from), ("to", to), ("resolution", "raw")])
-                    .await;
-                (i, r)
-            }
-        }))
-        .buffer_unordered(args.concurrency.max(1))
-        .collect()
-        .await;
+        let answers: Vec<(usize, Result<Value, CliError>)> =
+            futures::stream::iter(pending.into_iter().map(|i| {
+                let pattern = pattern(plan, &units[i]);
+                let (from, to) = (&from, &to);
+                async move {
+                    let r = api
+                        .get(
+                            "/api/v1/points",
+                            &[
+                                ("series", &pattern),
+                                ("from", from),
+                                ("to", to),
+                                ("resolution", "raw"),
+                            ],
+                        )
+                        .await;
+                    (i, r)
+                }
+            }))
+            .buffer_unordered(args.concurrency.max(1))
+            .collect()
+            .await;
         let now = Instant::now();
         for (i, answer) in answers {
             reads += 1;
             let series = match answer {
-                Ok(a) => query::parse_answer(&a).ok_or_else(|| CliError::Server("verify: unexpected answer shape".into()))?,
+                Ok(a) => query::parse_answer(&a)
+                    .ok_or_else(|| CliError::Server("verify: unexpected answer shape".into()))?,
                 Err(e @ CliError::Unreachable(_)) => return Err(e),
                 Err(CliError::Server(m)) if m.contains("HTTP 503") => continue,
                 Err(e) => return Err(e),
@@ -388,9 +411,9 @@ async fn verify(
             u.wrong = wrong;
             u.done = found == u.expected && wrong == 0;
         }
-        for h in 0..plan.hosts {
-            if host_done[h].is_none() && units.iter().filter(|u| u.host == h).all(|u| u.done) {
-                host_done[h] = Some(now);
+        for (h, done) in host_done.iter_mut().enumerate() {
+            if done.is_none() && units.iter().filter(|u| u.host == h).all(|u| u.done) {
+                *done = Some(now);
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -430,7 +453,12 @@ fn pattern(plan: &Plan, u: &Unit) -> String {
 }
 
 /// (points with the value posted, points with another value) of `u` in `series`.
-fn compare(plan: &Plan, u: &Unit, series: &[query::Series], is_acked: &dyn Fn(usize, usize) -> bool) -> (usize, usize) {
+fn compare(
+    plan: &Plan,
+    u: &Unit,
+    series: &[query::Series],
+    is_acked: &dyn Fn(usize, usize) -> bool,
+) -> (usize, usize) {
     let host = plan.host(u.host);
     let (mut found, mut wrong) = (0, 0);
     for s in series {
@@ -463,7 +491,11 @@ fn compare(plan: &Plan, u: &Unit, series: &[query::Series], is_acked: &dyn Fn(us
 #[must_use]
 pub fn summary(plan: &Plan, args: &BenchArgs, url: &str, r: &Report) -> String {
     let q = |v: &[f64], x: f64| quantile(v, x).map(|v| (v * 1000.0).round() / 1000.0);
-    let pps = if r.seconds > 0.0 { r.points as f64 / r.seconds } else { 0.0 };
+    let pps = if r.seconds > 0.0 {
+        r.points as f64 / r.seconds
+    } else {
+        0.0
+    };
     let verify = r.verify.as_ref().map(|v| {
         json!({
             "expected": v.expected,
@@ -540,7 +572,12 @@ mod tests {
 
     #[test]
     fn the_plan_is_mackerel_shaped_and_minute_major() {
-        let plan = Plan { run: "b1".into(), hosts: 3, metrics: 2, times: vec![60, 120] };
+        let plan = Plan {
+            run: "b1".into(),
+            hosts: 3,
+            metrics: 2,
+            times: vec![60, 120],
+        };
         assert_eq!(plan.posts(), 6);
         assert_eq!(plan.post(4), (1, 1));
         let body: Value = serde_json::from_slice(&plan.body(4)).unwrap();
@@ -551,7 +588,14 @@ mod tests {
                 {"hostId": "b1-h0001", "name": "bench.m001", "time": 120, "value": 3.015625},
             ])
         );
-        let u = Unit { host: 1, metrics: 0..1, found: 0, wrong: 0, expected: 2, done: false };
+        let u = Unit {
+            host: 1,
+            metrics: 0..1,
+            found: 0,
+            wrong: 0,
+            expected: 2,
+            done: false,
+        };
         assert_eq!(pattern(&plan, &u), "host.b1-h0001.bench.{m000}");
         let series = vec![query::Series {
             name: "host.b1-h0001.bench.m000".into(),

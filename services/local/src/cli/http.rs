@@ -133,7 +133,12 @@ impl Api {
         }
     }
 
-    async fn send(&self, method: Method, url: &str, body: Option<Bytes>) -> Result<Answer, CliError> {
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Bytes>,
+    ) -> Result<Answer, CliError> {
         let headers = [("x-api-key", self.key.as_str())];
         self.client
             .send(method, url, &headers, body, self.timeout)
@@ -178,7 +183,10 @@ pub fn server_message(status: StatusCode, body: &[u8]) -> String {
         None if body.is_empty() => format!("HTTP {status}"),
         None => {
             let end = body.len().min(300);
-            format!("HTTP {status}: {}", String::from_utf8_lossy(&body[..end]).trim())
+            format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&body[..end]).trim()
+            )
         }
     }
 }
@@ -251,11 +259,29 @@ mod tests {
             key: key.map(str::to_string),
             timeout: 5,
         };
-        assert_eq!(Api::new(&conn("http://127.0.0.1:8080/", None)).map(|a| a.key).ok().as_deref(), Some(DEV_KEY));
+        assert_eq!(
+            Api::new(&conn("http://127.0.0.1:8080/", None))
+                .map(|a| a.key)
+                .ok()
+                .as_deref(),
+            Some(DEV_KEY)
+        );
         let err = Api::new(&conn("https://carat.example.com", None)).unwrap_err();
-        assert!(matches!(err, CliError::Input(ref m) if m.contains("--key")), "{err}");
-        assert_eq!(Api::new(&conn("https://carat.example.com", Some("k"))).map(|a| a.key).ok().as_deref(), Some("k"));
-        assert!(matches!(Api::new(&conn("ftp://x", None)), Err(CliError::Input(_))));
+        assert!(
+            matches!(err, CliError::Input(ref m) if m.contains("--key")),
+            "{err}"
+        );
+        assert_eq!(
+            Api::new(&conn("https://carat.example.com", Some("k")))
+                .map(|a| a.key)
+                .ok()
+                .as_deref(),
+            Some("k")
+        );
+        assert!(matches!(
+            Api::new(&conn("ftp://x", None)),
+            Err(CliError::Input(_))
+        ));
     }
 
     #[test]
@@ -273,6 +299,9 @@ mod tests {
             server_message(StatusCode::BAD_REQUEST, body),
             "HTTP 400 Bad Request: point 0: field `time`: too old (request id r1)"
         );
-        assert_eq!(server_message(StatusCode::NOT_FOUND, b""), "HTTP 404 Not Found");
+        assert_eq!(
+            server_message(StatusCode::NOT_FOUND, b""),
+            "HTTP 404 Not Found"
+        );
     }
 }

@@ -92,8 +92,8 @@ pub fn from_json(
             None => format!("{file}: {msg}"),
         })
     };
-    let doc: Value = serde_json::from_slice(text)
-        .map_err(|e| bad(Some(e.line()), &format!("not JSON: {e}")))?;
+    let doc: Value =
+        serde_json::from_slice(text).map_err(|e| bad(Some(e.line()), &format!("not JSON: {e}")))?;
     let Some(elements) = doc.as_array() else {
         return Err(bad(
             Some(1),
@@ -162,11 +162,14 @@ pub fn from_csv(file: &str, text: &str, rules: Rules<'_>) -> Result<Source, CliE
             continue;
         };
         if fields.len() != 3 {
-            return Err(bad(format!("{} fields, expected 3 (name,time,value)", fields.len())));
+            return Err(bad(format!(
+                "{} fields, expected 3 (name,time,value)",
+                fields.len()
+            )));
         }
-        let series =
-            SeriesName::parse(&fields[ni], "name").map_err(|e| bad(field_message(&e)))?;
-        let time = super::time::absolute(&fields[ti]).map_err(|e| bad(format!("field `time`: {e}")))?;
+        let series = SeriesName::parse(&fields[ni], "name").map_err(|e| bad(field_message(&e)))?;
+        let time =
+            super::time::absolute(&fields[ti]).map_err(|e| bad(format!("field `time`: {e}")))?;
         let value = parse_value(&fields[vi]).map_err(bad)?;
         let pt = Point::new(time, value);
         point::validate(0, pt, rules.now, rules.ingest).map_err(|e| bad(field_message(&e)))?;
@@ -191,7 +194,10 @@ pub fn batches(items: &[String], max_points: usize, max_bytes: usize) -> Vec<(us
         // 2: the comma before the item and the closing bracket.
         if n > 0 && (n == max_points.max(1) || cur.len() + it.len() + 2 > max_bytes) {
             cur.push(']');
-            out.push((n, Bytes::from(std::mem::replace(&mut cur, String::from("[")))));
+            out.push((
+                n,
+                Bytes::from(std::mem::replace(&mut cur, String::from("["))),
+            ));
             n = 0;
         }
         if n > 0 {
@@ -219,7 +225,8 @@ impl Points {
         match self.seen.get(&(series.to_string(), time)) {
             Some(&i) => self.items[i] = item,
             None => {
-                self.seen.insert((series.to_string(), time), self.items.len());
+                self.seen
+                    .insert((series.to_string(), time), self.items.len());
                 self.items.push(item);
             }
         }
@@ -357,7 +364,10 @@ mod tests {
     const NOW: i64 = 1_764_594_000;
 
     fn rules(cfg: &IngestConfig) -> Rules<'_> {
-        Rules { ingest: cfg, now: NOW }
+        Rules {
+            ingest: cfg,
+            now: NOW,
+        }
     }
 
     fn input_err(r: Result<Source, CliError>) -> String {
@@ -370,7 +380,10 @@ mod tests {
     #[test]
     fn arguments_in_both_forms() {
         let cfg = IngestConfig::default();
-        let args: Vec<String> = ["a.b", "12.5", "c=-1", "a.b=3"].iter().map(|s| (*s).to_string()).collect();
+        let args: Vec<String> = ["a.b", "12.5", "c=-1", "a.b=3"]
+            .iter()
+            .map(|s| (*s).to_string())
+            .collect();
         let s = from_args(&args, NOW, rules(&cfg)).unwrap();
         assert_eq!(s.route, "/api/v1/points");
         assert_eq!(
@@ -381,9 +394,15 @@ mod tests {
             ]
         );
         let m = input_err(from_args(&["a$b=1".into()], NOW, rules(&cfg)));
-        assert!(m.contains("argument `a$b=1`") && m.contains("field `name`"), "{m}");
+        assert!(
+            m.contains("argument `a$b=1`") && m.contains("field `name`"),
+            "{m}"
+        );
         let m = input_err(from_args(&["x".into(), "NaN".into()], NOW, rules(&cfg)));
-        assert!(m.contains("argument `x NaN`") && m.contains("field `value`"), "{m}");
+        assert!(
+            m.contains("argument `x NaN`") && m.contains("field `value`"),
+            "{m}"
+        );
         let m = input_err(from_args(&["x".into()], NOW, rules(&cfg)));
         assert!(m.contains("no value"), "{m}");
         let m = input_err(from_args(&["x=1".into()], NOW - 200_000, rules(&cfg)));
@@ -393,19 +412,38 @@ mod tests {
     #[test]
     fn csv_headers_and_errors() {
         let cfg = IngestConfig::default();
-        let ok = format!("# comment\nTime,Series,Value\n\n{NOW},a.b,1.5\n\"{}\",\"a.c\",2\n", super::super::time::rfc3339(NOW));
+        let ok = format!(
+            "# comment\nTime,Series,Value\n\n{NOW},a.b,1.5\n\"{}\",\"a.c\",2\n",
+            super::super::time::rfc3339(NOW)
+        );
         let s = from_csv("f.csv", &ok, rules(&cfg)).unwrap();
         assert_eq!(s.items.len(), 2);
         assert!(s.items[1].contains(r#""series":"a.c""#), "{:?}", s.items);
         let m = input_err(from_csv("f.csv", "name,time\n", rules(&cfg)));
         assert!(m.starts_with("f.csv:1: expected a header"), "{m}");
-        let m = input_err(from_csv("f.csv", &format!("name,time,value\na,{NOW},1\nb,{NOW},x\n"), rules(&cfg)));
+        let m = input_err(from_csv(
+            "f.csv",
+            &format!("name,time,value\na,{NOW},1\nb,{NOW},x\n"),
+            rules(&cfg),
+        ));
         assert!(m.starts_with("f.csv:3: field `value`"), "{m}");
-        let m = input_err(from_csv("f.csv", "name,time,value\na,yesterday,1\n", rules(&cfg)));
+        let m = input_err(from_csv(
+            "f.csv",
+            "name,time,value\na,yesterday,1\n",
+            rules(&cfg),
+        ));
         assert!(m.starts_with("f.csv:2: field `time`"), "{m}");
-        let m = input_err(from_csv("f.csv", &format!("name,time,value\na b,{NOW},1\n"), rules(&cfg)));
+        let m = input_err(from_csv(
+            "f.csv",
+            &format!("name,time,value\na b,{NOW},1\n"),
+            rules(&cfg),
+        ));
         assert!(m.starts_with("f.csv:2: field `name`"), "{m}");
-        let m = input_err(from_csv("f.csv", &format!("name,time,value\na,{NOW},1,2\n"), rules(&cfg)));
+        let m = input_err(from_csv(
+            "f.csv",
+            &format!("name,time,value\na,{NOW},1,2\n"),
+            rules(&cfg),
+        ));
         assert!(m.starts_with("f.csv:2: 4 fields"), "{m}");
         let m = input_err(from_csv("f.csv", "", rules(&cfg)));
         assert!(m.contains("no header"), "{m}");
@@ -416,7 +454,11 @@ mod tests {
         let cfg = IngestConfig::default();
         let native = format!("[\n {{\"series\":\"a\",\"time\":{NOW},\"value\":1}},\n {{\"series\":\"a\",\"time\":{NOW},\"value\":2}}\n]");
         let s = from_json("n.json", native.as_bytes(), None, rules(&cfg)).unwrap();
-        assert_eq!(s.items, [format!(r#"{{"series":"a","time":{NOW},"value":2.0}}"#)], "later wins");
+        assert_eq!(
+            s.items,
+            [format!(r#"{{"series":"a","time":{NOW},"value":2.0}}"#)],
+            "later wins"
+        );
         let host = format!("[{{\"hostId\":\"h1\",\"name\":\"cpu\",\"time\":{NOW},\"value\":1}}]");
         let s = from_json("h.json", host.as_bytes(), None, rules(&cfg)).unwrap();
         assert_eq!(s.route, "/api/v0/tsdb");
@@ -453,7 +495,10 @@ mod tests {
         assert_eq!((b[2].0, &b[2].1[..]), (2, &b"[{\"i\":8},{\"i\":9}]"[..]));
         let b = batches(&items, 100, 20);
         assert!(b.iter().all(|(_, x)| x.len() <= 20), "{b:?}");
-        let all: Vec<Value> = b.iter().flat_map(|(_, x)| serde_json::from_slice::<Vec<Value>>(x).unwrap()).collect();
+        let all: Vec<Value> = b
+            .iter()
+            .flat_map(|(_, x)| serde_json::from_slice::<Vec<Value>>(x).unwrap())
+            .collect();
         assert_eq!(all.len(), 10);
         assert!(batches(&[], 10, 10).is_empty());
     }

@@ -29,7 +29,8 @@ pub fn bar(len: u64, what: &str, unit: &str) -> ProgressBar {
 #[must_use]
 pub fn spinner(what: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(None, target());
-    if let Ok(style) = ProgressStyle::with_template("{prefix} [{elapsed_precise}] {spinner} {msg}") {
+    if let Ok(style) = ProgressStyle::with_template("{prefix} [{elapsed_precise}] {spinner} {msg}")
+    {
         bar.set_style(style);
     }
     bar.set_prefix(what.to_string());

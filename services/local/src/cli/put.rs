@@ -150,7 +150,9 @@ fn read_sources(args: &PutArgs, rules: Rules<'_>) -> Result<Vec<Source>, CliErro
     let mut errors = Vec::new();
     if !args.points.is_empty() {
         let t = match &args.time {
-            Some(t) => time::parse(t, rules.now).map_err(|e| CliError::Input(format!("--time: {e}")))?,
+            Some(t) => {
+                time::parse(t, rules.now).map_err(|e| CliError::Input(format!("--time: {e}")))?
+            }
             None => rules.now,
         };
         match input::from_args(&args.points, t, rules) {

@@ -102,8 +102,16 @@ pub async fn run(_config: &Config, args: &QueryArgs) -> Result<(), CliError> {
             time::rfc3339(from)
         )));
     }
-    let (from, to, max_points) = (from.to_string(), to.to_string(), args.max_points.map(|m| m.to_string()));
-    let mut params = vec![("series", args.series.as_str()), ("from", &from), ("to", &to)];
+    let (from, to, max_points) = (
+        from.to_string(),
+        to.to_string(),
+        args.max_points.map(|m| m.to_string()),
+    );
+    let mut params = vec![
+        ("series", args.series.as_str()),
+        ("from", &from),
+        ("to", &to),
+    ];
     if let Some(r) = &args.resolution {
         params.push(("resolution", r));
     }
@@ -191,17 +199,26 @@ pub fn csv(series: &[Series]) -> String {
 /// One row per time, one column per series.
 #[must_use]
 pub fn wide_table(series: &[Series]) -> String {
-    let mut times: Vec<i64> = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).collect();
+    let mut times: Vec<i64> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .collect();
     times.sort_unstable();
     times.dedup();
     let mut rows = vec![std::iter::once("time".to_string())
         .chain(series.iter().map(|s| s.name.clone()))
         .collect::<Vec<_>>()];
-    let lookups: Vec<std::collections::HashMap<i64, Option<f64>>> =
-        series.iter().map(|s| s.points.iter().copied().collect()).collect();
+    let lookups: Vec<std::collections::HashMap<i64, Option<f64>>> = series
+        .iter()
+        .map(|s| s.points.iter().copied().collect())
+        .collect();
     for t in times {
         let mut row = vec![time::rfc3339(t)];
-        row.extend(lookups.iter().map(|m| m.get(&t).map(|v| cell(*v)).unwrap_or_default()));
+        row.extend(
+            lookups
+                .iter()
+                .map(|m| m.get(&t).map(|v| cell(*v)).unwrap_or_default()),
+        );
         rows.push(row);
     }
     align(&rows)
@@ -210,7 +227,11 @@ pub fn wide_table(series: &[Series]) -> String {
 /// One row per point: series, time, value.
 #[must_use]
 pub fn long_table(series: &[Series]) -> String {
-    let mut rows = vec![vec!["series".to_string(), "time".to_string(), "value".to_string()]];
+    let mut rows = vec![vec![
+        "series".to_string(),
+        "time".to_string(),
+        "value".to_string(),
+    ]];
     for s in series {
         for &(t, v) in &s.points {
             rows.push(vec![s.name.clone(), time::rfc3339(t), cell(v)]);
@@ -226,7 +247,9 @@ fn align(rows: &[Vec<String>]) -> String {
     let widths: Vec<usize> = (0..cols)
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
-    let long = rows.first().is_some_and(|r| r.first().is_some_and(|h| h == "series"));
+    let long = rows
+        .first()
+        .is_some_and(|r| r.first().is_some_and(|h| h == "series"));
     let mut out = String::new();
     for row in rows {
         let mut line = String::new();
@@ -282,6 +305,9 @@ mod tests {
             csv(&s),
             "series,time,value\na.b,1764594000,1.5\na.b,1764594060,NaN\na.long.name,1764594060,20\na.long.name,1764594120,\n"
         );
-        assert_eq!(parse_answer(&json!({"series": [{"name": "x", "points": [["t", 1]]}]})), None);
+        assert_eq!(
+            parse_answer(&json!({"series": [{"name": "x", "points": [["t", 1]]}]})),
+            None
+        );
     }
 }

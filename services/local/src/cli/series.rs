@@ -51,7 +51,10 @@ pub fn every_series(depth: usize) -> String {
 /// The server's error, or no answer.
 pub async fn run(_config: &Config, args: &SeriesArgs) -> Result<(), CliError> {
     let api = Api::new(&args.conn)?;
-    let glob = args.glob.clone().unwrap_or_else(|| every_series(DEFAULT_DEPTH));
+    let glob = args
+        .glob
+        .clone()
+        .unwrap_or_else(|| every_series(DEFAULT_DEPTH));
     let limit = args.limit.map(|l| l.to_string());
     let mut params = vec![("match", glob.as_str())];
     if let Some(l) = &limit {
@@ -107,7 +110,12 @@ pub fn parse_names(answer: &Value) -> Option<Vec<(String, String)>> {
                 Some(m) if !m.is_empty() => {
                     let pairs: Vec<String> = m
                         .iter()
-                        .map(|(k, v)| format!("{k}={}", Value::String(v.as_str().unwrap_or_default().to_string())))
+                        .map(|(k, v)| {
+                            format!(
+                                "{k}={}",
+                                Value::String(v.as_str().unwrap_or_default().to_string())
+                            )
+                        })
                         .collect();
                     format!("{{{}}}", pairs.join(", "))
                 }
@@ -137,7 +145,10 @@ mod tests {
             parse_names(&a).unwrap(),
             [
                 ("host.h1.cpu".to_string(), String::new()),
-                ("up.job.n".to_string(), r#"{__name__="up", job="n"}"#.to_string())
+                (
+                    "up.job.n".to_string(),
+                    r#"{__name__="up", job="n"}"#.to_string()
+                )
             ]
         );
     }
