@@ -25,6 +25,9 @@ use crate::LocalError;
 
 /// Options of `carat replay`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "Examples:\n  carat replay --from trim-horizon --until-caught-up\n  carat replay --from 2026-11-25T13:00:00Z\n\nOn a terminal a progress line shows records read and shards at the tip; otherwise it is logged every 10 s."
+)]
 pub struct ReplayArgs {
     /// Where to start: an RFC 3339 time (AT_TIMESTAMP, e.g. 2026-11-25T13:00:00Z) or
     /// `trim-horizon` (the oldest record the stream keeps).
@@ -264,4 +267,52 @@ pub async fn run(config: Config, args: &ReplayArgs) -> Result<(), LocalError> {
         total.records, total.points, total.batches, total.retried_batches, total.skipped_batches
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use carat_store::fake::FakeLog;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn progress_counts_what_each_shard_read_and_how_far_behind_it_is() {
+        let inner = Arc::new(FakeLog::new(2));
+        let records: Vec<LogRecord> = (0..10)
+            .map(|i| LogRecord {
+                partition_key: format!("b{i}"),
+                data: vec![1],
+            })
+            .collect();
+        inner.put(&records).await.expect("fake put");
+        let progress = Arc::new(Progress::new(2));
+        let log = CountingLog {
+            inner: inner.clone(),
+            progress: Arc::clone(&progress),
+        };
+        let shards = log.shards().await.expect("shards");
+        for shard in &shards {
+            let mut it = log
+                .iterator(shard, &StartAt::TrimHorizon)
+                .await
+                .expect("iterator");
+            // Small reads: the counts add up across a shard's iterators.
+            loop {
+                let batch = log.read(&it, 3).await.expect("read");
+                match batch.next_iterator {
+                    Some(next) if !batch.records.is_empty() => it = next,
+                    _ => break,
+                }
+            }
+        }
+        assert_eq!(progress.records.load(Ordering::Relaxed), 10);
+        let behind = progress.behind.lock().expect("lock").clone();
+        assert_eq!(behind.len(), 2, "{behind:?}");
+        progress.done.fetch_add(1, Ordering::Relaxed);
+        let line = progress.line();
+        assert!(
+            line.starts_with("10 records read; shards: 1 finished, 2 at the tip, of 2"),
+            "{line}"
+        );
+    }
 }

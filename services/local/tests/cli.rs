@@ -178,7 +178,13 @@ async fn every_command_has_help_with_examples() {
     for (cmd, flag) in [("local", "--listen"), ("replay", "--until-caught-up")] {
         let out = carat(&[cmd, "--help"]).await;
         assert_eq!(out.code, 0, "{cmd}: {out:?}");
-        assert!(out.stdout.contains(flag), "{cmd}: {}", out.stdout);
+        for want in [flag, "Examples:", &format!("carat {cmd} ")] {
+            assert!(
+                out.stdout.contains(want),
+                "carat {cmd} --help lacks {want:?}: {}",
+                out.stdout
+            );
+        }
     }
 }
 
