@@ -288,6 +288,7 @@ async fn bad_input_names_the_file_line_and_field_and_sends_nothing() {
         }
     }
     assert_eq!(s.seen().len(), 0, "nothing may be sent: {:?}", s.seen());
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,6 +380,7 @@ async fn put_sends_every_point_once_in_batches_within_the_limits() {
             ("/api/v1/points".to_string(), 4)
         ])
     );
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -603,6 +605,7 @@ async fn docs_examples_run() {
         s.seen().len() > 1_000,
         "the bench example posts 1,000 requests"
     );
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 /// put (arguments, CSV, native JSON, Mackerel JSON) ⇒ query --format csv gives exactly
@@ -748,7 +751,7 @@ async fn put_query_series_and_bench_against_the_local_system() {
         "--format",
         "csv",
     ]);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     let got = loop {
         let out = run_with(query.clone()).await;
         assert_eq!(out.code, 0, "{out:?}");
@@ -803,7 +806,9 @@ async fn put_query_series_and_bench_against_the_local_system() {
     let doc =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/cli.md")).unwrap();
     assert!(doc.contains(line), "docs/cli.md shows {line}");
-    let words = shell_words(line);
+    let mut words = shell_words(line);
+    // Patience, not a timing check: the shared machine can be slow (reads then get 503s).
+    words.extend(["--verify-timeout".to_string(), "300".to_string()]);
     let out = run_with(with(
         &words[1..].iter().map(String::as_str).collect::<Vec<_>>(),
     ))
@@ -838,4 +843,5 @@ async fn put_query_series_and_bench_against_the_local_system() {
     let out = run_with(with(&["series", &host])).await;
     assert_eq!(out.stdout.lines().count(), 10, "{}", out.stdout);
     sys.stop().await;
+    std::fs::remove_dir_all(&dir).ok();
 }

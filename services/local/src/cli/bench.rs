@@ -136,6 +136,9 @@ pub struct Verified {
     /// Per host, from its last acknowledged post to its points readable (sorted, ms).
     pub host_delays_ms: Vec<f64>,
     pub reads: usize,
+    /// Reads answered 503 (retried in the next round), and the last such answer.
+    pub unavailable: usize,
+    pub last_unavailable: Option<String>,
 }
 
 /// The `q` quantile (0–1) of sorted `v`, nearest rank.
@@ -367,6 +370,7 @@ async fn verify(
         plan.times[plan.times.len() - 1].to_string(),
     );
     let mut reads = 0;
+    let (mut unavailable, mut last_unavailable) = (0, None);
     loop {
         let pending: Vec<usize> = (0..units.len()).filter(|&i| !units[i].done).collect();
         if pending.is_empty() || Instant::now() >= deadline {
@@ -401,7 +405,11 @@ async fn verify(
                 Ok(a) => query::parse_answer(&a)
                     .ok_or_else(|| CliError::Server("verify: unexpected answer shape".into()))?,
                 Err(e @ CliError::Unreachable(_)) => return Err(e),
-                Err(CliError::Server(m)) if m.contains("HTTP 503") => continue,
+                Err(CliError::Server(m)) if m.contains("HTTP 503") => {
+                    unavailable += 1;
+                    last_unavailable = Some(m);
+                    continue;
+                }
                 Err(e) => return Err(e),
             };
             let u = &mut units[i];
@@ -439,6 +447,8 @@ async fn verify(
         readable_after_ms,
         host_delays_ms,
         reads,
+        unavailable,
+        last_unavailable,
     })
 }
 
@@ -504,6 +514,8 @@ pub fn summary(plan: &Plan, args: &BenchArgs, url: &str, r: &Report) -> String {
             "readable_after_ms": v.readable_after_ms.map(|x| x.round()),
             "host_delay_ms": {"p50": q(&v.host_delays_ms, 0.5), "p99": q(&v.host_delays_ms, 0.99), "max": q(&v.host_delays_ms, 1.0)},
             "reads": v.reads,
+            "unavailable": v.unavailable,
+            "last_unavailable": v.last_unavailable,
         })
     });
     let j = json!({
@@ -552,6 +564,12 @@ pub fn summary(plan: &Plan, args: &BenchArgs, url: &str, r: &Report) -> String {
             f(quantile(&v.host_delays_ms, 0.99)),
             v.reads
         ));
+        if let Some(m) = &v.last_unavailable {
+            s.push_str(&format!(
+                "\nverify: {} reads answered 503, the last: {m}",
+                v.unavailable
+            ));
+        }
     }
     s
 }
