@@ -617,6 +617,8 @@ async fn put_query_series_and_bench_against_the_local_system() {
     let run = common::run_id();
     let mut cfg = common::test_config(&run, 3_600);
     cfg.ingest.max_lateness_secs = 3_600;
+    let stream = common::OwnStream::create("cli", &run).await;
+    cfg.resources.stream = stream.name.clone();
     cfg.validate().unwrap();
     let mut sys = common::System::start(cfg).await;
     let tenant = carat_core::Tenant::parse(&format!("cli{run}")).unwrap();
@@ -843,5 +845,6 @@ async fn put_query_series_and_bench_against_the_local_system() {
     let out = run_with(with(&["series", &host])).await;
     assert_eq!(out.stdout.lines().count(), 10, "{}", out.stdout);
     sys.stop().await;
+    stream.delete().await;
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -304,3 +304,49 @@ impl System {
         format!("http://{addr}")
     }
 }
+
+/// A Kinesis stream of this run's own on the AWS stand-in, so that the pollers of a
+/// [`System`] read only this test's records: on the shared stream they also process every
+/// other test's, and fall behind whenever others load it.
+pub struct OwnStream {
+    client: aws_sdk_kinesis::Client,
+    pub name: String,
+}
+
+impl OwnStream {
+    /// Creates `carat-<prefix>-<run>` with 2 shards and waits until it is active.
+    pub async fn create(prefix: &str, run: &str) -> Self {
+        let sdk = aws_config::load_from_env().await;
+        let client = aws_sdk_kinesis::Client::new(&sdk);
+        let name = format!("carat-{prefix}-{run}");
+        client
+            .create_stream()
+            .stream_name(&name)
+            .shard_count(2)
+            .send()
+            .await
+            .unwrap();
+        for _ in 0..200 {
+            let s = client
+                .describe_stream_summary()
+                .stream_name(&name)
+                .send()
+                .await
+                .unwrap();
+            if s.stream_description_summary.unwrap().stream_status.as_str() == "ACTIVE" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { client, name }
+    }
+
+    pub async fn delete(self) {
+        let _ = self
+            .client
+            .delete_stream()
+            .stream_name(&self.name)
+            .send()
+            .await;
+    }
+}
