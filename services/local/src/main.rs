@@ -49,7 +49,9 @@ async fn main() -> ExitCode {
     let config =
         match carat_local::config::load(cli.config.as_deref(), |name| std::env::var(name).ok()) {
             Ok(c) => c,
+            Err(e) if serving => return served(Err(e)),
             Err(e) => {
+                // A client's config only gives the ingest limits: a bad one is bad usage.
                 eprintln!("carat: {e}");
                 return ExitCode::from(2);
             }
