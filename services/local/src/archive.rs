@@ -613,11 +613,7 @@ impl StreamHandler for ArchiverHandler {
 /// # Errors
 /// None: a failed run is logged and the next one tries again.
 pub async fn run_compactor(state: AppState, shutdown: Shutdown) -> TaskResult {
-    let every = Duration::from_secs(
-        u64::try_from(state.config.archiver.compaction_interval_secs)
-            .unwrap_or(3_600)
-            .max(1),
-    );
+    let every = Duration::from_secs(state.config.archiver.compaction_interval_secs.max(1));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {

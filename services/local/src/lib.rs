@@ -19,9 +19,12 @@
 //! - [`probe`]: the end-to-end probe (`carat_probe`) every `probe.interval_secs` against
 //!   the local listener; its last result is shown in `/health`.
 //! - [`replay`]: `carat replay` — the backup writer from TRIM_HORIZON / AT_TIMESTAMP.
+//! - [`cli`]: the client commands `carat put`, `query`, `series`, `bench` (over HTTP,
+//!   to any carat).
 //! - [`error`]: what can stop carat-local ([`LocalError`]).
 
 pub mod archive;
+pub mod cli;
 pub mod clients;
 pub mod config;
 pub mod error;

@@ -18,6 +18,9 @@ use crate::{clients, health, LocalError};
 
 /// Options of `carat local`.
 #[derive(Debug, Clone, clap::Args)]
+#[command(
+    after_help = "Examples:\n  carat local --config config/local.toml\n  CARAT_LISTEN=127.0.0.1:9090 carat local\n\nscripts/carat-local.sh start runs it in the background (README.md)."
+)]
 pub struct LocalArgs {
     /// Address of the HTTP server (health and the ingest API).
     #[arg(long, env = "CARAT_LISTEN", default_value = "127.0.0.1:8080")]

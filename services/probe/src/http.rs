@@ -73,6 +73,7 @@ impl Answer {
 #[derive(Clone)]
 pub struct HttpClient {
     inner: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+    max_body: usize,
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -95,14 +96,24 @@ impl HttpClient {
             .build();
         Ok(Self {
             inner: Client::builder(TokioExecutor::new()).build(https),
+            max_body: MAX_BODY_BYTES,
         })
+    }
+
+    /// The same client reading answer bodies of up to `max_body` bytes (the `carat` CLI
+    /// reads query answers of up to 100,000 points).
+    #[must_use]
+    pub fn with_max_body(mut self, max_body: usize) -> Self {
+        self.max_body = max_body;
+        self
     }
 
     /// Sends one request with `headers` (and a JSON `body` if given) and reads the answer,
     /// all within `timeout`.
     ///
     /// # Errors
-    /// A bad URL, a transport failure, the timeout, or a body over [`MAX_BODY_BYTES`].
+    /// A bad URL, a transport failure, the timeout, or a body over [`MAX_BODY_BYTES`]
+    /// (or the limit given to [`HttpClient::with_max_body`]).
     pub async fn send(
         &self,
         method: Method,
@@ -139,7 +150,7 @@ impl HttpClient {
                     source,
                 })?;
             let status = response.status();
-            let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
+            let body = Limited::new(response.into_body(), self.max_body)
                 .collect()
                 .await
                 .map_err(|e| HttpError::Body {

@@ -282,3 +282,73 @@ pub async fn wait_stored(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+impl System {
+    /// The whole HTTP API of carat-local (`carat_local::serve::router`: health, ingest,
+    /// read) over this system's clients with `keys`, served on 127.0.0.1:0 until
+    /// [`System::stop`]; returns its base URL. The pollers and the flusher are this
+    /// system's own (from just before the test), not `serve::serve`'s, which would read
+    /// the shared stream from TRIM_HORIZON with fresh checkpoints.
+    pub async fn serve(&mut self, keys: carat_api::KeyStore) -> String {
+        let router = carat_local::serve::router(
+            &self.state,
+            Arc::new(carat_api::Keys::fixed(Arc::new(keys))),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sd = self.shutdown.clone();
+        self.spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(sd.wait())
+                .await
+                .unwrap();
+        });
+        format!("http://{addr}")
+    }
+}
+
+/// A Kinesis stream of this run's own on the AWS stand-in, so that the pollers of a
+/// [`System`] read only this test's records: on the shared stream they also process every
+/// other test's, and fall behind whenever others load it.
+pub struct OwnStream {
+    client: aws_sdk_kinesis::Client,
+    pub name: String,
+}
+
+impl OwnStream {
+    /// Creates `carat-<prefix>-<run>` with 2 shards and waits until it is active.
+    pub async fn create(prefix: &str, run: &str) -> Self {
+        let sdk = aws_config::load_from_env().await;
+        let client = aws_sdk_kinesis::Client::new(&sdk);
+        let name = format!("carat-{prefix}-{run}");
+        client
+            .create_stream()
+            .stream_name(&name)
+            .shard_count(2)
+            .send()
+            .await
+            .unwrap();
+        for _ in 0..200 {
+            let s = client
+                .describe_stream_summary()
+                .stream_name(&name)
+                .send()
+                .await
+                .unwrap();
+            if s.stream_description_summary.unwrap().stream_status.as_str() == "ACTIVE" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { client, name }
+    }
+
+    pub async fn delete(self) {
+        let _ = self
+            .client
+            .delete_stream()
+            .stream_name(&self.name)
+            .send()
+            .await;
+    }
+}
