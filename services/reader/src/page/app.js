@@ -579,11 +579,12 @@
 
   // --- hover readout and drag-to-zoom ---------------------------------------------
 
+  /** The SVG x (its viewBox is its content box, px for px) and time under `clientX`. */
   function timeAt(clientX) {
     const r = el.chart.getBoundingClientRect();
-    const scale = drawn.plot.width / r.width;
-    const x = Math.min(drawn.plot.left + drawn.plot.w, Math.max(drawn.plot.left, (clientX - r.left) * scale));
-    return { x, t: drawn.win.from + ((x - drawn.plot.left) / drawn.plot.w) * (drawn.win.to - drawn.win.from) };
+    const p = drawn.plot;
+    const x = Math.min(p.left + p.w, Math.max(p.left, clientX - r.left - el.chart.clientLeft));
+    return { x, t: drawn.win.from + ((x - p.left) / p.w) * (drawn.win.to - drawn.win.from) };
   }
 
   /** The point of `s` nearest to `t` (within its runs), or null. */
@@ -648,10 +649,9 @@
     el.readout.dataset.time = String(at);
     el.readout.hidden = false;
     // Beside the cursor, on the side with room.
-    const box = el.chart.getBoundingClientRect();
-    const cx = (x / d.plot.width) * box.width;
     const w = el.readout.offsetWidth;
-    el.readout.style.left = `${cx + 12 + w > box.width ? Math.max(0, cx - 12 - w) : cx + 12}px`;
+    const cx = x + el.chart.clientLeft;
+    el.readout.style.left = `${cx + 12 + w > el.chart.offsetWidth ? Math.max(0, cx - 12 - w) : cx + 12}px`;
   }
 
   function hideReadout() {
