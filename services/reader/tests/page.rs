@@ -48,7 +48,7 @@ async fn call(method: Method, uri: &str, key: Option<&str>) -> (StatusCode, Head
     (status, headers, String::from_utf8(body.to_vec()).unwrap())
 }
 
-fn h<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> &'a str {
+fn h(headers: &HeaderMap, name: header::HeaderName) -> &str {
     headers
         .get(&name)
         .unwrap_or_else(|| panic!("no {name} header"))

@@ -32,7 +32,7 @@
     search: $('search'), searchStatus: $('search-status'), results: $('results'),
     error: $('error'), selected: $('selected'), ranges: $('ranges'), custom: $('custom'),
     from: $('from'), to: $('to'), reset: $('reset'), refresh: $('refresh'),
-    chart: $('chart'), readout: $('readout'), legend: $('legend'), chartStatus: $('chart-status'),
+    chartBox: $('chart-box'), chart: $('chart'), readout: $('readout'), legend: $('legend'), chartStatus: $('chart-status'),
   };
 
   // What the hash says: {series: [names], range: {preset} | {from, to}, zoom: null | {from, to}}.
@@ -649,9 +649,11 @@
     el.readout.dataset.time = String(at);
     el.readout.hidden = false;
     // Beside the cursor, on the side with room.
+    el.readout.style.left = '0px'; // measured with the whole box to grow in
     const w = el.readout.offsetWidth;
     const cx = x + el.chart.clientLeft;
-    el.readout.style.left = `${cx + 12 + w > el.chart.offsetWidth ? Math.max(0, cx - 12 - w) : cx + 12}px`;
+    const room = el.chartBox.clientWidth;
+    el.readout.style.left = `${cx + 12 + w > room ? Math.max(0, cx - 12 - w) : cx + 12}px`;
   }
 
   function hideReadout() {
