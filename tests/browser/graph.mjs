@@ -3,8 +3,10 @@
 //
 //   node tests/browser/graph.mjs <page url> <read key> <series> <expected json>
 //
-// <expected json> is {"points": [[time, value], …]}: what the test posted. The script
-// enters a wrong key (the 401 message must show), then the key, searches, picks the
+// <expected json> is {"points": [[time, value], …], "write_only_key"?: "…"}: what the test
+// posted (and a key without the read scope). The script enters a wrong key (the 401
+// message must show), a write-only key (403), asks for an unknown series (404), then the
+// key, searches, picks the
 // series and the 1h preset, and checks what the page DREW against the posted points:
 // the line's vertices at the pixels the points map to (with the axes the chart wrote),
 // one break per gap, the tick labels, the legend, the hover readout; then drags to zoom
@@ -12,7 +14,7 @@
 // fresh page. Saves target/test-artifacts/graph-page.png. Exits 1 naming the first
 // mismatch.
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 
@@ -21,7 +23,7 @@ if (!url || !key || !series || !expectedJson) {
   console.error('usage: node tests/browser/graph.mjs <page url> <read key> <series> <expected json>');
   process.exit(2);
 }
-const expected = JSON.parse(expectedJson).points;
+const { points: expected, write_only_key: writeOnlyKey } = JSON.parse(expectedJson);
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const artifacts = path.join(root, 'target/test-artifacts');
 const shot = path.join(artifacts, 'graph-page.png');
@@ -161,15 +163,16 @@ const browser = await chromium.launch({
 let page;
 let failed = null;
 try {
-  step(`chromium ${browser.version()} (${executablePath}), playwright-core, node ${process.version}`);
+  const pw = JSON.parse(readFileSync(path.join(root, 'tests/browser/node_modules/playwright-core/package.json'), 'utf8'));
+  step(`chromium ${browser.version()} (${executablePath}), playwright-core ${pw.version}, node ${process.version}`);
   const context = await browser.newContext({ viewport: { width: 1280, height: 760 }, timezoneId: 'UTC', locale: 'en-US' });
   context.setDefaultTimeout(15000);
   page = await context.newPage();
   const problems = [];
   page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   page.on('console', (m) => {
-    // A refused resource or a CSP violation is a console error; the 401s we cause are not problems.
-    if (m.type() === 'error' && !/status of 401/.test(m.text())) problems.push(`console: ${m.text()}`);
+    // A refused resource or a CSP violation is a console error; the 401/403/404 we cause are not.
+    if (m.type() === 'error' && !/status of 40[134]/.test(m.text())) problems.push(`console: ${m.text()}`);
   });
   const fetches = [];
   page.on('request', (r) => {
@@ -196,6 +199,23 @@ try {
   check(errorMsg.includes('The API key was not accepted (401)'), `wrong key, graph says ${JSON.stringify(errorMsg)}`);
   check((await page.$$('#legend li')).length === 0, 'wrong key: a legend entry is shown');
   step('a wrong key shows the 401 message');
+  if (writeOnlyKey) {
+    await page.fill('#key', writeOnlyKey);
+    await page.click('#key-save');
+    await page.waitForFunction(() => /403/.test(document.getElementById('error').textContent));
+    const msg = await page.textContent('#error');
+    check(msg.includes('This key may not read (403)'), `a write-only key, the graph says ${JSON.stringify(msg)}`);
+    step('a key without the read scope shows the 403 message');
+  }
+  await page.fill('#key', key);
+  await page.click('#key-save');
+  const unknown = `${series}.nope`;
+  await page.goto(`${url}#series=${unknown}&range=1h`);
+  await page.waitForFunction(() => /404/.test(document.getElementById('error').textContent));
+  const notFound = await page.textContent('#error');
+  check(notFound.includes(`Not found (${unknown}, 404)`) && notFound.includes('not found'),
+    `an unknown series, the graph says ${JSON.stringify(notFound)}`);
+  step('an unknown series shows the 404 message');
 
   // 2. The key, a search, a pick, the 1h preset.
   await page.goto(url); // no hash: nothing picked

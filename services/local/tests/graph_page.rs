@@ -1,11 +1,13 @@
-//! The graph page in a real browser: carat's HTTP routes (the router `carat local` serves)
-//! on a free port over the local system (on a Kinesis stream of its own: `OwnStream`), a
-//! series of a distinctive shape posted through the ingest API, then headless Chromium (Debian's, driven by playwright-core:
-//! tests/browser/graph.mjs) enters a key, searches, picks the series and a range, and
-//! checks what the page drew against the posted points — the line's vertices at the
-//! pixels the points map to, the gap, the axes, the legend, the hover readout, a zoom
-//! that re-fetches and its reset, a shared link — and that a wrong key shows the 401
-//! message. The screenshot is left in target/test-artifacts/graph-page.png.
+//! The graph page in a real browser: carat's HTTP routes (the router `carat local`
+//! serves) on a free port over the local system (on a Kinesis stream of its own:
+//! `OwnStream`), a series of a distinctive shape posted through the ingest API, then
+//! headless Chromium (Debian's, driven by playwright-core: tests/browser/graph.mjs)
+//! enters a key, searches, picks the series and a range, and checks what the page drew
+//! against the posted points — the line's vertices at the pixels the points map to, the
+//! gap, the axes, the legend, the hover readout, a zoom that re-fetches and its reset, a
+//! shared link — and that a wrong key, a key without the read scope and an unknown series
+//! show the 401, 403 and 404 messages. The screenshot is left in
+//! target/test-artifacts/graph-page.png.
 //!
 //! Needs the Redis cluster, the AWS stand-in, chromium and tests/browser/node_modules
 //! (`make test` installs and starts them).
@@ -108,7 +110,7 @@ async fn the_graph_page_draws_a_posted_series() {
         want.len()
     );
 
-    let expected = json!({ "points": want }).to_string();
+    let expected = json!({ "points": want, "write_only_key": WRITE_KEY }).to_string();
     let url = format!("http://{addr}/");
     let out = tokio::task::spawn_blocking(move || {
         std::process::Command::new("node")

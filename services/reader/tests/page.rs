@@ -147,7 +147,8 @@ async fn the_api_routes_the_script_calls_exist_and_need_a_key() {
         ("/api/v1/names", "match=*&limit=200"),
         (
             "/api/v1/points",
-            "series=a.*&from=1764450000&to=1764460000&max_points=800",
+            // What the page sends for a day at 800 px: 2-minute buckets.
+            "series=a.*&from=1764374400&to=1764460800&max_points=800&resolution=120",
         ),
     ] {
         assert!(paths.contains(&path));
