@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs what the local system needs, and nothing that is already there:
 #   - Debian packages: redis-server, redis-tools, prometheus, prometheus-node-exporter (the
-#     Prometheus remote_write test) (and curl, python3-venv if missing);
+#     Prometheus remote_write test), chromium (the graph page's browser test) (and curl,
+#     python3-venv if missing);
 #   - a Python venv at .run/venv with scripts/requirements.txt (moto server, aws CLI, cargo-lambda);
-#   - the CDK's node modules (npm ci in cdk/) when cdk/package-lock.json exists.
+#   - the CDK's node modules (npm ci in cdk/) when cdk/package-lock.json exists;
+#   - tests/browser's node modules (playwright-core) the same way.
 # Idempotent: a second run checks and returns in a few seconds. Uses sudo only when not root.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
@@ -19,6 +21,7 @@ command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
 command -v curl >/dev/null || missing+=(curl)
+command -v chromium >/dev/null || missing+=(chromium) # the graph page's browser test
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 if ((${#missing[@]})); then
   say "installing Debian packages: ${missing[*]}"
@@ -54,6 +57,14 @@ if [[ -f $cdk/package-lock.json ]]; then
     say "npm ci in cdk/"
     (cd "$cdk" && npm ci --no-audit --no-fund --loglevel=error)
   fi
+fi
+
+# --- the browser test's node modules (playwright-core, driving Debian's chromium) -
+browser="$CARAT_ROOT/tests/browser"
+if [[ ! $browser/node_modules/.package-lock.json -nt $browser/package-lock.json ]]; then
+  command -v npm >/dev/null || die "npm not found: install Node.js 20 (the browser test needs it)"
+  say "npm ci in tests/browser/"
+  (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 say "dependencies: ok (redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p'), moto $("$VENV/bin/python" -c "import moto; print(moto.__version__)"), venv $VENV)"

@@ -75,6 +75,7 @@ export const READER_ROUTES: readonly string[] = [
   'GET /api/v0/tsdb/latest',
   'GET /api/v1/points',
   'GET /api/v1/names',
-  // The graph page (a later issue): routed now, so landing it needs no CDK change.
+  // The graph page and its script and style sheet (docs/graph-page.md).
   'GET /',
+  'GET /page/{asset}',
 ];

@@ -183,6 +183,7 @@ describe('Services stack', () => {
       'GET /api/v0/tsdb/latest',
       'GET /api/v1/names',
       'GET /api/v1/points',
+      'GET /page/{asset}',
       'POST /{proxy+}',
     ]);
     expect([...READER_ROUTES].sort()).toEqual(routes.map((r) => r.RouteKey).filter((k) => k.startsWith('GET')).sort());

@@ -617,14 +617,13 @@ async fn put_query_series_and_bench_against_the_local_system() {
     let run = common::run_id();
     let mut cfg = common::test_config(&run, 3_600);
     cfg.ingest.max_lateness_secs = 3_600;
-    let stream = common::OwnStream::create("cli", &run).await;
-    cfg.resources.stream = stream.name.clone();
+    let stream = common::OwnStream::create(&mut cfg, &format!("cli-{run}")).await;
     cfg.validate().unwrap();
     let mut sys = common::System::start(cfg).await;
     let tenant = carat_core::Tenant::parse(&format!("cli{run}")).unwrap();
     let key = format!("cli-test-key-{run}");
     let url = sys
-        .serve(carat_api::KeyStore::single(
+        .serve_carat(carat_api::KeyStore::single(
             "cli",
             &key,
             tenant.clone(),

@@ -14,34 +14,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::StatusCode;
 use carat_api::{KeyStore, Keys, Scope};
 use carat_core::{window, Point, SeriesKey, SeriesName, Tenant};
 use carat_local::archive::{sweep_once, ArchiverHandler, StreamPoller};
 use carat_store::ports::{Archive, StreamStart, WindowRef, WindowTable};
 use carat_writer::flush::RAW;
-use common::{json, native, now_ms, post, remote_write, run_id, System};
+use common::{json, native, now_ms, post, remote_write, run_id, wait_for, System};
 use serde_json::{json, Value};
-use tower::ServiceExt as _;
 
 const READ_KEY: &str = "read-path-test-read-key";
 const RAW_SECS: i64 = 10;
 
 async fn get(reader: &axum::Router, uri: &str) -> (StatusCode, Value) {
-    let req = Request::get(uri)
-        .header("X-Api-Key", READ_KEY)
-        .body(Body::empty())
-        .unwrap();
-    let res = reader.clone().oneshot(req).await.unwrap();
-    let status = res.status();
-    let bytes = axum::body::to_bytes(res.into_body(), 1 << 22)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
+    common::get_json(reader, uri, READ_KEY).await
 }
 
 /// What was posted, per carat series name: time ⇒ value (the last write of a time wins).
@@ -166,22 +152,6 @@ async fn eventually_exact(
             Err(e) if tokio::time::Instant::now() >= deadline => panic!("{what}: {e}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
-    }
-}
-
-/// Polls `cond` every 250 ms until it holds, or fails naming `what`.
-async fn wait_for<F, Fut>(what: &str, patience: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + patience;
-    while !cond().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 

@@ -14,11 +14,13 @@
 //! - [`tiers`]: the planner (which windows come from which tier), the concurrent
 //!   fetches and the merge (greatest ingest stamp per time wins).
 //! - [`buckets`]: points ⇒ count/sum/min/max per bucket, partials combined.
+//! - [`page`]: the graph page at `/` (HTML, script, style compiled in; no key needed).
 
 // Tests may unwrap: a panic there is the failure report.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod buckets;
+pub mod page;
 pub mod pattern;
 pub mod range;
 pub mod remote_read;

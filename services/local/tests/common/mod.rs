@@ -63,6 +63,56 @@ pub fn test_config(run: &str, raw_secs: i64) -> Config {
     cfg
 }
 
+/// A Kinesis stream of the test's own in the stand-in (1 shard); `cfg.resources.stream`
+/// names it. The pollers of every test process running a [`System`] on the shared stream
+/// write every record they see, with their own window length: while a test with longer
+/// windows runs beside this one, its head windows and table items of this test's series
+/// start where this test's windows start, hold points of several of them, and a read
+/// returns those points twice. On a stream of its own, only this test writes its series.
+pub struct OwnStream {
+    client: aws_sdk_kinesis::Client,
+    pub name: String,
+}
+
+impl OwnStream {
+    pub async fn create(cfg: &mut Config, run: &str) -> Self {
+        let sdk = carat_store::connect::aws_config(&cfg.retry).await;
+        let client = aws_sdk_kinesis::Client::new(&sdk);
+        let name = format!("carat-test-{run}");
+        client
+            .create_stream()
+            .stream_name(&name)
+            .shard_count(1)
+            .send()
+            .await
+            .unwrap();
+        for _ in 0..200 {
+            let s = client
+                .describe_stream_summary()
+                .stream_name(&name)
+                .send()
+                .await
+                .unwrap();
+            if s.stream_description_summary.unwrap().stream_status.as_str() == "ACTIVE" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        cfg.resources.stream.clone_from(&name);
+        Self { client, name }
+    }
+
+    pub async fn delete(self) {
+        let _ = self
+            .client
+            .delete_stream()
+            .stream_name(&self.name)
+            .enforce_consumer_deletion(true)
+            .send()
+            .await;
+    }
+}
+
 /// The write path running in this process: one poller per shard (from just before the
 /// test: the shared stream holds other tests' records) feeding the writer, and the
 /// flusher every `flusher.interval_secs`.
@@ -134,6 +184,21 @@ impl System {
         carat_api::router(state)
     }
 
+    /// Serves `router` over HTTP on a free port of 127.0.0.1 until [`System::stop`];
+    /// returns its address.
+    pub async fn serve(&mut self, router: axum::Router) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = self.shutdown.clone();
+        self.spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(shutdown.wait())
+                .await
+                .unwrap();
+        });
+        addr
+    }
+
     /// Runs `task` beside the pollers and the flusher until [`System::stop`].
     pub fn spawn(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
         self.tasks.spawn(task);
@@ -142,6 +207,44 @@ impl System {
     pub async fn stop(mut self) {
         self.stop.send_replace(true);
         while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// A GET with `key` in `X-Api-Key`; returns the status and the body as JSON (null if
+/// it is not JSON).
+pub async fn get_json(
+    router: &axum::Router,
+    uri: &str,
+    key: &str,
+) -> (StatusCode, serde_json::Value) {
+    let req = Request::get(uri)
+        .header("X-Api-Key", key)
+        .body(Body::empty())
+        .unwrap();
+    let res = router.clone().oneshot(req).await.unwrap();
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 22)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Polls `cond` every 250 ms until it holds, or fails naming `what`.
+pub async fn wait_for<F, Fut>(what: &str, patience: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + patience;
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -289,66 +392,11 @@ impl System {
     /// [`System::stop`]; returns its base URL. The pollers and the flusher are this
     /// system's own (from just before the test), not `serve::serve`'s, which would read
     /// the shared stream from TRIM_HORIZON with fresh checkpoints.
-    pub async fn serve(&mut self, keys: carat_api::KeyStore) -> String {
+    pub async fn serve_carat(&mut self, keys: carat_api::KeyStore) -> String {
         let router = carat_local::serve::router(
             &self.state,
             Arc::new(carat_api::Keys::fixed(Arc::new(keys))),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let sd = self.shutdown.clone();
-        self.spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(sd.wait())
-                .await
-                .unwrap();
-        });
-        format!("http://{addr}")
-    }
-}
-
-/// A Kinesis stream of this run's own on the AWS stand-in, so that the pollers of a
-/// [`System`] read only this test's records: on the shared stream they also process every
-/// other test's, and fall behind whenever others load it.
-pub struct OwnStream {
-    client: aws_sdk_kinesis::Client,
-    pub name: String,
-}
-
-impl OwnStream {
-    /// Creates `carat-<prefix>-<run>` with 2 shards and waits until it is active.
-    pub async fn create(prefix: &str, run: &str) -> Self {
-        let sdk = aws_config::load_from_env().await;
-        let client = aws_sdk_kinesis::Client::new(&sdk);
-        let name = format!("carat-{prefix}-{run}");
-        client
-            .create_stream()
-            .stream_name(&name)
-            .shard_count(2)
-            .send()
-            .await
-            .unwrap();
-        for _ in 0..200 {
-            let s = client
-                .describe_stream_summary()
-                .stream_name(&name)
-                .send()
-                .await
-                .unwrap();
-            if s.stream_description_summary.unwrap().stream_status.as_str() == "ACTIVE" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Self { client, name }
-    }
-
-    pub async fn delete(self) {
-        let _ = self
-            .client
-            .delete_stream()
-            .stream_name(&self.name)
-            .send()
-            .await;
+        format!("http://{}", self.serve(router).await)
     }
 }
