@@ -65,7 +65,9 @@ export const LANDED_BINARIES: readonly Binary[] = [
 /**
  * The reader's routes on the HTTP API (services/reader's router serves the same paths).
  * `GET /api/v1/points` reads while `POST /api/v1/points` (under the ingest's `POST /{proxy+}`)
- * writes: API Gateway routes on method and path.
+ * writes: API Gateway routes on method and path, the most specific path first, so the read
+ * APIs that Grafana and Prometheus POST to (form-encoded queries, remote_read) are listed
+ * here with their POST and reach the reader, not the ingest.
  */
 export const READER_ROUTES: readonly string[] = [
   'GET /api/v0/hosts/{hostId}/metrics',
@@ -75,6 +77,29 @@ export const READER_ROUTES: readonly string[] = [
   'GET /api/v0/tsdb/latest',
   'GET /api/v1/points',
   'GET /api/v1/names',
+  // Graphite (docs/graphite.md): Grafana posts render and find as forms.
+  'GET /render',
+  'POST /render',
+  'GET /metrics/find',
+  'POST /metrics/find',
+  'GET /metrics/expand',
+  'POST /metrics/expand',
+  'GET /version',
+  // The Prometheus HTTP API (docs/prometheus.md) and remote_read (docs/remote-read.md).
+  'GET /api/v1/query',
+  'POST /api/v1/query',
+  'GET /api/v1/query_range',
+  'POST /api/v1/query_range',
+  'GET /api/v1/series',
+  'POST /api/v1/series',
+  'GET /api/v1/labels',
+  'POST /api/v1/labels',
+  'GET /api/v1/label/{name}/values',
+  'GET /api/v1/metadata',
+  'GET /api/v1/status/buildinfo',
+  'GET /api/v1/query_exemplars',
+  'POST /api/v1/query_exemplars',
+  'POST /api/v1/read',
   // The graph page and its script and style sheet (docs/graph-page.md).
   'GET /',
   'GET /page/{asset}',

@@ -172,7 +172,7 @@ describe('Services stack', () => {
     t.hasResourceProperties('AWS::Events::Rule', { ScheduleExpression: 'rate(5 minutes)', Description: 'carat end-to-end probe' });
   });
 
-  test('HTTP API: POST routes to the ingest function, the reader\'s GET routes to the reader', () => {
+  test('HTTP API: ingest under POST /{proxy+}, the read APIs (GET and their POST forms) to the reader', () => {
     const routes = Object.values(resources(template, 'AWS::ApiGatewayV2::Route')).map((r) => r.Properties);
     expect(routes.map((r) => r.RouteKey).sort()).toEqual([
       'GET /',
@@ -181,12 +181,34 @@ describe('Services stack', () => {
       'GET /api/v0/services/{service}/metric-names',
       'GET /api/v0/services/{service}/metrics',
       'GET /api/v0/tsdb/latest',
+      'GET /api/v1/label/{name}/values',
+      'GET /api/v1/labels',
+      'GET /api/v1/metadata',
       'GET /api/v1/names',
       'GET /api/v1/points',
+      'GET /api/v1/query',
+      'GET /api/v1/query_exemplars',
+      'GET /api/v1/query_range',
+      'GET /api/v1/series',
+      'GET /api/v1/status/buildinfo',
+      'GET /metrics/expand',
+      'GET /metrics/find',
       'GET /page/{asset}',
+      'GET /render',
+      'GET /version',
+      'POST /api/v1/labels',
+      'POST /api/v1/query',
+      'POST /api/v1/query_exemplars',
+      'POST /api/v1/query_range',
+      'POST /api/v1/read',
+      'POST /api/v1/series',
+      'POST /metrics/expand',
+      'POST /metrics/find',
+      'POST /render',
       'POST /{proxy+}',
     ]);
-    expect([...READER_ROUTES].sort()).toEqual(routes.map((r) => r.RouteKey).filter((k) => k.startsWith('GET')).sort());
+    const ingest = 'POST /{proxy+}';
+    expect([...READER_ROUTES].sort()).toEqual(routes.map((r) => r.RouteKey).filter((k) => k !== ingest).sort());
     // Each route's integration invokes the right function.
     const integrations = resources(template, 'AWS::ApiGatewayV2::Integration');
     const target = (route: any): string => {
@@ -195,7 +217,7 @@ describe('Services stack', () => {
     };
     for (const r of routes) {
       expect(r.AuthorizationType).toBe('NONE');
-      expect(target(r)).toContain(r.RouteKey.startsWith('POST') ? 'ApiFunction' : 'ReaderFunction');
+      expect(target(r)).toContain(r.RouteKey === ingest ? 'ApiFunction' : 'ReaderFunction');
     }
     // Before the read path: the ingest route alone.
     expect(Object.values(resources(writeOnly, 'AWS::ApiGatewayV2::Route')).map((r) => r.Properties.RouteKey)).toEqual(['POST /{proxy+}']);
