@@ -12,11 +12,14 @@
 //! - [`tiers`]: the planner (which windows come from which tier), the concurrent
 //!   fetches and the merge (greatest ingest stamp per time wins).
 //! - [`buckets`]: points ⇒ count/sum/min/max per bucket, partials combined.
+//! - [`graphite`]: the Graphite API (`/render`, `/metrics/find`): targets parsed and
+//!   evaluated with graphite-web's functions over series placed on a fixed step.
 
 // Tests may unwrap: a panic there is the failure report.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod buckets;
+pub mod graphite;
 pub mod pattern;
 pub mod range;
 pub mod routes;

@@ -35,7 +35,7 @@ pub struct ReadState {
 }
 
 impl ReadState {
-    fn config(&self) -> &Config {
+    pub(crate) fn config(&self) -> &Config {
         &self.tiers.config
     }
 }
@@ -57,6 +57,7 @@ pub fn router(state: ReadState) -> Router {
         .route("/api/v1/points", get(native_points))
         .route("/api/v1/names", get(native_names))
         // Further read APIs (Graphite, Prometheus) merge here, behind the `read` scope.
+        .merge(crate::graphite::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_read))
         .layer(middleware::from_fn(request_id::layer))
         .with_state(state)
@@ -80,7 +81,6 @@ async fn require_read(
 ///
 /// # Errors
 /// 400 naming `body` if a form body is not UTF-8.
-#[allow(dead_code)] // the Graphite and Prometheus routes (issue 10) are its callers
 pub(crate) fn form_pairs(
     query: Option<&str>,
     headers: &axum::http::HeaderMap,

@@ -80,7 +80,7 @@ def fetch(name, start, end):
     last = end - end % step + step  # exclusive
     sums = {}
     for t, v in pts:
-        if first <= t < last:
+        if first <= t <= end:
             slot = t - t % step
             s, k = sums.get(slot, (0.0, 0))
             sums[slot] = (s + v, k + 1)
