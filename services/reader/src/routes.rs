@@ -206,6 +206,9 @@ pub(crate) fn group_of_prefix(prefix: &str) -> Option<&str> {
         .map(|dot| &prefix[..dot])
 }
 
+/// Most catalog names [`expand`] scans in one group for a pattern.
+const MAX_SCAN: usize = 100_000;
+
 /// Series of `tenant` matching `pattern`, at most `limit` (more: 413).
 pub(crate) async fn expand(
     catalog: &dyn Catalog,
@@ -236,10 +239,16 @@ pub(crate) async fn expand(
         } else {
             group.as_str()
         };
+        // The listing holds names the pattern may not match: bound it apart from
+        // `limit`, or matches past the first `limit + 1` names would be lost.
+        let scan = limit.max(MAX_SCAN);
         let entries = catalog
-            .series(tenant, &group, within, limit + 1)
+            .series(tenant, &group, within, scan + 1)
             .await
             .map_err(store_error)?;
+        if entries.len() > scan {
+            return Err(too_many());
+        }
         out.extend(
             entries
                 .into_iter()

@@ -144,7 +144,10 @@ fn reference_time(reference: &str, now: i64) -> Result<i64, String> {
             return Err(format!("day of month required after month name in {raw:?}"));
         };
         date = at(i64::from(date.year()), mo as i64 + 1, d)?;
-    } else if let Some(wd) = r.get(..3).and_then(|p| WEEKDAYS.iter().position(|w| *w == p)) {
+    } else if let Some(wd) = r
+        .get(..3)
+        .and_then(|p| WEEKDAYS.iter().position(|w| *w == p))
+    {
         let today = date.weekday().num_days_from_sunday() as i64;
         let mut back = today - wd as i64;
         if back < 0 {

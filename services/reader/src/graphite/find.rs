@@ -138,7 +138,11 @@ pub async fn nodes(
 /// graphite-web's `tree_json`: ids are the query's parent path plus the node's last
 /// segment, one entry per distinct last segment and kind, branches first, each sorted.
 #[must_use]
-pub fn tree_json(query: &str, nodes: &BTreeMap<String, Kind>, leaves_only: bool) -> serde_json::Value {
+pub fn tree_json(
+    query: &str,
+    nodes: &BTreeMap<String, Kind>,
+    leaves_only: bool,
+) -> serde_json::Value {
     let base = query
         .rsplit_once('.')
         .map_or(String::new(), |(parent, _)| format!("{parent}."));
@@ -185,9 +189,27 @@ mod tests {
     #[test]
     fn tree_json_ids_and_order() {
         let mut nodes = BTreeMap::new();
-        nodes.insert("a.x.lat".to_string(), Kind { leaf: true, branch: true });
-        nodes.insert("a.y.cpu".to_string(), Kind { leaf: true, branch: false });
-        nodes.insert("a.x.cpu".to_string(), Kind { leaf: true, branch: false });
+        nodes.insert(
+            "a.x.lat".to_string(),
+            Kind {
+                leaf: true,
+                branch: true,
+            },
+        );
+        nodes.insert(
+            "a.y.cpu".to_string(),
+            Kind {
+                leaf: true,
+                branch: false,
+            },
+        );
+        nodes.insert(
+            "a.x.cpu".to_string(),
+            Kind {
+                leaf: true,
+                branch: false,
+            },
+        );
         let v = tree_json("a.*.*", &nodes, false);
         let ids: Vec<(&str, i64)> = v
             .as_array()

@@ -183,6 +183,12 @@ impl Args<'_> {
         }
     }
 
+    /// A number of a `float` parameter: graphite-web's validation makes `3` a `3.0`,
+    /// which names and tags show.
+    fn float(&mut self, i: usize, name: &str) -> Result<Num, AppError> {
+        Ok(Num::Float(self.num(i, name)?.value()))
+    }
+
     fn int(&mut self, i: usize, name: &str) -> Result<i64, AppError> {
         match self.num(i, name)? {
             Num::Int(n) => Ok(n),
@@ -357,7 +363,8 @@ fn agg_func(name: &str) -> Option<AggFn> {
         "average" | "avg" => agg_avg,
         #[allow(clippy::cast_precision_loss)]
         "avg_zero" => |row| {
-            (!row.is_empty()).then(|| row.iter().map(|v| v.unwrap_or(0.0)).sum::<f64>() / row.len() as f64)
+            (!row.is_empty())
+                .then(|| row.iter().map(|v| v.unwrap_or(0.0)).sum::<f64>() / row.len() as f64)
         },
         "median" => |row| {
             let mut v = non_null(row);
@@ -565,7 +572,7 @@ async fn apply(
         "scale" => {
             a.check(&["seriesList", "factor"], false)?;
             let mut l = a.series(0, "seriesList")?;
-            let factor = a.num(1, "factor")?;
+            let factor = a.float(1, "factor")?;
             for s in &mut l {
                 s.set_tag("scale", py_str(factor));
                 s.name = format!("scale({},{})", s.name, py_g(factor.value()));
@@ -577,7 +584,7 @@ async fn apply(
         "offset" => {
             a.check(&["seriesList", "factor"], false)?;
             let mut l = a.series(0, "seriesList")?;
-            let factor = a.num(1, "factor")?;
+            let factor = a.float(1, "factor")?;
             for s in &mut l {
                 s.set_tag("offset", py_str(factor));
                 s.name = format!("offset({},{})", s.name, py_g(factor.value()));
@@ -646,14 +653,20 @@ async fn apply(
             list(out)
         }
         "summarize" => {
-            a.check(&["seriesList", "intervalString", "func", "alignToFrom"], false)?;
+            a.check(
+                &["seriesList", "intervalString", "func", "alignToFrom"],
+                false,
+            )?;
             let l = a.series(0, "seriesList")?;
             let interval_string = a.string(1, "intervalString")?;
             let how = a.opt_string(2, "func")?.unwrap_or_else(|| "sum".into());
             let align = a.opt_bool(3, "alignToFrom", false)?;
             let interval = interval_secs(func, &interval_string)?;
             if interval <= 0 {
-                return Err(bad(func, format!("interval {interval_string:?} must be positive")));
+                return Err(bad(
+                    func,
+                    format!("interval {interval_string:?} must be positive"),
+                ));
             }
             let f = agg_func(&how)
                 .ok_or_else(|| bad(func, format!("unsupported aggregation function: {how}")))?;
@@ -698,10 +711,18 @@ async fn apply(
             }
             let preview = match &window {
                 Val::Str(w) => interval_secs(func, w)?.abs(),
-                Val::Num(Num::Int(n)) if *n >= 0 => {
-                    l.iter().map(|s| s.step).max().unwrap_or(1).saturating_mul(*n)
+                Val::Num(Num::Int(n)) if *n >= 0 => l
+                    .iter()
+                    .map(|s| s.step)
+                    .max()
+                    .unwrap_or(1)
+                    .saturating_mul(*n),
+                _ => {
+                    return Err(bad(
+                        func,
+                        "windowSize must be a whole number of points or an interval string",
+                    ))
                 }
-                _ => return Err(bad(func, "windowSize must be a whole number of points or an interval string")),
             };
             let first = call
                 .args
@@ -800,7 +821,9 @@ async fn apply(
         "transformNull" => {
             a.check(&["seriesList", "default", "referenceSeries"], false)?;
             let mut l = a.series(0, "seriesList")?;
-            let default = a.opt_num(1, "default")?.unwrap_or(Num::Int(0));
+            let default = a
+                .opt_num(1, "default")?
+                .map_or(Num::Int(0), |n| Num::Float(n.value()));
             let reference = match a.take(2, "referenceSeries") {
                 None | Some(Val::None) => None,
                 Some(Val::List(r)) => Some(r),
@@ -818,7 +841,11 @@ async fn apply(
                 s.set_tag("transformNull", py_str(default));
                 if reference.is_some() {
                     s.set_tag("referenceSeries", "1");
-                    s.name = format!("transformNull({},{},referenceSeries)", s.name, py_g(default.value()));
+                    s.name = format!(
+                        "transformNull({},{},referenceSeries)",
+                        s.name,
+                        py_g(default.value())
+                    );
                 } else {
                     s.name = format!("transformNull({},{})", s.name, py_g(default.value()));
                 }
@@ -828,10 +855,18 @@ async fn apply(
                     Some(d) => {
                         let n = it.len().max(d.len());
                         (0..n)
-                            .map(|i| it.get(i).copied().flatten().or_else(|| d.get(i).copied().flatten()))
+                            .map(|i| {
+                                it.get(i)
+                                    .copied()
+                                    .flatten()
+                                    .or_else(|| d.get(i).copied().flatten())
+                            })
                             .collect()
                     }
-                    None => it.into_iter().map(|v| v.or(Some(default.value()))).collect(),
+                    None => it
+                        .into_iter()
+                        .map(|v| v.or(Some(default.value())))
+                        .collect(),
                 };
             }
             list(l)
@@ -872,12 +907,22 @@ async fn apply(
             list(l)
         }
         "timeShift" => {
-            a.check(&["seriesList", "timeShift", "resetEnd", "alignDST"], false)?;
+            a.check(
+                &[
+                    "seriesList",
+                    "timeShift",
+                    "resetEnd",
+                    "alignDST",
+                    "alignDst",
+                ],
+                false,
+            )?;
             let l = a.series(0, "seriesList")?;
             let mut shift = a.string(1, "timeShift")?;
             let reset_end = a.opt_bool(2, "resetEnd", true)?;
             // alignDST changes nothing in UTC.
             let _ = a.opt_bool(3, "alignDST", false)?;
+            let _ = a.opt_bool(3, "alignDst", false)?;
             if shift.as_bytes().first().is_some_and(u8::is_ascii_digit) {
                 shift = format!("-{shift}");
             }
@@ -902,7 +947,11 @@ async fn apply(
             for mut s in again {
                 s.set_tag("timeShift", shift.clone());
                 s.name = format!("timeShift({}, \"{shift}\")", s.name);
-                s.end = if reset_end { end } else { s.end - s.start + start };
+                s.end = if reset_end {
+                    end
+                } else {
+                    s.end - s.start + start
+                };
                 s.start = start;
                 out.push(s);
             }
@@ -910,7 +959,7 @@ async fn apply(
         }
         "constantLine" => {
             a.check(&["value"], false)?;
-            let value = a.num(0, "value")?;
+            let value = a.float(0, "value")?;
             let step = ((ctx.end - ctx.start) / 2).max(1);
             let v = Some(value.value());
             let name = py_str(value);
@@ -980,7 +1029,9 @@ async fn apply(
                 Some(Val::Str(s)) => Node::Tag(s),
                 _ => return Err(bad(func, "nodeNum must be an integer or a tag name")),
             };
-            let callback = a.opt_string(2, "callback")?.unwrap_or_else(|| "average".into());
+            let callback = a
+                .opt_string(2, "callback")?
+                .unwrap_or_else(|| "average".into());
             let agg = match callback.as_str() {
                 "sumSeries" | "sum" => "sum".to_string(),
                 "averageSeries" | "avg" => "average".to_string(),
@@ -1038,7 +1089,9 @@ fn summarize_values(
     new_end: i64,
 ) -> (Vec<Option<f64>>, i64) {
     let step = s.step.max(1);
-    let timestamps: Vec<i64> = (s.start..s.end).step_by(usize::try_from(step).unwrap_or(1)).collect();
+    let timestamps: Vec<i64> = (s.start..s.end)
+        .step_by(usize::try_from(step).unwrap_or(1))
+        .collect();
     let data = s.iter_values();
     #[allow(clippy::cast_precision_loss)]
     let interval_points = interval as f64 / step as f64;
@@ -1076,7 +1129,10 @@ fn natural_key(name: &str) -> String {
         if !digits.is_empty() {
             let trimmed = digits.trim_start_matches('0');
             let width = 10;
-            out.push_str(&format!("{:0>width$}", if trimmed.is_empty() { "0" } else { trimmed }));
+            out.push_str(&format!(
+                "{:0>width$}",
+                if trimmed.is_empty() { "0" } else { trimmed }
+            ));
             digits.clear();
         }
     };
@@ -1182,7 +1238,11 @@ fn as_percent(
             None | Some(Val::None) => {
                 for k in &keys {
                     let g = groups.get_mut(k).expect("every key has a group");
-                    let t = if g.len() == 1 { g[0].clone() } else { sum_of(g) };
+                    let t = if g.len() == 1 {
+                        g[0].clone()
+                    } else {
+                        sum_of(g)
+                    };
                     totals.insert(k.clone(), t);
                 }
             }
@@ -1196,7 +1256,11 @@ fn as_percent(
                     tg.entry(k).or_default().push(s);
                 }
                 for (k, mut g) in tg {
-                    let t = if g.len() == 1 { g.remove(0) } else { sum_of(&mut g) };
+                    let t = if g.len() == 1 {
+                        g.remove(0)
+                    } else {
+                        sum_of(&mut g)
+                    };
                     totals.insert(k, t);
                 }
             }
@@ -1207,7 +1271,13 @@ fn as_percent(
             let Some(members) = groups.remove(&k) else {
                 let t = &totals[&k];
                 let name = format!("asPercent(MISSING,{})", t.name);
-                out.push(mk(name, t.start, t.end, t.step, vec![None; t.iter_values().len()]));
+                out.push(mk(
+                    name,
+                    t.start,
+                    t.end,
+                    t.step,
+                    vec![None; t.iter_values().len()],
+                ));
                 continue;
             };
             for mut s1 in members {
@@ -1219,9 +1289,11 @@ fn as_percent(
                     }
                     Some(t) => {
                         let name = format!("asPercent({},{})", s1.name, t.name);
-                        let (start, end, step) =
-                            normalize(&mut [&mut s1, t]).unwrap_or((0, 0, 1));
-                        let values = rows(&[&s1, t]).into_iter().map(|r| percent(r[0], r[1])).collect();
+                        let (start, end, step) = normalize(&mut [&mut s1, t]).unwrap_or((0, 0, 1));
+                        let values = rows(&[&s1, t])
+                            .into_iter()
+                            .map(|r| percent(r[0], r[1]))
+                            .collect();
                         out.push(mk(name, start, end, step, values));
                     }
                 }
@@ -1240,7 +1312,11 @@ fn as_percent(
                         (!v.is_empty()).then(|| v.iter().sum())
                     })
                     .collect();
-                (values, format!("sumSeries({})", path_expressions(&refs)), None)
+                (
+                    values,
+                    format!("sumSeries({})", path_expressions(&refs)),
+                    None,
+                )
             }
             Some(Val::List(mut t)) => {
                 if t.len() != 1 && t.len() != l.len() {
@@ -1271,7 +1347,10 @@ fn as_percent(
         for (mut s1, mut s2) in l.into_iter().zip(t) {
             let name = format!("asPercent({},{})", s1.name, s2.name);
             let (start, end, step) = normalize(&mut [&mut s1, &mut s2]).unwrap_or((0, 0, 1));
-            let values = rows(&[&s1, &s2]).into_iter().map(|r| percent(r[0], r[1])).collect();
+            let values = rows(&[&s1, &s2])
+                .into_iter()
+                .map(|r| percent(r[0], r[1]))
+                .collect();
             out.push(mk(name, start, end, step, values));
         }
         return Ok(out);
@@ -1280,7 +1359,12 @@ fn as_percent(
         let it = s.iter_values();
         let n = it.len().max(total_values.len());
         let values = (0..n)
-            .map(|i| percent(it.get(i).copied().flatten(), total_values.get(i).copied().flatten()))
+            .map(|i| {
+                percent(
+                    it.get(i).copied().flatten(),
+                    total_values.get(i).copied().flatten(),
+                )
+            })
             .collect();
         let text = if total_text.is_empty() {
             s.path_expression.clone()
@@ -1304,7 +1388,10 @@ mod tests {
         assert!(python_replacement(r"\q").is_err());
         let re = regex::Regex::new("(^.*$)").unwrap();
         let rep = python_replacement(r"\1 A").unwrap();
-        assert_eq!(re.replace_all("sumSeries(a.*)", rep.as_str()), "sumSeries(a.*) A");
+        assert_eq!(
+            re.replace_all("sumSeries(a.*)", rep.as_str()),
+            "sumSeries(a.*) A"
+        );
     }
 
     #[test]
@@ -1315,9 +1402,21 @@ mod tests {
 
     #[test]
     fn deltas_follow_graphite() {
-        assert_eq!(non_negative_delta(Some(5.0), Some(3.0), None, None), (Some(2.0), Some(5.0)));
-        assert_eq!(non_negative_delta(Some(1.0), Some(3.0), None, None), (None, Some(1.0)));
-        assert_eq!(non_negative_delta(Some(1.0), Some(3.0), Some(9.0), None), (Some(8.0), Some(1.0)));
-        assert_eq!(non_negative_delta(None, Some(3.0), Some(9.0), None), (None, None));
+        assert_eq!(
+            non_negative_delta(Some(5.0), Some(3.0), None, None),
+            (Some(2.0), Some(5.0))
+        );
+        assert_eq!(
+            non_negative_delta(Some(1.0), Some(3.0), None, None),
+            (None, Some(1.0))
+        );
+        assert_eq!(
+            non_negative_delta(Some(1.0), Some(3.0), Some(9.0), None),
+            (Some(8.0), Some(1.0))
+        );
+        assert_eq!(
+            non_negative_delta(None, Some(3.0), Some(9.0), None),
+            (None, None)
+        );
     }
 }

@@ -75,7 +75,12 @@ fn now_of(state: &ReadState, q: &[(String, String)]) -> Result<i64, AppError> {
     }
 }
 
-fn time_param(q: &[(String, String)], name: &str, default: &str, now: i64) -> Result<i64, AppError> {
+fn time_param(
+    q: &[(String, String)],
+    name: &str,
+    default: &str,
+    now: i64,
+) -> Result<i64, AppError> {
     let v = first(q, name).unwrap_or(default);
     attime::parse(v, now).map_err(|e| param(name, format!("{name} {v:?}: {e}")))
 }
@@ -117,12 +122,14 @@ async fn render(
     let (start, end) = range_of(&q, now)?;
     let max_data_points = match first(&q, "maxDataPoints") {
         // graphite-web ignores a value that is not all digits.
-        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => Some(
-            v.parse::<usize>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| param("maxDataPoints", format!("maxDataPoints must be at least 1, got {v:?}")))?,
-        ),
+        Some(v) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+            Some(v.parse::<usize>().ok().filter(|&n| n > 0).ok_or_else(|| {
+                param(
+                    "maxDataPoints",
+                    format!("maxDataPoints must be at least 1, got {v:?}"),
+                )
+            })?)
+        }
         _ => None,
     };
     let xff = match first(&q, "xFilesFactor") {
@@ -131,7 +138,12 @@ async fn render(
             .parse::<f64>()
             .ok()
             .filter(|x| (0.0..=1.0).contains(x))
-            .ok_or_else(|| param("xFilesFactor", format!("xFilesFactor must be 0 to 1, got {v:?}")))?,
+            .ok_or_else(|| {
+                param(
+                    "xFilesFactor",
+                    format!("xFilesFactor must be 0 to 1, got {v:?}"),
+                )
+            })?,
     };
     let ctx = Ctx {
         start,
@@ -150,7 +162,10 @@ async fn render(
             seen: Mutex::new(BTreeSet::new()),
             limit,
         };
-        match functions::eval(&source, &expr, ctx, 0).await.map_err(|e| in_target(e, t))? {
+        match functions::eval(&source, &expr, ctx, 0)
+            .await
+            .map_err(|e| in_target(e, t))?
+        {
             Val::List(l) => {
                 if l.len() > limit {
                     return Err(AppError::TooManySeries {
@@ -203,7 +218,10 @@ impl Source for CaratSource<'_> {
             .map_err(|e| param("target", format!("path {pattern:?}: {e}")))?;
         let entries = expand(self.state.catalog.as_ref(), self.tenant, &pat, self.limit).await?;
         {
-            let mut seen = self.seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut seen = self
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             seen.extend(entries.iter().map(|e| e.series.as_str().to_string()));
             if seen.len() > self.limit {
                 return Err(AppError::TooManySeries {
@@ -274,7 +292,15 @@ pub async fn fetch_series(
     Ok(keys
         .iter()
         .zip(points)
-        .map(|(key, pts)| place(key.series.as_str(), &pts, from, until, cap(median_gap(&pts))))
+        .map(|(key, pts)| {
+            place(
+                key.series.as_str(),
+                &pts,
+                from,
+                until,
+                cap(median_gap(&pts)),
+            )
+        })
         .collect())
 }
 
@@ -295,7 +321,13 @@ async fn long_series(
         .iter()
         .map(|b| Point::new(b.start, buckets::value(b, Aggregate::Avg)))
         .collect();
-    Ok(place(key.series.as_str(), &points, ctx.start, ctx.end, step))
+    Ok(place(
+        key.series.as_str(),
+        &points,
+        ctx.start,
+        ctx.end,
+        step,
+    ))
 }
 
 /// The median gap between consecutive points (the lower-middle average for an even

@@ -157,7 +157,10 @@ impl Series {
     /// `range(start, end + 1, step × valuesPerPoint)` zipped with the values.
     #[must_use]
     pub fn datapoints(&self) -> Vec<(Option<f64>, i64)> {
-        let stride = self.step.saturating_mul(self.values_per_point.max(1) as i64).max(1);
+        let stride = self
+            .step
+            .saturating_mul(self.values_per_point.max(1) as i64)
+            .max(1);
         let values = self.iter_values();
         let mut out = Vec::with_capacity(values.len());
         let mut t = self.start;
@@ -227,7 +230,10 @@ pub fn render_json(series: &[Series], no_null_points: bool) -> (String, usize) {
         first = false;
         let target = serde_json::to_string(&s.name).unwrap_or_else(|_| "\"\"".into());
         let tags = serde_json::to_string(&s.tags).unwrap_or_else(|_| "{}".into());
-        let _ = write!(out, "{{\"target\": {target}, \"tags\": {tags}, \"datapoints\": [");
+        let _ = write!(
+            out,
+            "{{\"target\": {target}, \"tags\": {tags}, \"datapoints\": ["
+        );
         for (i, (v, t)) in dps.iter().enumerate() {
             if i > 0 {
                 out.push_str(", ");
@@ -344,7 +350,13 @@ mod tests {
 
     #[test]
     fn consolidation_honours_the_function_and_xff() {
-        let mut s = Series::new("a", 0, 50, 10, vec![Some(1.0), None, Some(3.0), Some(5.0), None]);
+        let mut s = Series::new(
+            "a",
+            0,
+            50,
+            10,
+            vec![Some(1.0), None, Some(3.0), Some(5.0), None],
+        );
         s.values_per_point = 2;
         assert_eq!(s.iter_values(), vec![Some(1.0), Some(4.0), None]);
         s.cf = Cf::AvgZero;

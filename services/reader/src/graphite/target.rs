@@ -429,8 +429,8 @@ mod tests {
 
     #[test]
     fn values_keywords_and_pipes() {
-        let e = parse("summarize(a.{x,y}.c, intervalString='1h', func=\"max\") | scale(2.5)")
-            .unwrap();
+        let e =
+            parse("summarize(a.{x,y}.c, intervalString='1h', func=\"max\") | scale(2.5)").unwrap();
         let c = call(&e);
         assert_eq!(c.name, "scale");
         assert_eq!(c.args[1], Expr::Num(Num::Float(2.5)));
@@ -458,6 +458,9 @@ mod tests {
         assert!(parse("f('abc)").is_err());
         let deep = "f(".repeat(40) + "a" + &")".repeat(40);
         assert!(parse(&deep).unwrap_err().message.contains("deeper"));
-        assert_eq!(first_path("scale(offset(a.b.c,1),2)").as_deref(), Some("a.b.c"));
+        assert_eq!(
+            first_path("scale(offset(a.b.c,1),2)").as_deref(),
+            Some("a.b.c")
+        );
     }
 }
