@@ -383,6 +383,53 @@ async fn series_per_target_are_bounded() {
 }
 
 #[tokio::test]
+async fn slots_before_consolidation_are_bounded() {
+    let mut cfg = Config::default();
+    // 100 answer points; 5,000 slots before consolidation.
+    cfg.reader.max_points_per_answer = 100;
+    let f = Fixture::new(cfg).await;
+    for i in 0..60 {
+        f.store(
+            &format!("many.s{i:02}.x"),
+            &[(f.now - 600, 1.0), (f.now - 540, 2.0)],
+        )
+        .await;
+    }
+    let p = |target: &str, from: &str| {
+        vec![
+            ("target".to_string(), target.to_string()),
+            ("now".to_string(), f.now.to_string()),
+            ("from".to_string(), from.to_string()),
+            ("maxDataPoints".to_string(), "1".to_string()),
+        ]
+    };
+    // 60 series × 60 one-minute slots over an hour: 3,600 slots, 60 answer points.
+    let (s, body) = f.get("/render", &p("many.*.x", "-1h")).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    // Over two hours 7,200 slots: over the bound though the answer holds 60 points.
+    let (s, body) = f.get("/render", &p("many.*.x", "-2h")).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    // Without maxDataPoints the answer itself is over 100 points.
+    let mut q = p("app.*.cpu", "-2h");
+    q.pop();
+    let (s, _) = f.get("/render", &q).await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    // A week at one minute would be 10,080 slots a series: the step is coarsened to fit
+    // 100 slots (6,048 s).
+    let mut q = p("app.web1.cpu", "-7d");
+    q.pop();
+    let (s, body) = f.get("/render", &q).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let pts = v[0]["datapoints"].as_array().unwrap();
+    assert_eq!(pts.len(), 100);
+    assert_eq!(
+        pts[1][1].as_i64().unwrap() - pts[0][1].as_i64().unwrap(),
+        6_048
+    );
+}
+
+#[tokio::test]
 async fn grafana_requests_exactly_as_grafana_sends_them() {
     let f = Fixture::new(Config::default()).await;
     let (from, until) = (f.now - 3_600, f.now);

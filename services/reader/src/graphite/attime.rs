@@ -108,11 +108,14 @@ fn reference_time(reference: &str, now: i64) -> Result<i64, String> {
             .ok_or_else(|| format!("invalid date in {raw:?}"))
     };
     if matches!(r, "yesterday" | "today" | "tomorrow") {
-        if r == "yesterday" {
-            date -= Duration::days(1);
-        } else if r == "tomorrow" {
-            date += Duration::days(1);
-        }
+        let days = match r {
+            "yesterday" => -1,
+            "tomorrow" => 1,
+            _ => 0,
+        };
+        date = date
+            .checked_add_signed(Duration::days(days))
+            .ok_or_else(bad_time)?;
     } else if r.matches('/').count() == 2 {
         let parts: Vec<&str> = r.split('/').collect();
         let (mo, d, mut y) = (
@@ -153,7 +156,9 @@ fn reference_time(reference: &str, now: i64) -> Result<i64, String> {
         if back < 0 {
             back += 7;
         }
-        date -= Duration::days(back);
+        date = date
+            .checked_sub_signed(Duration::days(back))
+            .ok_or_else(bad_time)?;
     } else if !r.is_empty() {
         return Err(format!("unknown day reference {raw:?}"));
     }

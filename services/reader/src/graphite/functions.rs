@@ -306,7 +306,8 @@ fn lcm(a: i64, b: i64) -> i64 {
         return a;
     }
     let (a, b) = if a < b { (b, a) } else { (a, b) };
-    a / gcd(a, b) * b
+    // Saturating: steps of no common measure consolidate into one value, not overflow.
+    (a / gcd(a, b).max(1)).saturating_mul(b)
 }
 
 /// graphite-web's `normalize`: every series consolidated to the least common step;
@@ -373,7 +374,7 @@ fn agg_func(name: &str) -> Option<AggFn> {
             }
             v.sort_by(f64::total_cmp);
             let mid = v.len() / 2;
-            Some(if v.len() % 2 == 0 {
+            Some(if v.len().is_multiple_of(2) {
                 (v[mid - 1] + v[mid]) / 2.0
             } else {
                 v[mid]
@@ -780,23 +781,26 @@ async fn apply(
             } else {
                 agg_avg
             };
+            let len = l.len();
             let mut keyed: Vec<(f64, Series)> = l
                 .drain(..)
                 .map(|s| (f(&s.iter_values()).unwrap_or(f64::NEG_INFINITY), s))
                 .collect();
             // Python's stable sort with reverse=True.
             keyed.sort_by(|x, y| y.0.partial_cmp(&x.0).unwrap_or(std::cmp::Ordering::Equal));
-            let n = usize::try_from(n.max(0)).unwrap_or(0);
-            list(keyed.into_iter().take(n).map(|(_, s)| s).collect())
+            list(
+                keyed
+                    .into_iter()
+                    .take(py_slice_len(len, n))
+                    .map(|(_, s)| s)
+                    .collect(),
+            )
         }
         "limit" => {
             a.check(&["seriesList", "n"], false)?;
             let mut l = a.series(0, "seriesList")?;
             let n = a.int(1, "n")?;
-            // Python's seriesList[0:n], negative n counting from the end.
-            let len = i64::try_from(l.len()).unwrap_or(i64::MAX);
-            let keep = if n < 0 { (len + n).max(0) } else { n.min(len) };
-            l.truncate(usize::try_from(keep).unwrap_or(0));
+            l.truncate(py_slice_len(l.len(), n));
             list(l)
         }
         "sortByName" => {
@@ -812,7 +816,7 @@ async fn apply(
                 }
             };
             if reverse {
-                l.sort_by(|x, y| key(y).cmp(&key(x)));
+                l.sort_by_key(|s| std::cmp::Reverse(key(s)));
             } else {
                 l.sort_by_key(key);
             }
@@ -1078,6 +1082,13 @@ async fn apply(
         }
         other => Err(param("target", format!("unknown function {other}"))),
     }
+}
+
+/// How many items Python's `list[:n]` keeps (a negative `n` counts from the end).
+fn py_slice_len(len: usize, n: i64) -> usize {
+    let l = i64::try_from(len).unwrap_or(i64::MAX);
+    let keep = if n < 0 { (l + n).max(0) } else { n.min(l) };
+    usize::try_from(keep).unwrap_or(0)
 }
 
 /// `_summarizeValues`, literally.

@@ -47,6 +47,11 @@ pub const RAW_SPAN_SECS: i64 = 7 * 86_400;
 pub const LONG_STEP: i64 = 3_600;
 /// The step past two years: the archive's daily rollups.
 pub const VERY_LONG_STEP: i64 = 86_400;
+/// Most slots one target may hold before consolidation, as a multiple of
+/// `reader.max_points_per_answer`: a day of 100 one-minute series (144,000 slots) is
+/// an everyday dashboard that `maxDataPoints` brings under the answer bound; fifty times
+/// the bound (5 M slots, ~80 MB) keeps a request's memory in a Lambda's reach.
+pub const SLOTS_PER_ANSWER_POINT: usize = 50;
 /// Step of a series with fewer than two points in range: agents post once a minute.
 pub const DEFAULT_STEP: i64 = crate::range::ASSUMED_RAW_INTERVAL;
 
@@ -161,6 +166,7 @@ async fn render(
             target: t,
             seen: Mutex::new(BTreeSet::new()),
             limit,
+            slots: std::sync::atomic::AtomicUsize::new(0),
         };
         match functions::eval(&source, &expr, ctx, 0)
             .await
@@ -209,6 +215,7 @@ struct CaratSource<'a> {
     target: &'a str,
     seen: Mutex<BTreeSet<String>>,
     limit: usize,
+    slots: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait]
@@ -235,6 +242,18 @@ impl Source for CaratSource<'_> {
             .map(|e| SeriesKey::new(self.tenant.clone(), e.series.clone()))
             .collect();
         let mut out = fetch_series(self.state, &keys, ctx).await?;
+        let added: usize = out.iter().map(|s| s.values.len()).sum();
+        let slots = self
+            .slots
+            .fetch_add(added, std::sync::atomic::Ordering::Relaxed)
+            + added;
+        let bound = self.state.config().reader.max_points_per_answer;
+        if slots > bound.saturating_mul(SLOTS_PER_ANSWER_POINT) {
+            return Err(AppError::AnswerTooLarge {
+                points: slots,
+                limit: bound.saturating_mul(SLOTS_PER_ANSWER_POINT),
+            });
+        }
         for s in &mut out {
             s.path_expression = pattern.to_string();
             s.xff = ctx.xff;
