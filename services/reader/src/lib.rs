@@ -15,12 +15,15 @@
 //!   fetches and the merge (greatest ingest stamp per time wins).
 //! - [`buckets`]: points ⇒ count/sum/min/max per bucket, partials combined.
 //! - [`page`]: the graph page at `/` (HTML, script, style compiled in; no key needed).
+//! - [`graphite`]: the Graphite API (`/render`, `/metrics/find`): targets parsed and
+//!   evaluated with graphite-web's functions over series placed on a fixed step.
 
 // Tests may unwrap: a panic there is the failure report.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod buckets;
 pub mod page;
+pub mod graphite;
 pub mod pattern;
 pub mod range;
 pub mod remote_read;

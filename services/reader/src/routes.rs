@@ -35,7 +35,7 @@ pub struct ReadState {
 }
 
 impl ReadState {
-    fn config(&self) -> &Config {
+    pub(crate) fn config(&self) -> &Config {
         &self.tiers.config
     }
 }
@@ -58,6 +58,7 @@ pub fn router(state: ReadState) -> Router {
         .route("/api/v1/names", get(native_names))
         // Further read APIs (Graphite, Prometheus) merge here, behind the `read` scope.
         .merge(crate::remote_read::routes())
+        .merge(crate::graphite::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_read))
         .merge(crate::page::routes()) // after the `read` scope: the page needs no key
         .layer(middleware::from_fn(request_id::layer))
@@ -82,7 +83,6 @@ async fn require_read(
 ///
 /// # Errors
 /// 400 naming `body` if a form body is not UTF-8.
-#[allow(dead_code)] // the Graphite and Prometheus routes (issue 10) are its callers
 pub(crate) fn form_pairs(
     query: Option<&str>,
     headers: &axum::http::HeaderMap,
@@ -208,6 +208,9 @@ pub(crate) fn group_of_prefix(prefix: &str) -> Option<&str> {
         .map(|dot| &prefix[..dot])
 }
 
+/// Most catalog names [`expand`] scans in one group for a pattern.
+const MAX_SCAN: usize = 100_000;
+
 /// Series of `tenant` matching `pattern`, at most `limit` (more: 413).
 pub(crate) async fn expand(
     catalog: &dyn Catalog,
@@ -238,10 +241,16 @@ pub(crate) async fn expand(
         } else {
             group.as_str()
         };
+        // The listing holds names the pattern may not match: bound it apart from
+        // `limit`, or matches past the first `limit + 1` names would be lost.
+        let scan = limit.max(MAX_SCAN);
         let entries = catalog
-            .series(tenant, &group, within, limit + 1)
+            .series(tenant, &group, within, scan + 1)
             .await
             .map_err(store_error)?;
+        if entries.len() > scan {
+            return Err(too_many());
+        }
         out.extend(
             entries
                 .into_iter()
