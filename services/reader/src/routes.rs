@@ -57,6 +57,7 @@ pub fn router(state: ReadState) -> Router {
         .route("/api/v1/points", get(native_points))
         .route("/api/v1/names", get(native_names))
         // Further read APIs (Graphite, Prometheus) merge here, behind the `read` scope.
+        .merge(crate::promql::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_read))
         .layer(middleware::from_fn(request_id::layer))
         .with_state(state)
