@@ -65,7 +65,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut v = 0.0;
         let points: Vec<Stamped> = (0..1_440)
             .map(|i| {
-                v = if i == 720 { 0.0 } else { v + ((i * 7 + s as i64) % 13) as f64 };
+                v = if i == 720 {
+                    0.0
+                } else {
+                    v + ((i * 7 + s as i64) % 13) as f64
+                };
                 Stamped {
                     time: T0 + i * 60,
                     value_bits: f64::to_bits(v),

@@ -16,9 +16,8 @@ const T0: i64 = 1_764_460_800;
 
 async fn fixture(cfg: Config) -> Fixture {
     let f = Fixture::new(cfg, T0 + 3_600);
-    let every_minute = |f: fn(i64) -> f64| -> Vec<(i64, f64)> {
-        (0..30).map(|i| (T0 + i * 60, f(i))).collect()
-    };
+    let every_minute =
+        |f: fn(i64) -> f64| -> Vec<(i64, f64)> { (0..30).map(|i| (T0 + i * 60, f(i))).collect() };
     f.store(
         &[("__name__", "up"), ("job", "node"), ("instance", "a:9100")],
         &every_minute(|_| 1.0),
@@ -79,10 +78,18 @@ async fn vectors_matrices_and_special_values_have_prometheus_shapes() {
         json!({"resultType": "matrix", "result": [{"metric": {"__name__": "odd", "job": "x"},
             "values": [[T0, "NaN"], [T0 + 60, "+Inf"], [T0 + 120, "-0.5"]]}]})
     );
-    let (_, body, _) = f.get(&format!("/api/v1/query?query=time()&time={T0}.5")).await;
-    assert_eq!(body["data"]["result"], json!([T0 as f64 + 0.5, format!("{T0}.5")]));
+    let (_, body, _) = f
+        .get(&format!("/api/v1/query?query=time()&time={T0}.5"))
+        .await;
+    assert_eq!(
+        body["data"]["result"],
+        json!([T0 as f64 + 0.5, format!("{T0}.5")])
+    );
     let (_, body, _) = f.get(&query(r#""hello""#, 10)).await;
-    assert_eq!(body["data"], json!({"resultType": "string", "result": [10, "hello"]}));
+    assert_eq!(
+        body["data"],
+        json!({"resultType": "string", "result": [10, "hello"]})
+    );
 }
 
 #[tokio::test]
@@ -95,7 +102,12 @@ async fn query_range_steps_and_the_11000_points_rule() {
         )
     };
     let (status, body, _) = f
-        .get(&uri("rate(reqs_total[5m])", &(T0 + 600).to_string(), &(T0 + 720).to_string(), "1m"))
+        .get(&uri(
+            "rate(reqs_total[5m])",
+            &(T0 + 600).to_string(),
+            &(T0 + 720).to_string(),
+            "1m",
+        ))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
@@ -131,13 +143,24 @@ async fn query_range_steps_and_the_11000_points_rule() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{start} {end} {step}");
         assert_eq!(body["errorType"], "bad_data");
         let msg = body["error"].as_str().unwrap();
-        assert!(msg.starts_with(&format!("invalid parameter \"{field}\"")), "{msg}");
+        assert!(
+            msg.starts_with(&format!("invalid parameter \"{field}\"")),
+            "{msg}"
+        );
     }
     let (status, body, _) = f.get(&uri("up[5m]", "0", "10", "1")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error"].as_str().unwrap().contains("range vector"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("range vector"),
+        "{body}"
+    );
     // Form POST, with the step as float seconds.
-    let form = format!("query={}&start={}&end={}&step=60.0", enc("sum(up)"), T0 + 1_140, T0 + 1_260);
+    let form = format!(
+        "query={}&start={}&end={}&step=60.0",
+        enc("sum(up)"),
+        T0 + 1_140,
+        T0 + 1_260
+    );
     let (status, body, _) = f.post_form("/api/v1/query_range", &form).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
@@ -153,7 +176,10 @@ async fn bad_expressions_are_400_and_unsupported_ones_422_naming_them() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(body["status"], "error");
     assert_eq!(body["errorType"], "bad_data");
-    assert!(body["error"].as_str().unwrap().starts_with("invalid parameter \"query\""));
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid parameter \"query\""));
     let (status, _, _) = f.get("/api/v1/query?time=10").await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "a missing query");
     for (q, named) in [
@@ -165,7 +191,10 @@ async fn bad_expressions_are_400_and_unsupported_ones_422_naming_them() {
         let (status, body, _) = f.get(&query(q, T0 + 600)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{q}: {body}");
         assert_eq!(body["errorType"], "execution");
-        assert!(body["error"].as_str().unwrap().contains(named), "{q}: {body}");
+        assert!(
+            body["error"].as_str().unwrap().contains(named),
+            "{q}: {body}"
+        );
     }
     // Prometheus' own execution errors are 422 too.
     let (status, body, _) = f.get(&query("up + on() up", T0 + 600)).await;
@@ -179,18 +208,36 @@ async fn series_and_points_are_bounded_naming_the_setting() {
     let f = fixture(cfg).await;
     let (status, body, _) = f.get(&query("up", T0 + 600)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body["error"].as_str().unwrap().contains("reader.max_series_per_query"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("reader.max_series_per_query"),
+        "{body}"
+    );
     // A selector without a name lists the groups, also bounded.
     let (status, body, _) = f.get(&query(r#"{job="api"}"#, T0 + 600)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body["error"].as_str().unwrap().contains("reader.max_series_per_query"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("reader.max_series_per_query"),
+        "{body}"
+    );
 
     let mut cfg = Config::default();
     cfg.reader.max_points_per_answer = 10;
     let f = fixture(cfg).await;
     let (status, body, _) = f.get(&query("rate(reqs_total[1h])", T0 + 1_800)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body["error"].as_str().unwrap().contains("reader.max_points_per_answer"), "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("reader.max_points_per_answer"),
+        "{body}"
+    );
     let (status, _, _) = f.get(&query("rate(reqs_total[5m])", T0 + 1_800)).await;
     assert_eq!(status, StatusCode::OK, "a shorter range fits");
 }
@@ -215,7 +262,9 @@ async fn an_unavailable_store_is_503_with_retry_after_and_no_store_text() {
 #[tokio::test]
 async fn series_labels_and_values_list_the_catalog() {
     let f = fixture(Config::default()).await;
-    let (status, body, _) = f.get(&format!("/api/v1/series?match[]={}", enc("up"))).await;
+    let (status, body, _) = f
+        .get(&format!("/api/v1/series?match[]={}", enc("up")))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         body["data"],
@@ -224,12 +273,20 @@ async fn series_labels_and_values_list_the_catalog() {
             {"__name__": "up", "instance": "b:9100", "job": "node"},
         ])
     );
-    let form = format!("match[]={}&match[]={}&start={T0}&end={}", enc("reqs_total"), enc(r#"up{instance="b:9100"}"#), T0 + 60);
+    let form = format!(
+        "match[]={}&match[]={}&start={T0}&end={}",
+        enc("reqs_total"),
+        enc(r#"up{instance="b:9100"}"#),
+        T0 + 60
+    );
     let (_, body, _) = f.post_form("/api/v1/series", &form).await;
     assert_eq!(body["data"].as_array().unwrap().len(), 2, "{body}");
     // A start after the series' last day leaves nothing.
     let (_, body, _) = f
-        .get(&format!("/api/v1/series?match[]=up&start={}", T0 + 2 * 86_400))
+        .get(&format!(
+            "/api/v1/series?match[]=up&start={}",
+            T0 + 2 * 86_400
+        ))
         .await;
     assert_eq!(body["data"], json!([]));
     let (status, body, _) = f.get("/api/v1/series").await;
@@ -238,14 +295,19 @@ async fn series_labels_and_values_list_the_catalog() {
 
     let (_, body, _) = f.get("/api/v1/labels").await;
     assert_eq!(body["data"], json!(["__name__", "instance", "job"]));
-    let (_, body, _) = f.get(&format!("/api/v1/labels?match[]={}", enc("reqs_total"))).await;
+    let (_, body, _) = f
+        .get(&format!("/api/v1/labels?match[]={}", enc("reqs_total")))
+        .await;
     assert_eq!(body["data"], json!(["__name__", "job"]));
     let (_, body, _) = f.get("/api/v1/label/__name__/values").await;
     assert_eq!(body["data"], json!(["odd", "reqs_total", "up"]));
     let (_, body, _) = f.get("/api/v1/label/job/values?limit=2").await;
     assert_eq!(body["data"], json!(["api", "node"]));
     let (_, body, _) = f
-        .get(&format!("/api/v1/label/instance/values?match[]={}", enc(r#"{job="node"}"#)))
+        .get(&format!(
+            "/api/v1/label/instance/values?match[]={}",
+            enc(r#"{job="node"}"#)
+        ))
         .await;
     assert_eq!(body["data"], json!(["a:9100", "b:9100"]));
     let (status, _, _) = f.get("/api/v1/label/9x/values").await;
@@ -257,7 +319,9 @@ async fn metadata_buildinfo_and_exemplars() {
     let f = fixture(Config::default()).await;
     let (_, body, _) = f.get("/api/v1/metadata").await;
     assert_eq!(body, json!({"status": "success", "data": {}}));
-    let (_, body, _) = f.get("/api/v1/query_exemplars?query=up&start=0&end=1").await;
+    let (_, body, _) = f
+        .get("/api/v1/query_exemplars?query=up&start=0&end=1")
+        .await;
     assert_eq!(body, json!({"status": "success", "data": []}));
     let (status, body, _) = f.get("/api/v1/status/buildinfo").await;
     assert_eq!(status, StatusCode::OK);
@@ -277,15 +341,32 @@ async fn a_stale_marker_ends_a_series_at_its_time() {
     let stale = f64::from_bits(carat_api::remote_write::STALE_NAN_BITS);
     f.store(
         &[("__name__", "batch_up")],
-        &[(T0, 1.0), (T0 + 60, 1.0), (T0 + 120, stale), (T0 + 600, 2.0)],
+        &[
+            (T0, 1.0),
+            (T0 + 60, 1.0),
+            (T0 + 120, stale),
+            (T0 + 600, 2.0),
+        ],
     )
     .await;
     let at = |t: i64| query("batch_up", t);
-    assert_eq!(f.get(&at(T0 + 119)).await.1["data"]["result"][0]["value"][1], "1");
-    assert_eq!(f.get(&at(T0 + 120)).await.1["data"]["result"], json!([]), "stale at its time");
+    assert_eq!(
+        f.get(&at(T0 + 119)).await.1["data"]["result"][0]["value"][1],
+        "1"
+    );
+    assert_eq!(
+        f.get(&at(T0 + 120)).await.1["data"]["result"],
+        json!([]),
+        "stale at its time"
+    );
     assert_eq!(f.get(&at(T0 + 300)).await.1["data"]["result"], json!([]));
-    assert_eq!(f.get(&at(T0 + 600)).await.1["data"]["result"][0]["value"][1], "2");
+    assert_eq!(
+        f.get(&at(T0 + 600)).await.1["data"]["result"][0]["value"][1],
+        "2"
+    );
     // Range selectors leave the marker out.
-    let (_, body, _) = f.get(&query("count_over_time(batch_up[10m])", T0 + 600)).await;
+    let (_, body, _) = f
+        .get(&query("count_over_time(batch_up[10m])", T0 + 600))
+        .await;
     assert_eq!(body["data"]["result"][0]["value"][1], "3");
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use promql_parser::parser::{AggregateExpr, LabelModifier};
 
 use super::api::PromError;
-use super::eval::{Builder, Evaluator, Labels, Series, Value};
+use super::eval::{Builder, Evaluator, Labels, Value};
 use super::functions::quantile;
 
 pub(crate) fn eval(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Value, PromError> {
@@ -65,19 +65,26 @@ pub(crate) fn eval(ev: &Evaluator<'_>, agg: &AggregateExpr) -> Result<Value, Pro
             match op {
                 "topk" | "bottomk" => {
                     let k = param.as_ref().map_or(f64::NAN, |p| p[step]);
-                    if !(k.abs() < 9.2e18) {
+                    // Prometheus' convertibleToInt64 (NaN fails it too).
+                    if k.is_nan() || k.abs() >= 9.2e18 {
                         return Err(PromError::execution(format!(
                             "Scalar value {k} overflows int64"
                         )));
                     }
-                    #[allow(clippy::cast_possible_truncation)]
                     let k = k as i64;
                     if k < 1 {
                         continue;
                     }
-                    for i in select_k(&present, usize::try_from(k).unwrap_or(usize::MAX), op == "topk")
-                    {
-                        out.put(&input[i].labels, step, input[i].values[step].unwrap_or(f64::NAN))?;
+                    for i in select_k(
+                        &present,
+                        usize::try_from(k).unwrap_or(usize::MAX),
+                        op == "topk",
+                    ) {
+                        out.put(
+                            &input[i].labels,
+                            step,
+                            input[i].values[step].unwrap_or(f64::NAN),
+                        )?;
                     }
                 }
                 _ => {
@@ -187,7 +194,16 @@ mod tests {
 
     #[test]
     fn folds_follow_prometheus() {
-        let p = [(0, 2.0), (1, 4.0), (2, 4.0), (3, 4.0), (4, 5.0), (5, 5.0), (6, 7.0), (7, 9.0)];
+        let p = [
+            (0, 2.0),
+            (1, 4.0),
+            (2, 4.0),
+            (3, 4.0),
+            (4, 5.0),
+            (5, 5.0),
+            (6, 7.0),
+            (7, 9.0),
+        ];
         assert_eq!(fold("stddev", &p, 0.0), 2.0);
         assert_eq!(fold("avg", &p, 0.0), 5.0);
         assert_eq!(fold("max", &[(0, f64::NAN), (1, 1.0)], 0.0), 1.0);

@@ -129,8 +129,7 @@ pub(crate) fn routes() -> Router<ReadState> {
 type Params = Vec<(String, String)>;
 
 fn params(query: Option<&str>, headers: &HeaderMap, body: &[u8]) -> Result<Params, PromError> {
-    form_pairs(query, headers, body)
-        .map_err(|_| PromError::bad_data("the form body is not UTF-8"))
+    form_pairs(query, headers, body).map_err(|_| PromError::bad_data("the form body is not UTF-8"))
 }
 
 /// Prometheus' `parseTime`: float seconds (rounded to the millisecond) or RFC 3339.
@@ -142,7 +141,6 @@ pub(crate) fn parse_time(s: &str, name: &str) -> Result<i64, PromError> {
         }
         let secs = f.trunc();
         let ms = ((f - secs) * 1000.0).round();
-        #[allow(clippy::cast_possible_truncation)]
         return Ok(secs as i64 * 1000 + ms as i64);
     }
     let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| bad())?;
@@ -160,7 +158,6 @@ pub(crate) fn parse_duration(s: &str, name: &str) -> Result<i64, PromError> {
         if !f.is_finite() || f.abs() > MAX_ABS_SECS {
             return Err(bad());
         }
-        #[allow(clippy::cast_possible_truncation)]
         return Ok((f * 1000.0).round() as i64);
     }
     // model.ParseDuration: units in this order, each at most once.
@@ -209,7 +206,6 @@ fn json_time(ms: i64) -> Json_ {
     if ms % 1000 == 0 {
         json!(ms / 1000)
     } else {
-        #[allow(clippy::cast_precision_loss)]
         json!(ms as f64 / 1000.0)
     }
 }
@@ -441,9 +437,8 @@ async fn listed(
     }
     let mut found = Vec::new();
     match sels {
-        None => found.extend(
-            select::find(state, tenant, None, LISTING_LIMIT, "the listing bound").await?,
-        ),
+        None => found
+            .extend(select::find(state, tenant, None, LISTING_LIMIT, "the listing bound").await?),
         Some(sels) => {
             for vs in sels {
                 found.extend(
@@ -489,7 +484,9 @@ async fn series(
     if let Some(n) = limit {
         sets.truncate(n);
     }
-    Ok(success(Json_::Array(sets.iter().map(metric_json).collect())))
+    Ok(success(Json_::Array(
+        sets.iter().map(metric_json).collect(),
+    )))
 }
 
 async fn labels(
@@ -527,9 +524,7 @@ async fn label_values(
             .enumerate()
             .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
     if !valid {
-        return Err(PromError::bad_data(format!(
-            "invalid label name: {name:?}"
-        )));
+        return Err(PromError::bad_data(format!("invalid label name: {name:?}")));
     }
     let sels = match_selectors(&p)?;
     let limit = limit_param(&p)?;
@@ -589,7 +584,10 @@ mod tests {
     #[test]
     fn times_parse_as_prometheus() {
         assert_eq!(parse_time("4", "time").unwrap(), 4_000);
-        assert_eq!(parse_time("1700000000.1234", "time").unwrap(), 1_700_000_000_123);
+        assert_eq!(
+            parse_time("1700000000.1234", "time").unwrap(),
+            1_700_000_000_123
+        );
         assert_eq!(parse_time("1970-01-01T00:01:00Z", "time").unwrap(), 60_000);
         assert!(parse_time("soon", "time").is_err());
         assert!(parse_time("1e300", "time").is_err());

@@ -95,9 +95,8 @@ impl Op {
 }
 
 pub(crate) fn eval(ev: &Evaluator<'_>, b: &BinaryExpr) -> Result<Value, PromError> {
-    let op = Op::of(b.op.id()).ok_or_else(|| {
-        PromError::execution(format!("operator \"{}\" is not supported", b.op))
-    })?;
+    let op = Op::of(b.op.id())
+        .ok_or_else(|| PromError::execution(format!("operator \"{}\" is not supported", b.op)))?;
     let return_bool = b.modifier.as_ref().is_some_and(|m| m.return_bool);
     let lhs = ev.eval(&b.lhs)?;
     let rhs = ev.eval(&b.rhs)?;
@@ -207,13 +206,7 @@ impl Matching {
     }
 }
 
-fn set_op(
-    n: usize,
-    op: Op,
-    l: &[Series],
-    r: &[Series],
-    m: &Matching,
-) -> Result<Value, PromError> {
+fn set_op(n: usize, op: Op, l: &[Series], r: &[Series], m: &Matching) -> Result<Value, PromError> {
     let lsig: Vec<Labels> = l.iter().map(|s| m.signature(&s.labels)).collect();
     let rsig: Vec<Labels> = r.iter().map(|s| m.signature(&s.labels)).collect();
     let mut out = Builder::new(n);

@@ -281,7 +281,12 @@ impl Builder {
     }
 
     /// Puts `value` at `step` of the series `labels`; a second value there is an error.
-    pub(crate) fn put(&mut self, labels: &Labels, step: usize, value: f64) -> Result<(), PromError> {
+    pub(crate) fn put(
+        &mut self,
+        labels: &Labels,
+        step: usize,
+        value: f64,
+    ) -> Result<(), PromError> {
         let i = match self.index.get(labels) {
             Some(&i) => i,
             None => {

@@ -7,8 +7,8 @@ use promql_parser::parser::{Call, Expr};
 
 use super::api::PromError;
 use super::eval::{
-    drop_name, duration_ms, get, merge, offset_ms, set, window, Builder, Evaluator, Labels,
-    Series, Value,
+    drop_name, duration_ms, get, merge, offset_ms, set, window, Builder, Evaluator, Labels, Series,
+    Value,
 };
 use super::is_stale;
 
@@ -16,10 +16,11 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call) -> Result<Value, PromError> 
     let name = call.func.name;
     let args: Vec<&Expr> = call.args.args.iter().map(AsRef::as_ref).collect();
     match name {
-        "rate" | "increase" | "delta" | "irate" | "idelta" | "avg_over_time"
-        | "sum_over_time" | "min_over_time" | "max_over_time" | "count_over_time"
-        | "last_over_time" | "stddev_over_time" | "stdvar_over_time" | "present_over_time"
-        | "changes" | "resets" => range_function(ev, name, args.first().copied(), None),
+        "rate" | "increase" | "delta" | "irate" | "idelta" | "avg_over_time" | "sum_over_time"
+        | "min_over_time" | "max_over_time" | "count_over_time" | "last_over_time"
+        | "stddev_over_time" | "stdvar_over_time" | "present_over_time" | "changes" | "resets" => {
+            range_function(ev, name, args.first().copied(), None)
+        }
         "quantile_over_time" => {
             let q = ev.scalar(arg(&args, 0, name)?, "quantile_over_time's first argument")?;
             range_function(ev, name, args.get(1).copied(), Some(&q))
@@ -56,7 +57,8 @@ pub(crate) fn call(ev: &Evaluator<'_>, call: &Call) -> Result<Value, PromError> 
             let hi = ev.scalar(arg(&args, 2, name)?, "clamp's max")?;
             // As Prometheus: max < min gives nothing; a NaN bound does not compare.
             map_values(v, |i, x| {
-                (!(hi[i] < lo[i])).then(|| go_max(lo[i], go_min(hi[i], x)))
+                (hi[i] >= lo[i] || hi[i].is_nan() || lo[i].is_nan())
+                    .then(|| go_max(lo[i], go_min(hi[i], x)))
             })
         }
         "clamp_min" => {
@@ -143,10 +145,7 @@ fn go_min(a: f64, b: f64) -> f64 {
 
 /// An element-wise function that drops the metric name (as all of Prometheus' math
 /// functions do).
-fn map_values(
-    v: Vec<Series>,
-    f: impl Fn(usize, f64) -> Option<f64>,
-) -> Result<Value, PromError> {
+fn map_values(v: Vec<Series>, f: impl Fn(usize, f64) -> Option<f64>) -> Result<Value, PromError> {
     let out = v
         .into_iter()
         .map(|s| Series {
@@ -168,7 +167,8 @@ fn range_function(
     arg: Option<&Expr>,
     q: Option<&[f64]>,
 ) -> Result<Value, PromError> {
-    let mut arg = arg.ok_or_else(|| PromError::bad_data(format!("{name}() needs a range vector")))?;
+    let mut arg =
+        arg.ok_or_else(|| PromError::bad_data(format!("{name}() needs a range vector")))?;
     while let Expr::Paren(p) = arg {
         arg = &p.expr;
     }
@@ -182,7 +182,12 @@ fn range_function(
     let mut out = Vec::new();
     for s in ev.raw(&ms.vs) {
         // Range selectors never return stale markers.
-        let points: Vec<(i64, f64)> = s.points.iter().copied().filter(|p| !is_stale(p.1)).collect();
+        let points: Vec<(i64, f64)> = s
+            .points
+            .iter()
+            .copied()
+            .filter(|p| !is_stale(p.1))
+            .collect();
         let labels = if name == "last_over_time" {
             s.labels.clone()
         } else {
@@ -205,7 +210,14 @@ fn range_function(
 }
 
 /// One step of a range function over the non-empty window `w` of `[mint, maxt]`.
-fn over_window(name: &str, w: &[(i64, f64)], mint: i64, maxt: i64, range: i64, q: Option<f64>) -> Option<f64> {
+fn over_window(
+    name: &str,
+    w: &[(i64, f64)],
+    mint: i64,
+    maxt: i64,
+    range: i64,
+    q: Option<f64>,
+) -> Option<f64> {
     match name {
         "rate" => extrapolated_rate(w, mint, maxt, range, true, true),
         "increase" => extrapolated_rate(w, mint, maxt, range, true, false),
@@ -220,20 +232,14 @@ fn over_window(name: &str, w: &[(i64, f64)], mint: i64, maxt: i64, range: i64, q
             }
             Some(if sum.is_infinite() { sum } else { sum + c })
         }
-        "min_over_time" => Some(w.iter().fold(w[0].1, |m, p| {
-            if p.1 < m || m.is_nan() {
-                p.1
-            } else {
-                m
-            }
-        })),
-        "max_over_time" => Some(w.iter().fold(w[0].1, |m, p| {
-            if p.1 > m || m.is_nan() {
-                p.1
-            } else {
-                m
-            }
-        })),
+        "min_over_time" => Some(
+            w.iter()
+                .fold(w[0].1, |m, p| if p.1 < m || m.is_nan() { p.1 } else { m }),
+        ),
+        "max_over_time" => Some(
+            w.iter()
+                .fold(w[0].1, |m, p| if p.1 > m || m.is_nan() { p.1 } else { m }),
+        ),
         "count_over_time" => Some(w.len() as f64),
         "present_over_time" => Some(1.0),
         "last_over_time" => w.last().map(|p| p.1),
@@ -398,7 +404,7 @@ pub(crate) fn quantile(q: f64, values: &mut [f64]) -> f64 {
 }
 
 /// promql/quantile.go `bucketQuantile` over (upper bound, cumulative count) buckets.
-fn bucket_quantile(q: f64, buckets: &mut Vec<(f64, f64)>) -> f64 {
+fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
     if q.is_nan() {
         return f64::NAN;
     }
@@ -471,7 +477,12 @@ fn histogram_quantile(n: usize, q: &[f64], v: &[Series]) -> Result<Value, PromEr
         let Some(ub) = parse_le(get(&s.labels, "le")) else {
             continue;
         };
-        let sig: Labels = s.labels.iter().filter(|(k, _)| k != "le").cloned().collect();
+        let sig: Labels = s
+            .labels
+            .iter()
+            .filter(|(k, _)| k != "le")
+            .cloned()
+            .collect();
         let gi = *index.entry(sig.clone()).or_insert_with(|| {
             groups.push((sig, Vec::new()));
             groups.len() - 1
@@ -481,7 +492,7 @@ fn histogram_quantile(n: usize, q: &[f64], v: &[Series]) -> Result<Value, PromEr
     let mut out = Builder::new(n);
     for (sig, members) in &groups {
         let labels = drop_name(sig);
-        for step in 0..n {
+        for (step, &q) in q.iter().enumerate().take(n) {
             let mut buckets: Vec<(f64, f64)> = members
                 .iter()
                 .filter_map(|&(si, ub)| v[si].values[step].map(|c| (ub, c)))
@@ -489,7 +500,7 @@ fn histogram_quantile(n: usize, q: &[f64], v: &[Series]) -> Result<Value, PromEr
             if buckets.is_empty() {
                 continue;
             }
-            out.put(&labels, step, bucket_quantile(q[step], &mut buckets))?;
+            out.put(&labels, step, bucket_quantile(q, &mut buckets))?;
         }
     }
     Ok(Value::Vector(out.finish()))

@@ -10,7 +10,9 @@ use promql_parser::label::Matcher;
 use promql_parser::parser::{Expr, VectorSelector};
 
 use super::api::PromError;
-use super::eval::{duration_ms, offset_ms, selector_id, Fetched, Labels, RawSeries, Steps, LOOKBACK_MS};
+use super::eval::{
+    duration_ms, offset_ms, selector_id, Fetched, Labels, RawSeries, Steps, LOOKBACK_MS,
+};
 use crate::routes::ReadState;
 
 /// Most series one listing (`/api/v1/labels`, `/series`, …) reads from the catalog, and
@@ -225,12 +227,7 @@ pub(crate) async fn fetch(
                 .collect();
             let points = state
                 .tiers
-                .raw_many(
-                    &keys,
-                    from_ms.div_euclid(1000),
-                    to_ms.div_euclid(1000),
-                    now,
-                )
+                .raw_many(&keys, from_ms.div_euclid(1000), to_ms.div_euclid(1000), now)
                 .await
                 .map_err(PromError::tier)?;
             for (f, pts) in found.into_iter().zip(points) {
@@ -275,12 +272,21 @@ mod tests {
             panic!("a selector")
         };
         let l = |pairs: &[(&str, &str)]| -> Labels {
-            pairs.iter().map(|(k, v)| ((*k).to_string(), (*v).to_string())).collect()
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect()
         };
         assert!(matches(&vs, &l(&[("__name__", "up"), ("job", "node")])));
         assert!(!matches(&vs, &l(&[("__name__", "up"), ("job", "xnode")])));
-        assert!(!matches(&vs, &l(&[("__name__", "up"), ("job", "node"), ("zone", "a")])));
-        assert!(!matches(&vs, &l(&[("__name__", "up"), ("env", "prod"), ("job", "node")])));
+        assert!(!matches(
+            &vs,
+            &l(&[("__name__", "up"), ("job", "node"), ("zone", "a")])
+        ));
+        assert!(!matches(
+            &vs,
+            &l(&[("__name__", "up"), ("env", "prod"), ("job", "node")])
+        ));
         assert!(!matches(&vs, &l(&[("__name__", "upx"), ("job", "node")])));
     }
 }

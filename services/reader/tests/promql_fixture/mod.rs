@@ -19,19 +19,19 @@ use carat_writer::flush::window_items;
 use serde_json::Value;
 use tower::ServiceExt as _;
 
-pub const READ: &str = "read-key";
+pub(crate) const READ: &str = "read-key";
 
-pub struct Fixture {
-    pub cfg: Arc<Config>,
-    pub head: Arc<FakeHead>,
-    pub table: Arc<FakeTable>,
-    pub catalog: Arc<FakeCatalog>,
+pub(crate) struct Fixture {
+    pub(crate) cfg: Arc<Config>,
+    pub(crate) head: Arc<FakeHead>,
+    pub(crate) table: Arc<FakeTable>,
+    pub(crate) catalog: Arc<FakeCatalog>,
     /// The reader's "now", epoch seconds.
-    pub now: i64,
+    pub(crate) now: i64,
 }
 
 impl Fixture {
-    pub fn new(cfg: Config, now: i64) -> Self {
+    pub(crate) fn new(cfg: Config, now: i64) -> Self {
         Self {
             cfg: Arc::new(cfg),
             head: Arc::new(FakeHead::new()),
@@ -43,7 +43,7 @@ impl Fixture {
 
     /// Stores `points` (epoch seconds, value) of the series `labels` (with `__name__`),
     /// value bits kept exactly (stale markers included).
-    pub async fn store(&self, labels: &[(&str, &str)], points: &[(i64, f64)]) {
+    pub(crate) async fn store(&self, labels: &[(&str, &str)], points: &[(i64, f64)]) {
         let mut sorted: Vec<(String, String)> = labels
             .iter()
             .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
@@ -90,7 +90,7 @@ impl Fixture {
             .unwrap();
     }
 
-    pub fn router(&self) -> axum::Router {
+    pub(crate) fn router(&self) -> axum::Router {
         let store = KeyStore::single("reader", READ, Tenant::default_tenant(), &[Scope::Read]);
         router(ReadState {
             tiers: Tiers {
@@ -120,7 +120,7 @@ impl Fixture {
     }
 
     /// GET `uri` with the read key.
-    pub async fn get(&self, uri: &str) -> (StatusCode, Value, Option<String>) {
+    pub(crate) async fn get(&self, uri: &str) -> (StatusCode, Value, Option<String>) {
         self.send(
             Request::get(uri)
                 .header("X-Api-Key", READ)
@@ -131,7 +131,11 @@ impl Fixture {
     }
 
     /// POST `form` (already encoded) to `uri`, as Grafana's POST method does.
-    pub async fn post_form(&self, uri: &str, form: &str) -> (StatusCode, Value, Option<String>) {
+    pub(crate) async fn post_form(
+        &self,
+        uri: &str,
+        form: &str,
+    ) -> (StatusCode, Value, Option<String>) {
         self.send(
             Request::post(uri)
                 .header("X-Api-Key", READ)
@@ -144,7 +148,7 @@ impl Fixture {
 }
 
 /// Percent-encodes a query parameter value.
-pub fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
