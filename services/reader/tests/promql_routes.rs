@@ -185,7 +185,8 @@ async fn bad_expressions_are_400_and_unsupported_ones_422_naming_them() {
     for (q, named) in [
         ("predict_linear(up[5m], 60)", "\"predict_linear\""),
         ("count_values(\"v\", up)", "\"count_values\""),
-        ("rate(up[5m:1m])", "subqueries"),
+        ("absent(up)", "\"absent\""),
+        ("max_over_time(up[5m:1m] @ 100)", "@ modifier"),
         ("up @ 100", "@ modifier"),
     ] {
         let (status, body, _) = f.get(&query(q, T0 + 600)).await;

@@ -317,12 +317,17 @@ fn http(
 struct Prometheus {
     child: Child,
     port: u16,
+    /// The TSDB, config and log, under the target dir; kept when the test fails.
+    dir: PathBuf,
 }
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
@@ -369,7 +374,11 @@ fn start_prometheus(set: &[Gen], stale: &[Gen]) -> Prometheus {
         .stderr(log)
         .spawn()
         .expect("prometheus (scripts/install-deps.sh)");
-    let p = Prometheus { child, port };
+    let p = Prometheus {
+        child,
+        port,
+        dir: dir.clone(),
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     while http(port, "GET", "/-/ready", &[], b"").map(|r| r.0) != Some(200) {
         assert!(
@@ -577,6 +586,11 @@ fn corpus() -> Vec<Q> {
         R("gappy_gauge", T0 + H - 600, T0 + 3 * H + 600, 30),
         R("last_over_time(gappy_gauge[10m])", T0 + H - 600, T0 + 3 * H + 600, 60),
         R("rate(gappy_gauge[5m])", T0 + H - 600, T0 + 3 * H + 600, 60),
+        R("max_over_time(rate(http_requests_total[5m])[30m:1m])", rs, re, 300),
+        R("avg_over_time(temperature[10m:])", rs, re, 300),
+        I("rate(http_requests_total[5m])[10m:2m]", t2),
+        R("min_over_time(sum by (job) (http_requests_total)[20m:90s] offset 5m)", rs, re, 600),
+        R("sum_over_time((temperature > bool 20)[15m:30s])", rs, re, 300),
         R("job_up", s, s + H, 15),
         R("count_over_time(job_up[5m])", s, s + H, 60),
         R("max_over_time(job_up[10m])", s, s + H, 60),

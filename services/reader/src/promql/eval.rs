@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use promql_parser::parser::{Expr, Offset, VectorSelector};
+use promql_parser::parser::{Expr, Offset, SubqueryExpr, VectorSelector};
 
 use super::api::PromError;
 use super::is_stale;
@@ -135,13 +135,64 @@ impl Evaluator<'_> {
             Expr::Call(call) => super::functions::call(self, call),
             Expr::Aggregate(agg) => super::aggregate::eval(self, agg),
             Expr::Binary(b) => super::binary::eval(self, b),
-            Expr::Subquery(_) => Err(PromError::execution(
-                "subqueries are not supported by carat's PromQL",
-            )),
+            Expr::Subquery(sq) => {
+                // At the top of an instant query: the inner points of the window.
+                let range = duration_ms(sq.range);
+                let maxt = self.steps.end - offset_ms(sq.offset.as_ref());
+                let series = self
+                    .subquery(sq)?
+                    .into_iter()
+                    .filter_map(|mut s| {
+                        s.points = window(&s.points, maxt - range, maxt).to_vec();
+                        (!s.points.is_empty()).then_some(s)
+                    })
+                    .collect();
+                Ok(Value::Matrix(series))
+            }
             Expr::Extension(_) => Err(PromError::execution(
                 "this expression is not supported by carat's PromQL",
             )),
         }
+    }
+
+    /// A subquery's inner expression evaluated at its own steps, as series of points
+    /// (promql/engine.go: the steps are multiples of the subquery's step, from the first
+    /// one at or after `start - offset - range` to `end - offset`).
+    pub(crate) fn subquery(&self, sq: &SubqueryExpr) -> Result<Vec<RawSeries>, PromError> {
+        if sq.at.is_some() {
+            return Err(PromError::execution(
+                "the @ modifier is not supported by carat's PromQL",
+            ));
+        }
+        let inner = subquery_steps(self.steps, sq);
+        let ev = Evaluator {
+            steps: inner,
+            fetched: self.fetched,
+        };
+        let series = match ev.eval(&sq.expr)? {
+            Value::Scalar(v) => vec![Series {
+                labels: Vec::new(),
+                values: v.into_iter().map(Some).collect(),
+            }],
+            Value::Vector(v) => v,
+            _ => {
+                return Err(PromError::bad_data(
+                    "a subquery needs a scalar or an instant vector inside",
+                ))
+            }
+        };
+        let times: Vec<i64> = inner.times().collect();
+        Ok(series
+            .into_iter()
+            .map(|s| RawSeries {
+                labels: s.labels,
+                points: times
+                    .iter()
+                    .zip(s.values)
+                    .filter_map(|(&t, v)| v.map(|v| (t, v)))
+                    .collect(),
+            })
+            .collect())
     }
 
     /// The raw points fetched for `vs` (every selector was fetched before evaluating).
@@ -195,6 +246,28 @@ impl Evaluator<'_> {
                 "{what} must be an instant vector"
             ))),
         }
+    }
+}
+
+/// The default subquery step: Prometheus' default `evaluation_interval`, 1 minute.
+pub(crate) const SUBQUERY_STEP_MS: i64 = 60_000;
+
+/// The steps a subquery's inner expression is evaluated at, for outer `steps`.
+pub(crate) fn subquery_steps(steps: Steps, sq: &SubqueryExpr) -> Steps {
+    let step = sq.step.map_or(SUBQUERY_STEP_MS, duration_ms).max(1);
+    let off = offset_ms(sq.offset.as_ref());
+    let from = steps.start - off - duration_ms(sq.range);
+    let mut start = step * from.div_euclid(step);
+    if start < from {
+        start += step;
+    }
+    let end = steps.end - off;
+    Steps {
+        start,
+        // No step at all when the range holds none: an empty range of one step
+        // past the end yields nothing.
+        end: end.max(start - step),
+        step,
     }
 }
 

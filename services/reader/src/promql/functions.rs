@@ -7,8 +7,8 @@ use promql_parser::parser::{Call, Expr};
 
 use super::api::PromError;
 use super::eval::{
-    drop_name, duration_ms, get, merge, offset_ms, set, window, Builder, Evaluator, Labels, Series,
-    Value,
+    drop_name, duration_ms, get, merge, offset_ms, set, window, Builder, Evaluator, Labels,
+    RawSeries, Series, Value,
 };
 use super::is_stale;
 
@@ -172,15 +172,25 @@ fn range_function(
     while let Expr::Paren(p) = arg {
         arg = &p.expr;
     }
-    let Expr::MatrixSelector(ms) = arg else {
-        return Err(PromError::execution(format!(
-            "{name}() needs a range selector (subqueries are not supported by carat's PromQL)"
-        )));
+    let (series, range, off): (std::borrow::Cow<'_, [RawSeries]>, i64, i64) = match arg {
+        Expr::MatrixSelector(ms) => (
+            ev.raw(&ms.vs).into(),
+            duration_ms(ms.range),
+            offset_ms(ms.vs.offset.as_ref()),
+        ),
+        Expr::Subquery(sq) => (
+            ev.subquery(sq)?.into(),
+            duration_ms(sq.range),
+            offset_ms(sq.offset.as_ref()),
+        ),
+        _ => {
+            return Err(PromError::execution(format!(
+                "{name}() needs a range selector or a subquery"
+            )))
+        }
     };
-    let range = duration_ms(ms.range);
-    let off = offset_ms(ms.vs.offset.as_ref());
     let mut out = Vec::new();
-    for s in ev.raw(&ms.vs) {
+    for s in series.iter() {
         // Range selectors never return stale markers.
         let points: Vec<(i64, f64)> = s
             .points

@@ -188,11 +188,8 @@ fn selectors<'e>(expr: &'e Expr, steps: Steps, out: &mut Vec<(&'e VectorSelector
                 selectors(a, steps, out);
             }
         }
-        // Subqueries fail in evaluation; literals read nothing.
-        Expr::Subquery(_)
-        | Expr::NumberLiteral(_)
-        | Expr::StringLiteral(_)
-        | Expr::Extension(_) => {}
+        Expr::Subquery(sq) => selectors(&sq.expr, super::eval::subquery_steps(steps, sq), out),
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
     }
 }
 
