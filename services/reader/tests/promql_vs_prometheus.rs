@@ -591,6 +591,10 @@ fn corpus() -> Vec<Q> {
         I("rate(http_requests_total[5m])[10m:2m]", t2),
         R("min_over_time(sum by (job) (http_requests_total)[20m:90s] offset 5m)", rs, re, 600),
         R("sum_over_time((temperature > bool 20)[15m:30s])", rs, re, 300),
+        R("temperature @ start()", rs, re, 600),
+        R("rate(http_requests_total[5m] @ end())", rs, re, 600),
+        R("temperature - temperature @ start()", rs, re, 600),
+        I(leak(format!("http_requests_total @ {} offset 5m", T0 + 2 * H)), t2),
         R("job_up", s, s + H, 15),
         R("count_over_time(job_up[5m])", s, s + H, 60),
         R("max_over_time(job_up[10m])", s, s + H, 60),
@@ -604,6 +608,11 @@ fn corpus() -> Vec<Q> {
 
 /// Queries of the corpus whose answer is empty: the anchoring of regular expressions.
 const EXPECT_EMPTY: &[&str] = &[r#"http_requests_total{instance=~"a"}"#];
+
+/// A query text made at run time, for the corpus's `&'static str`s.
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
 
 type Norm = (String, BTreeMap<String, Vec<(f64, String)>>);
 

@@ -248,6 +248,7 @@ async fn evaluate(
     let fetched = select::fetch(state, tenant, expr, steps, now).await?;
     let ev = Evaluator {
         steps,
+        query: steps,
         fetched: &fetched,
     };
     ev.eval(expr)

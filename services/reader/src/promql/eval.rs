@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use promql_parser::parser::{Expr, Offset, SubqueryExpr, VectorSelector};
+use promql_parser::parser::{AtModifier, Expr, Offset, SubqueryExpr, VectorSelector};
 
 use super::api::PromError;
 use super::is_stale;
@@ -72,6 +72,18 @@ pub(crate) fn selector_id(vs: &VectorSelector) -> usize {
     std::ptr::from_ref(vs) as usize
 }
 
+/// The time an `@` modifier fixes (ms), if any.
+pub(crate) fn at_ms(at: Option<&AtModifier>, query: Steps) -> Option<i64> {
+    Some(match at? {
+        AtModifier::Start => query.start,
+        AtModifier::End => query.end,
+        AtModifier::At(t) => match t.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4),
+            Err(e) => -i64::try_from(e.duration().as_millis()).unwrap_or(i64::MAX / 4),
+        },
+    })
+}
+
 pub(crate) fn offset_ms(offset: Option<&Offset>) -> i64 {
     match offset {
         None => 0,
@@ -82,6 +94,8 @@ pub(crate) fn offset_ms(offset: Option<&Offset>) -> i64 {
 
 pub(crate) struct Evaluator<'a> {
     pub steps: Steps,
+    /// The query's own steps (subqueries evaluate at others): `@ start()`, `@ end()`.
+    pub query: Steps,
     pub fetched: &'a Fetched,
 }
 
@@ -113,7 +127,7 @@ impl Evaluator<'_> {
             Expr::MatrixSelector(ms) => {
                 let range = duration_ms(ms.range);
                 let off = offset_ms(ms.vs.offset.as_ref());
-                let maxt = self.steps.end - off;
+                let maxt = at_ms(ms.vs.at.as_ref(), self.query).unwrap_or(self.steps.end) - off;
                 let mint = maxt - range;
                 let series = self
                     .raw(&ms.vs)
@@ -161,12 +175,13 @@ impl Evaluator<'_> {
     pub(crate) fn subquery(&self, sq: &SubqueryExpr) -> Result<Vec<RawSeries>, PromError> {
         if sq.at.is_some() {
             return Err(PromError::execution(
-                "the @ modifier is not supported by carat's PromQL",
+                "the @ modifier on a subquery is not supported by carat's PromQL",
             ));
         }
         let inner = subquery_steps(self.steps, sq);
         let ev = Evaluator {
             steps: inner,
+            query: self.query,
             fetched: self.fetched,
         };
         let series = match ev.eval(&sq.expr)? {
@@ -206,12 +221,13 @@ impl Evaluator<'_> {
     /// the offset) within the lookback, unless that point is a stale marker.
     fn instant(&self, vs: &VectorSelector) -> Vec<Series> {
         let off = offset_ms(vs.offset.as_ref());
+        let fixed = at_ms(vs.at.as_ref(), self.query);
         let mut out = Vec::new();
         for s in self.raw(vs) {
             let mut values = Vec::with_capacity(self.n());
             let mut any = false;
             for ts in self.steps.times() {
-                let at = ts - off;
+                let at = fixed.unwrap_or(ts) - off;
                 let idx = s.points.partition_point(|p| p.0 <= at);
                 let v = idx
                     .checked_sub(1)

@@ -7,7 +7,7 @@ use promql_parser::parser::{Call, Expr};
 
 use super::api::PromError;
 use super::eval::{
-    drop_name, duration_ms, get, merge, offset_ms, set, window, Builder, Evaluator, Labels,
+    at_ms, drop_name, duration_ms, get, merge, offset_ms, set, window, Builder, Evaluator, Labels,
     RawSeries, Series, Value,
 };
 use super::is_stale;
@@ -172,16 +172,20 @@ fn range_function(
     while let Expr::Paren(p) = arg {
         arg = &p.expr;
     }
-    let (series, range, off): (std::borrow::Cow<'_, [RawSeries]>, i64, i64) = match arg {
+    // The series, the range, the offset and the time an `@` fixes.
+    type Arg<'s> = (std::borrow::Cow<'s, [RawSeries]>, i64, i64, Option<i64>);
+    let (series, range, off, fixed): Arg<'_> = match arg {
         Expr::MatrixSelector(ms) => (
             ev.raw(&ms.vs).into(),
             duration_ms(ms.range),
             offset_ms(ms.vs.offset.as_ref()),
+            at_ms(ms.vs.at.as_ref(), ev.query),
         ),
         Expr::Subquery(sq) => (
             ev.subquery(sq)?.into(),
             duration_ms(sq.range),
             offset_ms(sq.offset.as_ref()),
+            None,
         ),
         _ => {
             return Err(PromError::execution(format!(
@@ -205,7 +209,7 @@ fn range_function(
         };
         let mut values = Vec::with_capacity(ev.n());
         for (i, ts) in ev.steps.times().enumerate() {
-            let maxt = ts - off;
+            let maxt = fixed.unwrap_or(ts) - off;
             let mint = maxt - range;
             let w = window(&points, mint, maxt);
             values.push(if w.is_empty() {

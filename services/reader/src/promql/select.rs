@@ -11,7 +11,8 @@ use promql_parser::parser::{Expr, VectorSelector};
 
 use super::api::PromError;
 use super::eval::{
-    duration_ms, offset_ms, selector_id, Fetched, Labels, RawSeries, Steps, LOOKBACK_MS,
+    at_ms, duration_ms, offset_ms, selector_id, subquery_steps, Fetched, Labels, RawSeries, Steps,
+    LOOKBACK_MS,
 };
 use crate::routes::ReadState;
 
@@ -99,11 +100,6 @@ pub(crate) async fn find(
                 "`or` inside a selector is not supported by carat's PromQL (nor by Prometheus 2.42)",
             ));
         }
-        if vs.at.is_some() {
-            return Err(PromError::execution(
-                "the @ modifier is not supported by carat's PromQL",
-            ));
-        }
     }
     let shown = vs.map_or_else(|| "{}".to_string(), ToString::to_string);
     let too_many = || {
@@ -156,39 +152,47 @@ pub(crate) async fn find(
     Ok(out)
 }
 
-/// Every selector of `expr` with the time span (ms) its evaluation over `steps` reads.
-fn selectors<'e>(expr: &'e Expr, steps: Steps, out: &mut Vec<(&'e VectorSelector, i64, i64)>) {
+/// Every selector of `expr` with the time span (ms) its evaluation over `steps` reads
+/// (`query`: the query's own steps, which `@ start()`/`@ end()` refer to).
+fn selectors<'e>(
+    expr: &'e Expr,
+    steps: Steps,
+    query: Steps,
+    out: &mut Vec<(&'e VectorSelector, i64, i64)>,
+) {
+    // The steps' span, or the one time an `@` fixes.
+    let span = |vs: &VectorSelector| {
+        at_ms(vs.at.as_ref(), query).map_or((steps.start, steps.end), |t| (t, t))
+    };
     match expr {
         Expr::VectorSelector(vs) => {
             let off = offset_ms(vs.offset.as_ref());
-            out.push((vs, steps.start - off - LOOKBACK_MS, steps.end - off));
+            let (a, b) = span(vs);
+            out.push((vs, a - off - LOOKBACK_MS, b - off));
         }
         Expr::MatrixSelector(ms) => {
             let off = offset_ms(ms.vs.offset.as_ref());
-            out.push((
-                &ms.vs,
-                steps.start - off - duration_ms(ms.range),
-                steps.end - off,
-            ));
+            let (a, b) = span(&ms.vs);
+            out.push((&ms.vs, a - off - duration_ms(ms.range), b - off));
         }
         Expr::Aggregate(a) => {
-            selectors(&a.expr, steps, out);
+            selectors(&a.expr, steps, query, out);
             if let Some(p) = &a.param {
-                selectors(p, steps, out);
+                selectors(p, steps, query, out);
             }
         }
-        Expr::Unary(u) => selectors(&u.expr, steps, out),
+        Expr::Unary(u) => selectors(&u.expr, steps, query, out),
         Expr::Binary(b) => {
-            selectors(&b.lhs, steps, out);
-            selectors(&b.rhs, steps, out);
+            selectors(&b.lhs, steps, query, out);
+            selectors(&b.rhs, steps, query, out);
         }
-        Expr::Paren(p) => selectors(&p.expr, steps, out),
+        Expr::Paren(p) => selectors(&p.expr, steps, query, out),
         Expr::Call(c) => {
             for a in &c.args.args {
-                selectors(a, steps, out);
+                selectors(a, steps, query, out);
             }
         }
-        Expr::Subquery(sq) => selectors(&sq.expr, super::eval::subquery_steps(steps, sq), out),
+        Expr::Subquery(sq) => selectors(&sq.expr, subquery_steps(steps, sq), query, out),
         Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
     }
 }
@@ -203,7 +207,7 @@ pub(crate) async fn fetch(
     now: i64,
 ) -> Result<Fetched, PromError> {
     let mut sels = Vec::new();
-    selectors(expr, steps, &mut sels);
+    selectors(expr, steps, steps, &mut sels);
     let cfg = &state.tiers.config.reader;
     let mut fetched = Fetched::new();
     let mut total = 0usize;
