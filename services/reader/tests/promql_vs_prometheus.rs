@@ -749,6 +749,42 @@ async fn promql_answers_equal_prometheus() {
             failures.push(format!("{uri}\n  {d}"));
         }
     }
+    // The listings: the same label sets, names and values (order aside).
+    for uri in [
+        format!("/api/v1/series?match[]={}", enc("http_requests_total")),
+        format!(
+            "/api/v1/series?match[]={}&match[]={}",
+            enc(r#"{job="api"}"#),
+            enc("job_up")
+        ),
+        format!(
+            "/api/v1/series?match[]={}",
+            enc(r#"{__name__=~"request_.*",le="+Inf"}"#)
+        ),
+        "/api/v1/labels".to_string(),
+        format!("/api/v1/labels?match[]={}", enc("temperature")),
+        "/api/v1/label/__name__/values".to_string(),
+        "/api/v1/label/job/values".to_string(),
+        format!("/api/v1/label/le/values?match[]={}", enc(r#"{job="web"}"#)),
+    ] {
+        let (ps, pbody) = http(prom.port, "GET", &uri, &[], b"").expect("prometheus answers");
+        let pjson: Value = serde_json::from_slice(&pbody).unwrap();
+        let (cs, cjson, _) = carat.get(&uri).await;
+        let sorted = |v: &Value| {
+            let mut items: Vec<String> = v["data"]
+                .as_array()
+                .map(|a| a.iter().map(Value::to_string).collect())
+                .unwrap_or_default();
+            items.sort();
+            items
+        };
+        assert_eq!(ps, 200, "{uri}: {pjson}");
+        if cs != 200 || sorted(&pjson).is_empty() || sorted(&pjson) != sorted(&cjson) {
+            failures.push(format!(
+                "{uri}\n  Prometheus {pjson}\n  carat {cs}: {cjson}"
+            ));
+        }
+    }
     // The corpus has this many queries Prometheus refuses; the rest must be answered.
     assert_eq!(refused, 2, "queries Prometheus refused");
     assert!(
