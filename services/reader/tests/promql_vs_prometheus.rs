@@ -569,6 +569,14 @@ fn corpus() -> Vec<Q> {
         I("histogram_quantile(0.99, request_duration_seconds_bucket)", t1),
         R("rate(request_duration_seconds_sum[5m]) / rate(request_duration_seconds_count[5m])", rs, re, 120),
         R("abs(temperature)", rs, re, 300),
+        R("exp(temperature / 10)", rs, re, 600),
+        R("sqrt(temperature)", rs, re, 600),
+        R("ln(abs(temperature))", rs, re, 600),
+        R("log2(http_requests_total) + log10(http_requests_total)", rs, re, 600),
+        R("temperature atan2 ignoring(room) group_left temperature{room=\"kitchen\"}", rs, re, 600),
+        R("group by (job) (http_requests_total)", rs, re, 600),
+        R("stdvar by (job) (http_requests_total)", rs, re, 600),
+        R("present_over_time(gappy_gauge[2m])", T0 + H - 600, T0 + 3 * H + 600, 60),
         R("clamp(temperature, 0, 20)", rs, re, 300),
         R("clamp_min(temperature, 10)", rs, re, 300),
         R("clamp_max(temperature, 10)", rs, re, 300),
@@ -785,6 +793,11 @@ async fn promql_answers_equal_prometheus() {
             ));
         }
     }
+    println!(
+        "{} queries on both APIs ({refused} refused by Prometheus), {} differ",
+        queries.len(),
+        failures.len()
+    );
     // The corpus has this many queries Prometheus refuses; the rest must be answered.
     assert_eq!(refused, 2, "queries Prometheus refused");
     assert!(
