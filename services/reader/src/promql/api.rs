@@ -4,6 +4,7 @@
 //! expression carat cannot execute) and 503 (the store is unavailable).
 
 use std::collections::BTreeSet;
+use std::fmt::Write as _;
 
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -385,18 +386,37 @@ async fn query_range(
         &state,
         series.iter().map(|s| s.1.iter().flatten().count()).sum(),
     )?;
-    let result: Vec<Json_> = series
-        .iter()
-        .map(|(labels, values)| {
-            let values: Vec<Json_> = values
-                .iter()
-                .zip(&times)
-                .filter_map(|(v, t)| v.map(|v| json!([t, format_value(v)])))
-                .collect();
-            json!({"metric": metric_json(labels), "values": values})
-        })
-        .collect();
-    Ok(success(json!({"resultType": "matrix", "result": result})))
+    // Written straight to text: a Value tree of every point costs more than the query
+    // (allocation per point; the PromQL benchmark in docs/BENCHMARKS.md).
+    let times: Vec<String> = times.iter().map(Json_::to_string).collect();
+    let mut out = String::with_capacity(64 + series.len() * 64);
+    out.push_str(r#"{"status":"success","data":{"resultType":"matrix","result":["#);
+    for (i, (labels, values)) in series.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(r#"{"metric":"#);
+        out.push_str(&metric_json(labels).to_string());
+        out.push_str(r#","values":["#);
+        let mut first = true;
+        for (v, t) in values.iter().zip(&times) {
+            if let Some(v) = v {
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                // Values are digits, `.`, `-`, `NaN`, `+Inf`: nothing to escape.
+                let _ = write!(out, "[{t},\"{}\"]", format_value(*v));
+            }
+        }
+        out.push_str("]}");
+    }
+    out.push_str("]}}");
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        out,
+    )
+        .into_response())
 }
 
 /// The selectors of the `match[]` parameters (none given: `None`).
