@@ -11,6 +11,7 @@
 //! - [`range`]: time ranges, resolutions (Mackerel's ladder, the native choices) and
 //!   aggregates, parsed with errors naming the parameter.
 //! - [`pattern`]: Graphite-style globs over series names.
+//! - `promql`: the Prometheus HTTP API and a PromQL evaluator (docs/prometheus.md).
 //! - [`tiers`]: the planner (which windows come from which tier), the concurrent
 //!   fetches and the merge (greatest ingest stamp per time wins).
 //! - [`buckets`]: points ⇒ count/sum/min/max per bucket, partials combined.
@@ -25,6 +26,7 @@ pub mod buckets;
 pub mod page;
 pub mod graphite;
 pub mod pattern;
+pub(crate) mod promql;
 pub mod range;
 pub mod remote_read;
 pub mod routes;

@@ -59,6 +59,7 @@ pub fn router(state: ReadState) -> Router {
         // Further read APIs (Graphite, Prometheus) merge here, behind the `read` scope.
         .merge(crate::remote_read::routes())
         .merge(crate::graphite::routes())
+        .merge(crate::promql::routes())
         .route_layer(middleware::from_fn_with_state(state.clone(), require_read))
         .merge(crate::page::routes()) // after the `read` scope: the page needs no key
         .layer(middleware::from_fn(request_id::layer))
