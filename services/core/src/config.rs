@@ -125,6 +125,13 @@ pub struct ReaderConfig {
     pub max_points_per_answer: usize,
     /// Most series one pattern may expand to. Each costs at least one DynamoDB Query.
     pub max_series_per_query: usize,
+    /// Most raw points one PromQL evaluation may read, over all its selectors (the answer
+    /// is bounded by `max_points_per_answer` apart). A dashboard's `rate(x[5m])` over 100
+    /// series × 1 day at one point a minute reads 144,000; 2,000,000 points are ~32 MB of
+    /// (time, value) pairs in memory, inside the reader Lambda's memory with room for the
+    /// evaluation's step vectors. Prometheus' own bound, `--query.max-samples`, is 50 M
+    /// on a server; this is a Lambda. Over it: 422 naming the key.
+    pub max_points_per_query: usize,
     /// Most samples one remote_read answer may hold, over all its queries. Apart from
     /// `max_points_per_answer` because a sample is denser in protobuf than in JSON: 18 B
     /// each, 13–14 B after snappy for noisy values (6 B for constant ones), measured on
@@ -149,6 +156,7 @@ impl Default for ReaderConfig {
         Self {
             max_points_per_answer: 100_000,
             max_series_per_query: 1_000,
+            max_points_per_query: 2_000_000,
             max_samples_per_read: 300_000,
             fetch_concurrency: 32,
             archive_settled_secs: 7 * 86_400,
@@ -618,6 +626,9 @@ impl Config {
         }
         if self.reader.max_points_per_answer == 0 {
             return err("reader.max_points_per_answer", "must be at least 1");
+        }
+        if self.reader.max_points_per_query == 0 {
+            return err("reader.max_points_per_query", "must be at least 1");
         }
         if self.reader.max_samples_per_read == 0 {
             return err("reader.max_samples_per_read", "must be at least 1");

@@ -23,8 +23,8 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod buckets;
-pub mod page;
 pub mod graphite;
+pub mod page;
 pub mod pattern;
 pub(crate) mod promql;
 pub mod range;

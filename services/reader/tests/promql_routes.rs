@@ -227,7 +227,7 @@ async fn series_and_points_are_bounded_naming_the_setting() {
     );
 
     let mut cfg = Config::default();
-    cfg.reader.max_points_per_answer = 10;
+    cfg.reader.max_points_per_query = 10;
     let f = fixture(cfg).await;
     let (status, body, _) = f.get(&query("rate(reqs_total[1h])", T0 + 1_800)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -235,7 +235,7 @@ async fn series_and_points_are_bounded_naming_the_setting() {
         body["error"]
             .as_str()
             .unwrap()
-            .contains("reader.max_points_per_answer"),
+            .contains("reader.max_points_per_query"),
         "{body}"
     );
     let (status, _, _) = f.get(&query("rate(reqs_total[5m])", T0 + 1_800)).await;

@@ -198,7 +198,7 @@ fn selectors<'e>(
 }
 
 /// The raw points of every selector of `expr` over `steps` (plus lookback and ranges),
-/// at most `reader.max_points_per_answer` in all.
+/// at most `reader.max_points_per_query` in all.
 pub(crate) async fn fetch(
     state: &ReadState,
     tenant: &Tenant,
@@ -233,10 +233,10 @@ pub(crate) async fn fetch(
                 .map_err(PromError::tier)?;
             for (f, pts) in found.into_iter().zip(points) {
                 total += pts.len();
-                if total > cfg.max_points_per_answer {
+                if total > cfg.max_points_per_query {
                     return Err(PromError::execution(format!(
-                        "the query reads more than {} points (reader.max_points_per_answer); shorten the range or narrow the selectors",
-                        cfg.max_points_per_answer
+                        "the query reads more than {} points (reader.max_points_per_query); shorten the range or narrow the selectors",
+                        cfg.max_points_per_query
                     )));
                 }
                 let points: Vec<(i64, f64)> = pts
