@@ -6,21 +6,13 @@
 //! compares (values within 1e-9 relative). It reads only the committed JSON.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use carat_api::{FixedClock, KeyStore, Keys, Scope};
-use carat_core::head::Stamped;
-use carat_core::{Config, SeriesKey, SeriesName, Tenant};
+use carat_core::Config;
 use carat_reader::graphite::attime;
-use carat_reader::{router, NoArchive, ReadState, Tiers};
-use carat_store::fake::{FakeCatalog, FakeHead, FakeTable};
-use carat_store::ports::{Catalog, CatalogEntry, WindowTable};
-use carat_writer::flush::window_items;
 use serde_json::Value;
-use tower::ServiceExt as _;
 
 const KEY: &str = "graphite-read-key";
 
@@ -32,21 +24,21 @@ fn golden(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
+/// The series of `golden/series.json` on the default tenant.
 struct Fixture {
-    cfg: Arc<Config>,
-    table: Arc<FakeTable>,
-    catalog: Arc<FakeCatalog>,
+    base: common::Fixture,
+    /// graphite-web's "now" of the golden answers, epoch seconds.
     now: i64,
 }
 
 impl Fixture {
     async fn new(cfg: Config) -> Self {
         let series = golden("series.json");
+        let now = series["meta"]["now"].as_i64().unwrap();
         let f = Self {
-            cfg: Arc::new(cfg),
-            table: Arc::new(FakeTable::new()),
-            catalog: Arc::new(FakeCatalog::new()),
-            now: series["meta"]["now"].as_i64().unwrap(),
+            // A clock an hour off the fixture's `now`: every request carries `now`.
+            base: common::Fixture::new(cfg, common::reader(KEY), now + 3_600),
+            now,
         };
         for (name, points) in series["series"].as_object().unwrap() {
             let pts: Vec<(i64, f64)> = points
@@ -61,81 +53,21 @@ impl Fixture {
     }
 
     async fn store(&self, series: &str, points: &[(i64, f64)]) {
-        let key = SeriesKey::new(
-            Tenant::default_tenant(),
-            SeriesName::parse(series, "s").unwrap(),
-        );
-        let mut by_window: BTreeMap<i64, Vec<Stamped>> = BTreeMap::new();
-        for &(time, value) in points {
-            by_window
-                .entry(carat_core::window::start(self.cfg.window.raw_secs, time))
-                .or_default()
-                .push(Stamped {
-                    time,
-                    value_bits: value.to_bits(),
-                    stamp: time,
-                });
-        }
-        for (start, pts) in by_window {
-            self.table
-                .put(&window_items(&self.cfg, &key, start, &pts).unwrap())
-                .await
-                .unwrap();
-        }
-        self.catalog
-            .record(
-                &key.tenant,
-                &[CatalogEntry {
-                    series: key.series.clone(),
-                    labels: Vec::new(),
-                    day: self.now,
-                }],
-            )
-            .await
-            .unwrap();
-    }
-
-    fn router(&self) -> axum::Router {
-        let store = KeyStore::single("reader", KEY, Tenant::default_tenant(), &[Scope::Read]);
-        router(ReadState {
-            tiers: Tiers {
-                config: Arc::clone(&self.cfg),
-                head: Arc::new(FakeHead::new()),
-                table: self.table.clone(),
-                archive: Arc::new(NoArchive),
-            },
-            catalog: self.catalog.clone(),
-            keys: Arc::new(Keys::fixed(Arc::new(store))),
-            // A clock an hour off the fixture's `now`: every request carries `now`.
-            clock: Arc::new(FixedClock((self.now + 3_600) * 1000)),
-        })
+        self.base.store("default", series, self.now, points).await;
     }
 
     async fn send(&self, req: Request<Body>) -> (StatusCode, String) {
-        let res = self.router().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = axum::body::to_bytes(res.into_body(), 64 << 20)
-            .await
-            .unwrap();
-        (status, String::from_utf8(bytes.to_vec()).unwrap())
+        let answer = self.base.send(req).await;
+        (answer.status, answer.text())
     }
 
     async fn get(&self, path: &str, pairs: &[(String, String)]) -> (StatusCode, String) {
         let uri = format!("{path}?{}", encode(pairs));
-        let req = Request::get(uri)
-            .header("X-Api-Key", KEY)
-            .body(Body::empty())
-            .unwrap();
-        self.send(req).await
+        self.send(common::get(&uri, Some(KEY))).await
     }
 
     async fn post(&self, path: &str, pairs: &[(String, String)]) -> (StatusCode, String) {
-        let req = Request::post(path)
-            .header("X-Api-Key", KEY)
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(Body::from(encode(pairs)))
-            .unwrap();
-        self.send(req).await
+        self.send(common::post_form(path, KEY, encode(pairs))).await
     }
 }
 

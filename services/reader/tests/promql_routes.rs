@@ -4,6 +4,7 @@
 //! (503 + Retry-After, no store text), form POST, and Grafana's health check `1+1`.
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod promql_fixture;
 
 use axum::http::StatusCode;

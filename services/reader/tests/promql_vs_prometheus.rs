@@ -8,6 +8,7 @@
 //! must agree: the same label sets, the same timestamps, values within 1e-9 relative.
 #![allow(clippy::unwrap_used)]
 
+mod common;
 mod promql_fixture;
 
 use std::collections::BTreeMap;

@@ -4,8 +4,10 @@
 //! for bad bodies and limits, the `read` scope and tenants, and 503 on a store failure.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::ops::Deref;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
@@ -14,47 +16,35 @@ use base64::Engine as _;
 use carat_api::prompb::{
     self, Label, LabelMatcher, MatchType, Query, ReadHints, ReadRequest, ReadResponse, ResponseType,
 };
-use carat_api::remote_write::{series_name, STALE_NAN_BITS};
-use carat_api::{FixedClock, KeyStore, Keys, Scope};
-use carat_core::head::Stamped;
-use carat_core::{Config, SeriesKey, SeriesName, Tenant};
-use carat_reader::{router, NoArchive, ReadState, Tiers};
-use carat_store::fake::{FakeCatalog, FakeHead, FakeTable};
-use carat_store::ports::{Catalog, CatalogEntry, WindowTable};
-use carat_writer::flush::window_items;
+use carat_api::remote_write::STALE_NAN_BITS;
+use carat_core::Config;
+use common::{OTHER, READ, WRITE_ONLY};
 use tower::ServiceExt as _;
 
-const READ: &str = "read-key";
-const WRITE_ONLY: &str = "write-key";
-const OTHER: &str = "other-tenant-key";
 const DAY: i64 = 86_400;
 /// 2026-11-30 00:00 UTC.
 const T0: i64 = 1_764_460_800;
 /// A NaN with a payload that is not the staleness marker's.
 const NAN_PAYLOAD: u64 = 0x7ff8_0000_0000_0123;
 
-struct Fixture {
-    cfg: Arc<Config>,
-    head: Arc<FakeHead>,
-    table: Arc<FakeTable>,
-    catalog: Arc<FakeCatalog>,
-}
+/// Prometheus series (and a few posted by name) on two tenants, read at noon of T0's day.
+struct Fixture(common::Fixture);
 
-fn pairs(labels: &[(&str, &str)]) -> Vec<(String, String)> {
-    labels
-        .iter()
-        .map(|(n, v)| ((*n).to_string(), (*v).to_string()))
-        .collect()
+impl Deref for Fixture {
+    type Target = common::Fixture;
+
+    fn deref(&self) -> &common::Fixture {
+        &self.0
+    }
 }
 
 impl Fixture {
     async fn new(cfg: Config) -> Self {
-        let f = Self {
-            cfg: Arc::new(cfg),
-            head: Arc::new(FakeHead::new()),
-            table: Arc::new(FakeTable::new()),
-            catalog: Arc::new(FakeCatalog::new()),
-        };
+        let f = Self(common::Fixture::new(
+            cfg,
+            common::reader_writer_other(),
+            T0 + DAY / 2,
+        ));
         let node = [("instance", "a:9100"), ("job", "node")];
         f.prometheus(
             "default",
@@ -117,92 +107,14 @@ impl Fixture {
         labels: &[(&str, &str)],
         points: &[(i64, f64)],
     ) {
-        let mut all = pairs(labels);
-        all.push(("__name__".into(), metric.into()));
-        all.sort();
-        let name = series_name(
-            &all.iter()
-                .map(|(n, v)| Label {
-                    name: n.clone(),
-                    value: v.clone(),
-                })
-                .collect::<Vec<_>>(),
-        )
-        .unwrap();
-        self.store(tenant, name.as_str(), all, points).await;
+        let mut all = labels.to_vec();
+        all.push(("__name__", metric));
+        self.store_labelled(tenant, &all, T0, points).await;
     }
 
     /// A series posted by name (Mackerel, native): no labels in the catalog.
     async fn plain(&self, tenant: &str, series: &str, points: &[(i64, f64)]) {
-        self.store(tenant, series, Vec::new(), points).await;
-    }
-
-    async fn store(
-        &self,
-        tenant: &str,
-        series: &str,
-        labels: Vec<(String, String)>,
-        points: &[(i64, f64)],
-    ) {
-        let key = SeriesKey::new(
-            Tenant::parse(tenant).unwrap(),
-            SeriesName::parse(series, "s").unwrap(),
-        );
-        let mut by_window: BTreeMap<i64, Vec<Stamped>> = BTreeMap::new();
-        for &(time, value) in points {
-            by_window
-                .entry(carat_core::window::start(self.cfg.window.raw_secs, time))
-                .or_default()
-                .push(Stamped {
-                    time,
-                    value_bits: value.to_bits(),
-                    stamp: time,
-                });
-        }
-        for (start, pts) in by_window {
-            self.table
-                .put(&window_items(&self.cfg, &key, start, &pts).unwrap())
-                .await
-                .unwrap();
-        }
-        self.catalog
-            .record(
-                &key.tenant,
-                &[CatalogEntry {
-                    series: key.series.clone(),
-                    labels,
-                    day: T0,
-                }],
-            )
-            .await
-            .unwrap();
-    }
-
-    fn router(&self) -> axum::Router {
-        let store = KeyStore::single("reader", READ, Tenant::default_tenant(), &[Scope::Read])
-            .with(KeyStore::single(
-                "writer",
-                WRITE_ONLY,
-                Tenant::default_tenant(),
-                &[Scope::Write],
-            ))
-            .with(KeyStore::single(
-                "other",
-                OTHER,
-                Tenant::parse("other").unwrap(),
-                &[Scope::Read],
-            ));
-        router(ReadState {
-            tiers: Tiers {
-                config: Arc::clone(&self.cfg),
-                head: self.head.clone(),
-                table: self.table.clone(),
-                archive: Arc::new(NoArchive),
-            },
-            catalog: self.catalog.clone(),
-            keys: Arc::new(Keys::fixed(Arc::new(store))),
-            clock: Arc::new(FixedClock((T0 + DAY / 2) * 1000)),
-        })
+        self.store(tenant, series, T0, points).await;
     }
 
     /// POSTs `body` as Prometheus 2.42 does (its headers, the key as a bearer token).
@@ -215,17 +127,8 @@ impl Fixture {
         if let Some(k) = key {
             req = req.header("Authorization", format!("Bearer {k}"));
         }
-        let res = self
-            .router()
-            .oneshot(req.body(Body::from(body)).unwrap())
-            .await
-            .unwrap();
-        let status = res.status();
-        let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 24)
-            .await
-            .unwrap();
-        (status, headers, bytes.to_vec())
+        let answer = self.send(req.body(Body::from(body)).unwrap()).await;
+        (answer.status, answer.headers, answer.body)
     }
 
     /// Reads `req` with the read key; panics unless it is a 200 `ReadResponse`.

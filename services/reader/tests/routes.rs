@@ -3,143 +3,66 @@
 //! the parameter, the answer bound, and 503 + Retry-After without the store's text.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+mod common;
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use carat_api::{FixedClock, KeyStore, Keys, Scope};
-use carat_core::head::Stamped;
-use carat_core::{Config, SeriesKey, SeriesName, Tenant};
-use carat_reader::{router, NoArchive, ReadState, Tiers};
-use carat_store::fake::{FakeCatalog, FakeHead, FakeTable};
-use carat_store::ports::{Catalog, CatalogEntry, WindowTable};
-use carat_writer::flush::window_items;
+use std::ops::Deref;
+
+use axum::http::StatusCode;
+use carat_core::Config;
+use common::{OTHER, READ, WRITE_ONLY};
 use serde_json::{json, Value};
-use tower::ServiceExt as _;
 
-const READ: &str = "read-key";
-const WRITE_ONLY: &str = "write-key";
-const OTHER: &str = "other-tenant-key";
 const DAY: i64 = 86_400;
 /// 2026-11-30 00:00 UTC: windows of the tests are that day's and the day before.
 const T0: i64 = 1_764_460_800;
 
-struct Fixture {
-    cfg: Arc<Config>,
-    head: Arc<FakeHead>,
-    table: Arc<FakeTable>,
-    catalog: Arc<FakeCatalog>,
+/// Mackerel-named series on two tenants, read at noon of T0's day.
+struct Fixture(common::Fixture);
+
+impl Deref for Fixture {
+    type Target = common::Fixture;
+
+    fn deref(&self) -> &common::Fixture {
+        &self.0
+    }
 }
 
 impl Fixture {
     async fn new(cfg: Config) -> Self {
-        let f = Self {
-            cfg: Arc::new(cfg),
-            head: Arc::new(FakeHead::new()),
-            table: Arc::new(FakeTable::new()),
-            catalog: Arc::new(FakeCatalog::new()),
-        };
+        let f = Self(common::Fixture::new(
+            cfg,
+            common::reader_writer_other(),
+            T0 + DAY / 2,
+        ));
         f.store(
             "default",
             "host.h1.loadavg5",
+            T0,
             &[(T0, 1.5), (T0 + 60, 2.5), (T0 + 120, 0.25)],
         )
         .await;
         f.store(
             "default",
             "host.h1.cpu.user",
+            T0,
             &[(T0, 10.0), (T0 + 3_600, 30.0)],
         )
         .await;
-        f.store("default", "service.web.latency", &[(T0 - DAY + 30, 7.0)])
+        f.store(
+            "default",
+            "service.web.latency",
+            T0,
+            &[(T0 - DAY + 30, 7.0)],
+        )
+        .await;
+        f.store("other", "host.h1.loadavg5", T0, &[(T0, 99.0)])
             .await;
-        f.store("other", "host.h1.loadavg5", &[(T0, 99.0)]).await;
         f
     }
 
-    async fn store(&self, tenant: &str, series: &str, points: &[(i64, f64)]) {
-        let key = SeriesKey::new(
-            Tenant::parse(tenant).unwrap(),
-            SeriesName::parse(series, "s").unwrap(),
-        );
-        let mut by_window: BTreeMap<i64, Vec<Stamped>> = BTreeMap::new();
-        for &(time, value) in points {
-            by_window
-                .entry(carat_core::window::start(self.cfg.window.raw_secs, time))
-                .or_default()
-                .push(Stamped {
-                    time,
-                    value_bits: value.to_bits(),
-                    stamp: time,
-                });
-        }
-        for (start, pts) in by_window {
-            self.table
-                .put(&window_items(&self.cfg, &key, start, &pts).unwrap())
-                .await
-                .unwrap();
-        }
-        self.catalog
-            .record(
-                &key.tenant,
-                &[CatalogEntry {
-                    series: key.series.clone(),
-                    labels: Vec::new(),
-                    day: T0,
-                }],
-            )
-            .await
-            .unwrap();
-    }
-
-    fn router(&self) -> axum::Router {
-        let store = KeyStore::single("reader", READ, Tenant::default_tenant(), &[Scope::Read])
-            .with(KeyStore::single(
-                "writer",
-                WRITE_ONLY,
-                Tenant::default_tenant(),
-                &[Scope::Write],
-            ))
-            .with(KeyStore::single(
-                "other",
-                OTHER,
-                Tenant::parse("other").unwrap(),
-                &[Scope::Read],
-            ));
-        router(ReadState {
-            tiers: Tiers {
-                config: Arc::clone(&self.cfg),
-                head: self.head.clone(),
-                table: self.table.clone(),
-                archive: Arc::new(NoArchive),
-            },
-            catalog: self.catalog.clone(),
-            keys: Arc::new(Keys::fixed(Arc::new(store))),
-            clock: Arc::new(FixedClock((T0 + DAY / 2) * 1000)),
-        })
-    }
-
     async fn get(&self, uri: &str, key: Option<&str>) -> (StatusCode, Value, Option<String>) {
-        let mut req = Request::get(uri);
-        if let Some(k) = key {
-            req = req.header("X-Api-Key", k);
-        }
-        let res = self
-            .router()
-            .oneshot(req.body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        let status = res.status();
-        let retry = res
-            .headers()
-            .get("retry-after")
-            .map(|v| v.to_str().unwrap().to_string());
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, body, retry)
+        let answer = self.send(common::get(uri, key)).await;
+        (answer.status, answer.json(), answer.retry_after())
     }
 }
 
