@@ -15,6 +15,8 @@
 //! - [`tiers`]: the planner (which windows come from which tier), the concurrent
 //!   fetches and the merge (greatest ingest stamp per time wins).
 //! - [`buckets`]: points ⇒ count/sum/min/max per bucket, partials combined.
+//! - `catalog_labels`: what the Prometheus-facing routes share about the catalog — the
+//!   labels a series answers with, the groups a metric's series are listed under.
 //! - [`page`]: the graph page at `/` (HTML, script, style compiled in; no key needed).
 //! - [`graphite`]: the Graphite API (`/render`, `/metrics/find`): targets parsed and
 //!   evaluated with graphite-web's functions over series placed on a fixed step.
@@ -23,6 +25,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod buckets;
+mod catalog_labels;
 pub mod graphite;
 pub mod page;
 pub mod pattern;

@@ -26,12 +26,11 @@ use carat_api::prompb::{
 };
 use carat_api::request_id::{self, ErrorDetail};
 use carat_api::AppError;
-use carat_core::catalog::{group_of, implied_labels};
 use carat_core::{window, Config, SeriesKey, SeriesName, Tenant};
-use carat_store::ports::CatalogEntry;
 use thiserror::Error;
 
-use crate::routes::{group_of_prefix, store_error, tier_error, ReadState};
+use crate::catalog_labels::{labels_of, metric_groups, of_metric};
+use crate::routes::{store_error, tier_error, ReadState};
 
 /// Most bytes a read request may decompress to. A request is a few matchers per query
 /// (Prometheus sends one query per request); 1 MiB leaves room for the long `=~`
@@ -333,20 +332,6 @@ impl Selector {
     }
 }
 
-/// The labels a series answers with: the catalog's set (a Prometheus series'), else the
-/// labels its plain name implies; sorted by name (Prometheus' client checks duplicates
-/// on neighbours), empty values left out (Prometheus treats them as absent).
-fn labels_of(entry: &CatalogEntry) -> Vec<(String, String)> {
-    let mut labels = if entry.labels.is_empty() {
-        implied_labels(&entry.series)
-    } else {
-        entry.labels.clone()
-    };
-    labels.retain(|(_, v)| !v.is_empty());
-    labels.sort();
-    labels
-}
-
 /// The catalog's series of `tenant` that `selector` matches, with their labels, at most
 /// `reader.max_series_per_query`.
 ///
@@ -372,31 +357,13 @@ async fn select(
     // (group, the prefix of names within it), and whether a name must be `prefix` or
     // start with `prefix.` (a metric name), or may be anything (`""`).
     let (groups, prefix): (Vec<String>, String) = match selector.metric() {
-        Some(metric) => {
-            let Ok(name) = carat_api::remote_write::series_name(&[Label {
-                name: "__name__".into(),
-                value: metric.into(),
-            }]) else {
-                // No series name can start with it (over 255 bytes): nothing matches.
-                return Ok(Vec::new());
-            };
-            let name = name.as_str().to_string();
-            let mut groups = vec![group_of(&name).to_string()];
-            let within = format!("{name}.");
-            match group_of_prefix(&within) {
-                Some(g) => groups.push(g.to_string()),
-                // `host.` / `service.`: each further label starts a group of its own.
-                None => groups.extend(
-                    catalog
-                        .groups(tenant, &within, limit + 1)
-                        .await
-                        .map_err(store)?,
-                ),
-            }
-            groups.sort();
-            groups.dedup();
-            (groups, name)
-        }
+        Some(metric) => match metric_groups(catalog, tenant, metric, limit)
+            .await
+            .map_err(store)?
+        {
+            Some(found) => found,
+            None => return Ok(Vec::new()),
+        },
         None => {
             let groups = catalog.groups(tenant, "", limit + 1).await.map_err(store)?;
             (groups, String::new())
@@ -433,13 +400,7 @@ async fn select(
                     hint,
                 })?;
         for entry in listed {
-            let name = entry.series.as_str();
-            let of_metric = prefix.is_empty()
-                || name == prefix
-                || name
-                    .strip_prefix(prefix.as_str())
-                    .is_some_and(|rest| rest.starts_with('.'));
-            if !of_metric {
+            if !of_metric(entry.series.as_str(), &prefix) {
                 continue;
             }
             let labels = labels_of(&entry);
@@ -610,6 +571,7 @@ mod tests {
 
     #[test]
     fn plain_names_answer_with_the_labels_they_imply() {
+        use carat_store::ports::CatalogEntry;
         let entry = |series: &str, labels: Vec<(String, String)>| CatalogEntry {
             series: SeriesName::parse(series, "s").unwrap(),
             labels,

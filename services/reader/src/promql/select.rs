@@ -4,7 +4,6 @@
 //! `reader.max_series_per_query`. The matchers run over the catalog's labels (a
 //! Prometheus series' full label set; for a plain name, the labels it implies).
 
-use carat_core::catalog::{group_of, implied_labels};
 use carat_core::{SeriesKey, SeriesName, Tenant};
 use promql_parser::label::Matcher;
 use promql_parser::parser::{Expr, VectorSelector};
@@ -14,6 +13,7 @@ use super::eval::{
     at_ms, duration_ms, offset_ms, selector_id, subquery_steps, Fetched, Labels, RawSeries, Steps,
     LOOKBACK_MS,
 };
+use crate::catalog_labels::{labels_of, metric_groups, of_metric};
 use crate::routes::ReadState;
 
 /// Most series one listing (`/api/v1/labels`, `/series`, …) reads from the catalog, and
@@ -41,22 +41,6 @@ fn metric_name(vs: &VectorSelector) -> Option<&str> {
     })
 }
 
-/// The series name's first part as the writer maps metric names (remote_write.rs:
-/// characters outside `[A-Za-z0-9._-]` become `_`), hence the catalog group.
-fn group_for(metric: &str) -> String {
-    let sanitized: String = metric
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    group_of(&sanitized).to_string()
-}
-
 fn matches(vs: &VectorSelector, labels: &Labels) -> bool {
     let value = |name: &str| {
         labels
@@ -66,23 +50,6 @@ fn matches(vs: &VectorSelector, labels: &Labels) -> bool {
     };
     let all = |ms: &[Matcher]| ms.iter().all(|m| m.is_match(value(&m.name)));
     vs.name.as_deref().is_none_or(|n| value("__name__") == n) && all(&vs.matchers.matchers)
-}
-
-/// A catalog entry's labels: the recorded set (empty values dropped, as Prometheus
-/// has none), or the labels a plain name implies.
-fn labels_of(entry: &carat_store::ports::CatalogEntry) -> Labels {
-    let mut l: Labels = if entry.labels.is_empty() {
-        implied_labels(&entry.series)
-    } else {
-        entry
-            .labels
-            .iter()
-            .filter(|(_, v)| !v.is_empty())
-            .cloned()
-            .collect()
-    };
-    l.sort();
-    l
 }
 
 /// Series of `tenant` that `vs` matches (`None`: every series), at most `limit`
@@ -107,25 +74,36 @@ pub(crate) async fn find(
             "{shown} matches more than {limit} series ({limit_name}); narrow the selector"
         ))
     };
-    let groups = match vs.and_then(metric_name) {
-        Some(name) => vec![group_for(name)],
-        None => {
-            let g = state
+    let (groups, prefix) = match vs.and_then(metric_name) {
+        Some(name) => match metric_groups(state.catalog.as_ref(), tenant, name, limit)
+            .await
+            .map_err(PromError::store)?
+        {
+            Some(found) => found,
+            None => return Ok(Vec::new()),
+        },
+        None => (
+            state
                 .catalog
                 .groups(tenant, "", limit + 1)
                 .await
-                .map_err(PromError::store)?;
-            if g.len() > limit {
-                return Err(too_many());
-            }
-            g
-        }
+                .map_err(PromError::store)?,
+            String::new(),
+        ),
     };
+    if groups.len() > limit {
+        return Err(too_many());
+    }
     let mut out = Vec::new();
     for group in groups {
+        let within = if prefix.starts_with(group.as_str()) {
+            prefix.as_str()
+        } else {
+            group.as_str()
+        };
         let entries = state
             .catalog
-            .series(tenant, &group, &group, LISTING_LIMIT + 1)
+            .series(tenant, &group, within, LISTING_LIMIT + 1)
             .await
             .map_err(PromError::store)?;
         if entries.len() > LISTING_LIMIT {
@@ -134,6 +112,9 @@ pub(crate) async fn find(
             )));
         }
         for e in entries {
+            if !of_metric(e.series.as_str(), &prefix) {
+                continue;
+            }
             let labels = labels_of(&e);
             if vs.is_none_or(|vs| matches(vs, &labels)) {
                 out.push(Found {
@@ -258,12 +239,6 @@ pub(crate) async fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn groups_follow_the_writers_name_mapping() {
-        assert_eq!(group_for("up"), "up");
-        assert_eq!(group_for("job:requests:rate5m"), "job_requests_rate5m");
-    }
 
     #[test]
     fn matchers_are_anchored_and_absent_labels_are_empty() {
