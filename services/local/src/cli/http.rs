@@ -108,6 +108,34 @@ impl Api {
         Ok((url, answer.body))
     }
 
+    /// [`Api::get_raw`], the answer written out verbatim when `verbatim` (`--format
+    /// json`, returns `None`), else parsed as JSON and read by `shape`.
+    ///
+    /// # Errors
+    /// The server's error, no answer, an answer that is not JSON or not of the shape.
+    pub async fn get_shaped<T>(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        verbatim: bool,
+        shape: impl FnOnce(&Value) -> Option<T>,
+    ) -> Result<Option<T>, CliError> {
+        use std::io::Write as _;
+        let (url, body) = self.get_raw(path, params).await?;
+        if verbatim {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            out.write_all(&body)?;
+            writeln!(out)?;
+            out.flush()?;
+            return Ok(None);
+        }
+        let answer: Value = serde_json::from_slice(&body)
+            .map_err(|e| CliError::Server(format!("GET {url}: the answer is not JSON: {e}")))?;
+        shape(&answer)
+            .map(Some)
+            .ok_or_else(|| CliError::Server(format!("GET {url}: unexpected answer shape")))
+    }
+
     /// `POST path` with a JSON `body`, retrying 503 and 429 answers.
     ///
     /// # Errors

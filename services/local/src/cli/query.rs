@@ -121,17 +121,18 @@ pub async fn run(_config: &Config, args: &QueryArgs) -> Result<(), CliError> {
     if let Some(m) = &max_points {
         params.push(("max_points", m));
     }
-    let (url, body) = api.get_raw("/api/v1/points", &params).await?;
+    let Some(series) = api
+        .get_shaped(
+            "/api/v1/points",
+            &params,
+            args.format == Format::Json,
+            parse_answer,
+        )
+        .await?
+    else {
+        return Ok(());
+    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if args.format == Format::Json {
-        out.write_all(&body)?;
-        writeln!(out)?;
-        return Ok(out.flush()?);
-    }
-    let answer: Value = serde_json::from_slice(&body)
-        .map_err(|e| CliError::Server(format!("GET {url}: the answer is not JSON: {e}")))?;
-    let series = parse_answer(&answer)
-        .ok_or_else(|| CliError::Server(format!("GET {url}: unexpected answer shape")))?;
     let text = match args.format {
         Format::Csv => csv(&series),
         _ if series.is_empty() => {

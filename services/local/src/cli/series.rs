@@ -60,17 +60,18 @@ pub async fn run(_config: &Config, args: &SeriesArgs) -> Result<(), CliError> {
     if let Some(l) = &limit {
         params.push(("limit", l));
     }
-    let (url, body) = api.get_raw("/api/v1/names", &params).await?;
+    let Some(names) = api
+        .get_shaped(
+            "/api/v1/names",
+            &params,
+            args.format == Format::Json,
+            parse_names,
+        )
+        .await?
+    else {
+        return Ok(());
+    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    if args.format == Format::Json {
-        out.write_all(&body)?;
-        writeln!(out)?;
-        return Ok(out.flush()?);
-    }
-    let answer: Value = serde_json::from_slice(&body)
-        .map_err(|e| CliError::Server(format!("GET {url}: the answer is not JSON: {e}")))?;
-    let names = parse_names(&answer)
-        .ok_or_else(|| CliError::Server(format!("GET {url}: unexpected answer shape")))?;
     let text = match args.format {
         Format::Csv => {
             let mut s = String::from("series,labels\n");
