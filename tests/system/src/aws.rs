@@ -1,0 +1,203 @@
+//! The AWS stand-in from outside: a system's own resources (made by the project's init
+//! script, as `make local-up` makes the shared ones), what they store, and their removal.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use crate::repo_root;
+use crate::services::{aws_endpoint, AWS_ENV};
+
+/// The resources of one system: each scenario's carat writes only its own.
+#[derive(Debug, Clone)]
+pub struct Resources {
+    pub stream: String,
+    pub table: String,
+    pub catalog_table: String,
+    pub bucket: String,
+    pub shards: u32,
+}
+
+impl Resources {
+    /// Names made from `name` (lowercase, unique per run).
+    #[must_use]
+    pub fn named(name: &str, shards: u32) -> Self {
+        Self {
+            stream: format!("{name}-points"),
+            table: format!("{name}-windows"),
+            catalog_table: format!("{name}-catalog"),
+            bucket: format!("{name}-archive"),
+            shards,
+        }
+    }
+
+    /// Creates them in the stand-in with `localstack/init/ready.d/10-carat-resources.sh`
+    /// (the `aws` CLI of the project's venv); panics with its output if it fails.
+    pub fn create(&self) {
+        let root = repo_root();
+        let path = format!(
+            "{}:{}",
+            root.join(".run/venv/bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("bash")
+            .arg(root.join("localstack/init/ready.d/10-carat-resources.sh"))
+            .envs(AWS_ENV)
+            .env("AWS_ENDPOINT_URL", aws_endpoint())
+            .env("PATH", path)
+            .env("CARAT_STREAM", &self.stream)
+            .env("CARAT_TABLE", &self.table)
+            .env("CARAT_CATALOG_TABLE", &self.catalog_table)
+            .env("CARAT_ARCHIVE_BUCKET", &self.bucket)
+            .env("CARAT_SHARDS", self.shards.to_string())
+            .output()
+            .expect("run localstack/init/ready.d/10-carat-resources.sh");
+        assert!(
+            out.status.success(),
+            "creating {self:?} failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Deletes them (best effort: a scenario's leftovers must not fail the next one).
+    pub async fn delete(&self) {
+        let c = Clients::new().await;
+        let _ = c
+            .kinesis
+            .delete_stream()
+            .stream_name(&self.stream)
+            .enforce_consumer_deletion(true)
+            .send()
+            .await;
+        for t in [&self.table, &self.catalog_table] {
+            let _ = c.dynamo.delete_table().table_name(t).send().await;
+        }
+        if let Ok(objects) = c.objects(&self.bucket).await {
+            for key in objects.keys() {
+                let _ =
+                    c.s3.delete_object()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .send()
+                        .await;
+            }
+        }
+        let _ = c.s3.delete_bucket().bucket(&self.bucket).send().await;
+    }
+}
+
+/// SDK clients of the stand-in.
+#[derive(Clone)]
+pub struct Clients {
+    pub dynamo: aws_sdk_dynamodb::Client,
+    pub kinesis: aws_sdk_kinesis::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+/// One DynamoDB item, attributes sorted by name (a comparable, printable image).
+pub type Item = BTreeMap<String, AttributeValue>;
+
+impl Clients {
+    pub async fn new() -> Self {
+        let creds = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "test");
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(aws_endpoint())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(creds)
+            .load()
+            .await;
+        let s3 = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .build();
+        Self {
+            dynamo: aws_sdk_dynamodb::Client::new(&sdk),
+            kinesis: aws_sdk_kinesis::Client::new(&sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+        }
+    }
+
+    /// Every item of `table`, ordered by (pk, sk) as text.
+    ///
+    /// # Errors
+    /// The SDK's error, as text.
+    pub async fn items(&self, table: &str) -> Result<Vec<Item>, String> {
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .dynamo
+                .scan()
+                .table_name(table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| format!("scan {table}: {e:?}"))?;
+            out.extend(
+                page.items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|i| i.into_iter().collect::<Item>()),
+            );
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        out.sort_by_key(|i| (key_text(i.get("pk")), key_text(i.get("sk"))));
+        Ok(out)
+    }
+
+    /// Every object of `bucket`: key → bytes.
+    ///
+    /// # Errors
+    /// The SDK's error, as text.
+    pub async fn objects(&self, bucket: &str) -> Result<BTreeMap<String, Vec<u8>>, String> {
+        let mut out = BTreeMap::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .set_continuation_token(token)
+                .send()
+                .await
+                .map_err(|e| format!("list {bucket}: {e:?}"))?;
+            for o in page.contents.unwrap_or_default() {
+                let Some(key) = o.key else { continue };
+                let body = self
+                    .s3
+                    .get_object()
+                    .bucket(bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .map_err(|e| format!("get {bucket}/{key}: {e:?}"))?
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| format!("read {bucket}/{key}: {e:?}"))?
+                    .into_bytes()
+                    .to_vec();
+                out.insert(key, body);
+            }
+            token = page.next_continuation_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn key_text(v: Option<&AttributeValue>) -> String {
+    match v {
+        Some(AttributeValue::S(s)) => s.clone(),
+        // Numbers sort as numbers: zero-padded (sort keys are window starts, ≥ 0).
+        Some(AttributeValue::N(n)) => format!("{n:0>24}"),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    }
+}
