@@ -29,7 +29,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let sdk = carat_store::connect::aws_config(&config.retry).await;
     let keys = keys::from_lambda_env(env, &sdk).await?;
     let log = KinesisLog::new(
-        aws_sdk_kinesis::Client::new(&sdk),
+        carat_store::connect::kinesis_client(&sdk),
         config.resources.stream.clone(),
         config.limits.clone(),
         config.retry.clone(),

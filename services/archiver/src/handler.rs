@@ -124,11 +124,14 @@ impl Archiver {
     /// A non-retryable store error (a missing bucket, no permission): the invocation
     /// fails and the ESM retries it. Retryable failures are batch item failures.
     pub async fn handle(&self, event: &Event) -> Result<DynamoDbEventResponse, ArchiverError> {
-        let report = self.archive_batch(event).await?;
+        let started = std::time::Instant::now();
+        let (report, phases) = carat_store::trace::scoped(self.archive_batch(event)).await;
+        let report = report?;
         if self.emf {
+            let total = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             println!(
                 "{}",
-                carat_writer::emf::line(
+                carat_writer::emf::line_with_millis(
                     "archiver",
                     self.clock.now_ms(),
                     &[
@@ -137,6 +140,7 @@ impl Archiver {
                         ("SkippedRecords", report.skipped_records),
                         ("BadItems", report.bad_items),
                     ],
+                    &carat_writer::emf::phase_millis(Some(&phases), &[("TotalMs", total)]),
                 )
             );
         }

@@ -69,6 +69,12 @@ impl Flusher {
     /// The first error of a failed window, after the whole run (so the scheduler sees the
     /// invocation fail), or an error listing due windows (the head is unreachable).
     pub async fn run(&self) -> Result<RunReport, WriterError> {
+        carat_store::trace::scoped(self.run_in_scope()).await.0
+    }
+
+    /// [`Flusher::run`] inside its invocation's phase scope (`carat_store::trace`).
+    async fn run_in_scope(&self) -> Result<RunReport, WriterError> {
+        let started = std::time::Instant::now();
         let now_ms = self.clock.now_ms();
         let now = now_ms.div_euclid(1000);
         let mut budget = self.cfg.flusher.max_windows_per_run;
@@ -111,9 +117,11 @@ impl Flusher {
             "flusher run"
         );
         if self.emit_emf {
+            let phases = carat_store::trace::current();
+            let total = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
             println!(
                 "{}",
-                emf::line(
+                emf::line_with_millis(
                     "flusher",
                     now_ms,
                     &[
@@ -121,6 +129,7 @@ impl Flusher {
                         ("FailedFlushes", report.failed_windows),
                         ("DeferredFlushes", report.deferred_windows),
                     ],
+                    &emf::phase_millis(phases.as_deref(), &[("TotalMs", total)]),
                 )
             );
         }

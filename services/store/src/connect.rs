@@ -20,6 +20,7 @@ use crate::kinesis::{KinesisLog, StreamHealth};
 use crate::redis_head::{RedisHead, RedisHealth};
 use crate::s3::{BucketHealth, S3Archive};
 use crate::secrets::Secret;
+use crate::trace::CallTimer;
 use crate::StoreError;
 
 /// Region used when the environment names none (local runs, tests).
@@ -82,13 +83,33 @@ pub async fn aws_config(retry: &RetryConfig) -> SdkConfig {
 }
 
 /// An S3 client; path-style addressing when an endpoint override is set (the local
-/// stand-in serves buckets by path, not by virtual host).
+/// stand-in serves buckets by path, not by virtual host). Its calls are timed
+/// ([`crate::trace::CallTimer`]).
 #[must_use]
 pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
     let conf = aws_sdk_s3::config::Builder::from(sdk)
         .force_path_style(sdk.endpoint_url().is_some())
+        .interceptor(CallTimer)
         .build();
     aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// A DynamoDB client whose calls are timed ([`crate::trace::CallTimer`]).
+#[must_use]
+pub fn dynamodb_client(sdk: &SdkConfig) -> aws_sdk_dynamodb::Client {
+    let conf = aws_sdk_dynamodb::config::Builder::from(sdk)
+        .interceptor(CallTimer)
+        .build();
+    aws_sdk_dynamodb::Client::from_conf(conf)
+}
+
+/// A Kinesis client whose calls are timed ([`crate::trace::CallTimer`]).
+#[must_use]
+pub fn kinesis_client(sdk: &SdkConfig) -> aws_sdk_kinesis::Client {
+    let conf = aws_sdk_kinesis::config::Builder::from(sdk)
+        .interceptor(CallTimer)
+        .build();
+    aws_sdk_kinesis::Client::from_conf(conf)
 }
 
 /// The three AWS adapters from an SDK configuration (no network calls).
@@ -96,13 +117,13 @@ pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
 pub fn aws_adapters(sdk: &SdkConfig, cfg: &Config) -> (DynamoTable, KinesisLog, S3Archive) {
     (
         DynamoTable::new(
-            aws_sdk_dynamodb::Client::new(sdk),
+            dynamodb_client(sdk),
             &cfg.resources.table,
             cfg.limits.clone(),
             cfg.retry.clone(),
         ),
         KinesisLog::new(
-            aws_sdk_kinesis::Client::new(sdk),
+            kinesis_client(sdk),
             &cfg.resources.stream,
             cfg.limits.clone(),
             cfg.retry.clone(),
@@ -115,7 +136,7 @@ pub fn aws_adapters(sdk: &SdkConfig, cfg: &Config) -> (DynamoTable, KinesisLog, 
 #[must_use]
 pub fn catalog_adapter(sdk: &SdkConfig, cfg: &Config) -> DynamoCatalog {
     DynamoCatalog::new(
-        aws_sdk_dynamodb::Client::new(sdk),
+        dynamodb_client(sdk),
         &cfg.resources.catalog_table,
         cfg.retry.clone(),
     )

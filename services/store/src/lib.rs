@@ -24,6 +24,8 @@
 //! - [`env`]: the config from the environment (`CARAT_CONFIG`, `CARAT_*` overrides), one
 //!   loader for the Lambda `main`s and carat-local; [`secrets`]: Secrets Manager values
 //!   fetched at cold start (Redis AUTH token, API key store), redacted in `Debug`.
+//! - [`trace`]: every service call timed in one place (an SDK interceptor, a wrapper of
+//!   each Redis command) into the invocation's phase totals and X-Ray subsegments.
 //!
 //! Data flow: a handler holds `Arc<dyn Port>`s; the adapter turns a port call into
 //! service calls within the service limits, classifies each failure as retryable or
@@ -47,6 +49,7 @@ pub mod retry;
 pub mod s3;
 pub mod secrets;
 pub mod streams;
+pub mod trace;
 
 pub use catalog::DynamoCatalog;
 pub use connect::{connect, connect_with, Clients, HealthReport};

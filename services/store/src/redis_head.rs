@@ -29,6 +29,7 @@ use crate::head_keys::check_appends;
 pub use crate::head_keys::{
     bucket_tag, catalog_key, catalog_member, dirty_key, dirty_member, head_key, parse_dirty_member,
 };
+use crate::trace::Service;
 use carat_core::SeriesKey;
 
 use crate::ports::{Head, HeadAppend, WindowRef};
@@ -281,8 +282,18 @@ impl RedisHead {
         }
     }
 
-    /// Runs a script: EVALSHA, then EVAL if the node does not know the script.
+    /// Runs a script: EVALSHA, then EVAL if the node does not know the script; timed as
+    /// one call ([`crate::trace`]).
     async fn eval<T: FromRedisValue>(
+        &self,
+        op: &'static str,
+        script: &Lua,
+        call: &ScriptCall,
+    ) -> Result<T, StoreError> {
+        crate::trace::timed(Service::Redis, op, self.eval_untimed(op, script, call)).await
+    }
+
+    async fn eval_untimed<T: FromRedisValue>(
         &self,
         op: &'static str,
         script: &Lua,
@@ -304,12 +315,19 @@ impl RedisHead {
                 }
             }
         }
-        self.call(op, call.cmd("EVAL", script.src).query_async(&mut conn))
+        self.call_untimed(op, call.cmd("EVAL", script.src).query_async(&mut conn))
             .await
     }
 
-    /// Runs one Redis call under the command timeout.
+    /// Runs one Redis call under the command timeout, timed ([`crate::trace`]).
     async fn call<T, Fut>(&self, op: &'static str, fut: Fut) -> Result<T, StoreError>
+    where
+        Fut: Future<Output = Result<T, RedisError>>,
+    {
+        crate::trace::timed(Service::Redis, op, self.call_untimed(op, fut)).await
+    }
+
+    async fn call_untimed<T, Fut>(&self, op: &'static str, fut: Fut) -> Result<T, StoreError>
     where
         Fut: Future<Output = Result<T, RedisError>>,
     {

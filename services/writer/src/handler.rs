@@ -195,6 +195,17 @@ impl Writer {
         &self,
         records: &[KinesisEventRecord],
     ) -> Result<BatchReport, WriterError> {
+        carat_store::trace::scoped(self.process_in_scope(records))
+            .await
+            .0
+    }
+
+    /// [`Writer::process`] inside its invocation's phase scope (`carat_store::trace`).
+    async fn process_in_scope(
+        &self,
+        records: &[KinesisEventRecord],
+    ) -> Result<BatchReport, WriterError> {
+        let started = std::time::Instant::now();
         let now_ms = self.clock.now_ms();
         let now = now_ms.div_euclid(1000);
         let mut report = BatchReport {
@@ -265,6 +276,8 @@ impl Writer {
             }
         }
 
+        // Decoding and grouping (and the failure sink of bad records, rare).
+        let decode_ms = elapsed_ms(started);
         let concurrency = self.cfg.writer.bucket_concurrency.max(1);
         let mut first_failed: Option<usize> = None;
         let mut fatal: Option<WriterError> = None;
@@ -335,10 +348,16 @@ impl Writer {
             first_failed = report.first_failed.as_deref().unwrap_or(""),
             "batch"
         );
+        let phases = carat_store::trace::current();
+        let millis = emf::phase_millis(
+            phases.as_deref(),
+            &[("DecodeMs", decode_ms), ("TotalMs", elapsed_ms(started))],
+        );
+        tracing::debug!(phases = ?millis, "batch phases");
         if self.emit_emf {
             println!(
                 "{}",
-                emf::line(
+                emf::line_with_millis(
                     "writer",
                     now_ms,
                     &[
@@ -350,6 +369,7 @@ impl Writer {
                         ("FailedFlushes", report.failed_flushes),
                         ("CatalogWrites", report.catalog_writes),
                     ],
+                    &millis,
                 )
             );
         }
@@ -530,4 +550,9 @@ fn shard_of(rec: &KinesisEventRecord) -> &str {
         .as_deref()
         .and_then(|id| id.split(':').next())
         .unwrap_or("unknown")
+}
+
+/// Whole milliseconds since `t`.
+fn elapsed_ms(t: std::time::Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
