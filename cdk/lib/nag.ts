@@ -33,9 +33,20 @@ export const GRANT_WILDCARDS: NagPackSuppression = {
   ],
 };
 
+/**
+ * Active tracing: CDK grants xray:PutTraceSegments and xray:PutTelemetryRecords on `*`.
+ * X-Ray has no resource-level permissions for them (the service authorization reference
+ * lists no resource types), so `*` is the only form.
+ */
+export const XRAY_WILDCARD: NagPackSuppression = {
+  id: 'AwsSolutions-IAM5',
+  reason: 'Active X-Ray tracing: xray:PutTraceSegments and xray:PutTelemetryRecords support no resource-level permissions, so CDK grants them on *.',
+  appliesTo: ['Resource::*'],
+};
+
 /** Applies the suppressions that every carat function role needs. */
 export function suppressFunctionRole(role: IConstruct): void {
-  NagSuppressions.addResourceSuppressions(role, [LAMBDA_MANAGED_POLICIES, GRANT_WILDCARDS], true);
+  NagSuppressions.addResourceSuppressions(role, [LAMBDA_MANAGED_POLICIES, GRANT_WILDCARDS, XRAY_WILDCARD], true);
 }
 
 /** Stack-wide suppression for a construct path that CDK creates itself (e.g. a provider). */

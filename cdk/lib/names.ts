@@ -48,6 +48,15 @@ export const METRICS = {
   failedFlushes: { name: 'FailedFlushes', dimension: 'Function', unit: 'Count', writer: 'writer', flusher: 'flusher' },
   /** Post → readable latency measured by the probe; dimension Deployment = CARAT_DEPLOYMENT. */
   endToEndLatency: { name: 'EndToEndLatency', dimension: 'Deployment', unit: 'Milliseconds' },
+  /**
+   * Per-invocation phase timings (services/writer/src/emf.rs PHASE_METRICS, dimension Function):
+   * milliseconds spent in Redis (AppendMs), DynamoDB (FlushMs), Kinesis (PutMs) and S3
+   * (ArchiveMs) calls, summed over concurrent calls; the writer adds DecodeMs; all add TotalMs.
+   */
+  phases: {
+    names: ['DecodeMs', 'AppendMs', 'FlushMs', 'PutMs', 'ArchiveMs', 'TotalMs'],
+    functions: ['writer', 'flusher', 'archiver'],
+  },
 } as const;
 
 /** The Rust binaries (cargo packages under services/, one Lambda each). */

@@ -196,6 +196,18 @@ describe('Monitoring stack', () => {
     t.hasResourceProperties('AWS::CloudWatch::Alarm', { AlarmName: 'carat-test-processed-points', Threshold: 1000 });
   });
 
+  test('the dashboard graphs each function\'s phase timings (the EMF names of services/writer/src/emf.rs)', () => {
+    const body = JSON.stringify(template.toJSON());
+    for (const fn of ['writer', 'flusher', 'archiver']) expect(body).toContain(`${fn}: ms per invocation by phase`);
+    const emf = fs.readFileSync(path.resolve(__dirname, '..', '..', 'services', 'writer', 'src', 'emf.rs'), 'utf8');
+    for (const name of ['AppendMs', 'FlushMs', 'PutMs', 'ArchiveMs']) {
+      expect(emf).toContain(`("${name}"`);
+      expect(body).toContain(name);
+    }
+    const handler = fs.readFileSync(path.resolve(__dirname, '..', '..', 'services', 'writer', 'src', 'handler.rs'), 'utf8');
+    for (const name of ['DecodeMs', 'TotalMs']) expect(handler).toContain(`("${name}"`);
+  });
+
   test('one dashboard', () => {
     template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
     template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'carat-test' });

@@ -53,6 +53,28 @@ describe('Services stack', () => {
     }
   });
 
+  test('every function has active X-Ray tracing, and its role may send segments', () => {
+    const fns = Object.entries(resources(fullTemplate, 'AWS::Lambda::Function'));
+    expect(fns.length).toBeGreaterThanOrEqual(6);
+    for (const [id, fn] of fns) {
+      expect([id, fn.Properties.TracingConfig]).toEqual([id, { Mode: 'Active' }]);
+    }
+    for (const fnId of ['WriterFunction', 'FlusherFunction']) {
+      const found = Object.entries(resources(fullTemplate, 'AWS::IAM::Policy')).find(([pid]) => pid.startsWith(fnId));
+      const actions = JSON.stringify(found![1].Properties.PolicyDocument.Statement);
+      expect(actions).toContain('xray:PutTraceSegments');
+    }
+    // The nag suppression of `Resource::*` (lib/nag.ts XRAY_WILDCARD) may excuse X-Ray only.
+    for (const [pid, policy] of Object.entries(resources(fullTemplate, 'AWS::IAM::Policy'))) {
+      for (const st of policy.Properties.PolicyDocument.Statement) {
+        if (st.Resource !== '*') continue;
+        const actions = [st.Action].flat().sort();
+        // dynamodb:ListStreams is the other `*` (archiver.ts, its own suppression).
+        if (actions[0] !== 'dynamodb:ListStreams') expect([pid, actions]).toEqual([pid, ['xray:PutTelemetryRecords', 'xray:PutTraceSegments']]);
+      }
+    }
+  });
+
   test('functions get the resource names and secrets they need as environment', () => {
     const fns = Object.values(resources(template, 'AWS::Lambda::Function')).map((r) => r.Properties);
     const writer = fns.find((f) => f.Description.startsWith('carat writer'))!;
@@ -243,14 +265,15 @@ describe('Services stack', () => {
     t.hasOutput('ApiUrl', { Value: 'https://carat.example.com' });
   });
 
-  test('least privilege: no wildcard actions, no Resource * except ListStreams, ingest may only put records', () => {
+  test('least privilege: no wildcard actions, no Resource * except ListStreams and X-Ray, ingest may only put records', () => {
     for (const t of [template, fullTemplate]) {
       for (const policy of Object.values(resources(t, 'AWS::IAM::Policy'))) {
         for (const st of policy.Properties.PolicyDocument.Statement) {
           const actions: string[] = [st.Action].flat();
           expect(actions).not.toContain('*');
           for (const a of actions) expect(a).not.toMatch(/^[a-z0-9-]+:\*$/);
-          if (st.Resource === '*') expect(actions).toEqual(['dynamodb:ListStreams']);
+          // X-Ray's two actions take no resource (lib/nag.ts XRAY_WILDCARD).
+          if (st.Resource === '*') expect([['dynamodb:ListStreams'], ['xray:PutTelemetryRecords', 'xray:PutTraceSegments']]).toContainEqual([...actions].sort());
         }
       }
     }
@@ -258,7 +281,7 @@ describe('Services stack', () => {
       .find(([id]) => id.startsWith('ApiFunctionServiceRoleDefaultPolicy'))![1];
     const apiActions = apiPolicy.Properties.PolicyDocument.Statement.flatMap((s: any) => [s.Action].flat()).sort();
     expect(apiActions).toEqual(['kinesis:ListShards', 'kinesis:PutRecord', 'kinesis:PutRecords',
-      'secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue'].sort());
+      'secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments'].sort());
   });
 
   test('writer, backup writer and flusher: only the flush actions on the table, and the table key', () => {
@@ -359,7 +382,7 @@ describe('Services stack', () => {
       // The reader's other grants: the head's AUTH token and the key store.
       const secrets = sts.filter((st) => [st.Action].flat().some((a: string) => a.startsWith('secretsmanager:')));
       expect(secrets.map((st) => JSON.stringify(st.Resource)).sort().join(' ')).toMatch(/ApiKeys.*AuthToken|AuthToken.*ApiKeys/);
-      expect(sts.flatMap((st) => [st.Action].flat()).filter((a: string) => !/^(dynamodb|kms|s3|secretsmanager):/.test(a))).toEqual([]);
+      expect(sts.flatMap((st) => [st.Action].flat()).filter((a: string) => !/^(dynamodb|kms|s3|secretsmanager):/.test(a)).sort()).toEqual(['xray:PutTelemetryRecords', 'xray:PutTraceSegments']);
     });
 
     test('probe: a fixed name, outside the VPC, knows the API URL, its deployment and its own key; reads only that key', () => {
@@ -370,7 +393,7 @@ describe('Services stack', () => {
       expect(JSON.stringify(probe.Environment.Variables.CARAT_PROBE_API_KEY_SECRET_ARN)).toContain('ProbeApiKey');
       expect(probe.VpcConfig).toBeUndefined();
       const sts = statements(fullTemplate, 'EndToEndProbeFunction');
-      expect(sts.map((st) => [st.Action].flat()).flat().sort()).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue']);
+      expect(sts.map((st) => [st.Action].flat()).flat().sort()).toEqual(['secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments']);
       expect(JSON.stringify(sts)).toContain('ProbeApiKey');
       expect(JSON.stringify(sts)).not.toContain('ApiKeys');
       fullTemplate.hasOutput('ProbeFunctionName', { Value: { Ref: Match.stringLikeRegexp('^EndToEndProbeFunction') } });

@@ -26,7 +26,7 @@ export interface CaratFunctionProps {
 
 /**
  * One carat Lambda: a cargo-lambda build of `binary` from the workspace, arm64, with its own
- * log group. With bundling skipped (tests: context `aws:cdk:bundling-stacks` = []) nothing is
+ * log group and active X-Ray tracing. With bundling skipped (tests: context `aws:cdk:bundling-stacks` = []) nothing is
  * built: the asset points at the workspace without running cargo.
  */
 export class CaratFunction extends Construct {
@@ -57,6 +57,10 @@ export class CaratFunction extends Construct {
       timeout: this.timeout,
       environment: props.environment,
       logGroup,
+      // X-Ray: Lambda traces every invocation and runs the daemon; carat_store::trace sends a
+      // subsegment for each Redis, DynamoDB, Kinesis and S3 call (docs/deploy.md "Runbook:
+      // which phase dominates"). CDK adds the xray:PutTraceSegments permission.
+      tracing: lambda.Tracing.ACTIVE,
       vpc: props.vpc?.vpc,
       vpcSubnets: props.vpc ? { subnetType: ec2.SubnetType.PRIVATE_ISOLATED } : undefined,
       securityGroups: props.vpc ? [props.vpc.securityGroup] : undefined,

@@ -366,6 +366,12 @@ export class MonitoringStack extends Stack {
       new cw.GraphWidget({ title: 'failure queue: messages', width: 8, left: [failures] }),
     );
     this.dashboard.addWidgets(...redisWidgets);
+    // Which phase dominates (docs/deploy.md "Runbook: which phase dominates"): average
+    // milliseconds per invocation in each phase, per function.
+    this.dashboard.addWidgets(...METRICS.phases.functions.map((fn) => new cw.GraphWidget({
+      title: `${fn}: ms per invocation by phase`, width: 8, stacked: false,
+      left: METRICS.phases.names.map((name) => emf(fn, name, FIVE_MINUTES).with({ statistic: 'Average', label: name })),
+    })));
   }
 
   private alarm(spec: AlarmSpec): cw.Alarm {
