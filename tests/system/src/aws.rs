@@ -2,12 +2,10 @@
 //! script, as `make local-up` makes the shared ones), what they store, and their removal.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use crate::repo_root;
-use crate::services::{aws_endpoint, AWS_ENV};
+use crate::services::aws_endpoint;
 
 /// The resources of one system: each scenario's carat writes only its own.
 #[derive(Debug, Clone)]
@@ -32,33 +30,101 @@ impl Resources {
         }
     }
 
-    /// Creates them in the stand-in with `localstack/init/ready.d/10-carat-resources.sh`
-    /// (the `aws` CLI of the project's venv); panics with its output if it fails.
-    pub fn create(&self) {
-        let root = repo_root();
-        let path = format!(
-            "{}:{}",
-            root.join(".run/venv/bin").display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let out = Command::new("bash")
-            .arg(root.join("localstack/init/ready.d/10-carat-resources.sh"))
-            .envs(AWS_ENV)
-            .env("AWS_ENDPOINT_URL", aws_endpoint())
-            .env("PATH", path)
-            .env("CARAT_STREAM", &self.stream)
-            .env("CARAT_TABLE", &self.table)
-            .env("CARAT_CATALOG_TABLE", &self.catalog_table)
-            .env("CARAT_ARCHIVE_BUCKET", &self.bucket)
-            .env("CARAT_SHARDS", self.shards.to_string())
-            .output()
-            .expect("run localstack/init/ready.d/10-carat-resources.sh");
-        assert!(
-            out.status.success(),
-            "creating {self:?} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+    /// Creates them in the stand-in as `localstack/init/ready.d/10-carat-resources.sh`
+    /// creates the shared ones (same key schemas, billing mode, stream view, TTL attribute),
+    /// through the SDK: the script's nine `aws` CLI calls cost 10–100 s per scenario on a
+    /// busy machine, the SDK's a second. Panics naming the call that failed.
+    pub async fn create(&self) {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+            StreamSpecification, StreamViewType, TimeToLiveSpecification,
+        };
+        let c = Clients::new().await;
+        c.kinesis
+            .create_stream()
+            .stream_name(&self.stream)
+            .shard_count(i32::try_from(self.shards).unwrap())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create stream {}: {e:?}", self.stream));
+        let attr = |n: &str, t: ScalarAttributeType| {
+            AttributeDefinition::builder()
+                .attribute_name(n)
+                .attribute_type(t)
+                .build()
+                .unwrap()
+        };
+        let key = |n: &str, t: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(n)
+                .key_type(t)
+                .build()
+                .unwrap()
+        };
+        c.dynamo
+            .create_table()
+            .table_name(&self.table)
+            .attribute_definitions(attr("pk", ScalarAttributeType::S))
+            .attribute_definitions(attr("sk", ScalarAttributeType::N))
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .billing_mode(BillingMode::PayPerRequest)
+            .stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewAndOldImages)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create table {}: {e:?}", self.table));
+        c.dynamo
+            .update_time_to_live()
+            .table_name(&self.table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name("ttl")
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("enable ttl on {}: {e:?}", self.table));
+        c.dynamo
+            .create_table()
+            .table_name(&self.catalog_table)
+            .attribute_definitions(attr("pk", ScalarAttributeType::S))
+            .attribute_definitions(attr("sk", ScalarAttributeType::S))
+            .key_schema(key("pk", KeyType::Hash))
+            .key_schema(key("sk", KeyType::Range))
+            .billing_mode(BillingMode::PayPerRequest)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create table {}: {e:?}", self.catalog_table));
+        c.s3.create_bucket()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("create bucket {}: {e:?}", self.bucket));
+        // The stream must be ACTIVE before carat lists its shards.
+        for _ in 0..200 {
+            let s = c
+                .kinesis
+                .describe_stream_summary()
+                .stream_name(&self.stream)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("describe stream {}: {e:?}", self.stream));
+            if s.stream_description_summary.map(|d| d.stream_status)
+                == Some(aws_sdk_kinesis::types::StreamStatus::Active)
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("stream {} not ACTIVE within 10 s", self.stream);
     }
 
     /// Deletes them (best effort: a scenario's leftovers must not fail the next one).

@@ -1,8 +1,8 @@
 //! carat's whole-system proof, black box (issue 11; tests/system/README.md).
 //!
 //! Every scenario under `tests/` starts `carat local` processes of its own ([`Carat`]) with
-//! the project's scripts' resources (a Kinesis stream, window and catalog tables and an
-//! archive bucket of its own, made by `localstack/init/ready.d/10-carat-resources.sh`), on
+//! resources of its own (a Kinesis stream, window and catalog tables and an archive bucket,
+//! made as `localstack/init/ready.d/10-carat-resources.sh` makes the shared ones), on
 //! the Redis cluster and the AWS stand-in that `make test` started ([`services::ensure`]
 //! starts them with the project's scripts when they are not up). It then talks to carat
 //! only as a user would:
