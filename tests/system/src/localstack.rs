@@ -148,3 +148,19 @@ async fn run() -> Result<String, String> {
     drop(container);
     Ok(endpoint)
 }
+
+#[cfg(test)]
+mod tests {
+    /// Where no daemon answers, the reason names every socket tried; where one does (or
+    /// `DOCKER_HOST` is set), there is no reason.
+    #[test]
+    fn no_docker_says_what_it_tried() {
+        match super::no_docker() {
+            Some(why) => {
+                eprintln!("{why}");
+                assert!(why.contains("/var/run/docker.sock: "), "{why}");
+            }
+            None => eprintln!("a Docker daemon may answer here: nothing to check"),
+        }
+    }
+}
