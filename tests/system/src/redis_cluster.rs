@@ -256,6 +256,20 @@ impl PrivateCluster {
             .collect()
     }
 
+    /// A cluster connection to it (for `DEL` and the like; wrap calls in
+    /// [`crate::redis_call`]).
+    pub async fn connect(&self) -> redis::cluster_async::ClusterConnection {
+        let client = redis::cluster::ClusterClientBuilder::new(self.nodes())
+            .connection_timeout(Duration::from_secs(2))
+            .response_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap();
+        tokio::time::timeout(Duration::from_secs(10), client.get_async_connection())
+            .await
+            .expect("redis cluster connection within 10 s")
+            .expect("redis cluster connection")
+    }
+
     fn pidfile_pid(&self, port: u16) -> Option<u32> {
         std::fs::read_to_string(self.dir().join(format!("{port}.pid")))
             .ok()?

@@ -8,7 +8,8 @@
 //!   takes over; the node is started again with the script. Every acknowledged point must
 //!   come back bit-exact from the read API, and every window's DynamoDB item must hold
 //!   exactly as many points as were acknowledged for it.
-//! - **Lost head keys.** On the shared cluster (only this scenario's own keys are touched).
+//! - **Lost head keys.** On a second cluster of its own (7110–7115 by default: on a shared
+//!   one, other systems' carats would flush this one's windows into their tables).
 //!   First the original bug: a window of 50 stored points, its head key lost, one late
 //!   point — the stored window must gain the point, not be replaced by it. Then an open
 //!   window (`window.flush_point_threshold` = 10): 10 points stored by the threshold, 5
@@ -30,7 +31,7 @@
 //!
 //! `CARAT_REDIS_FAULT_SEED` replays an interleaving (the seed is printed);
 //! `CARAT_REDIS_FAULT_STEPS` (default 30) sets its length; `CARAT_FAULT_REDIS_BASE_PORT`
-//! (default 7100) the private cluster's ports.
+//! (default 7100; the head-loss part uses base + 10) the private clusters' ports.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,12 +41,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use carat_system_tests::aws::Item;
 use carat_system_tests::redis_cluster::{
-    cluster_ok, keyslot, master_of, ports_of, scan_keys, PrivateCluster,
+    cluster_ok, keyslot, master_of, scan_keys, PrivateCluster,
 };
-use carat_system_tests::{
-    now_secs, redis as shared_redis, redis_call, redis_nodes, services, wait_for, Carat, Http,
-    Options,
-};
+use carat_system_tests::{now_secs, redis_call, services, wait_for, Carat, Http, Options};
 use hyper::Method;
 use rand::{Rng as _, SeedableRng as _};
 
@@ -681,7 +679,7 @@ impl HeadLoss<'_> {
     async fn visible(&self, cell: &(String, i64), times: &[i64]) {
         wait_for(
             "posted points to be readable",
-            Duration::from_secs(30),
+            Duration::from_secs(120),
             || async {
                 let got = self.client.read_window(&cell.0, cell.1).await.ok()?;
                 times.iter().all(|t| got.contains_key(t)).then_some(())
@@ -733,8 +731,13 @@ async fn lost_head_keys_lose_no_acknowledged_point_and_never_shrink_a_stored_win
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     // A point threshold of 10: an open window is flushed every 10 entries and keeps the
     // rest in its head only, so a lost key takes points with it while some are stored.
+    // A cluster of its own too: carat flushes every due window of a bucket's dirty set,
+    // whoever wrote it, so on a shared cluster other systems' carats would flush (and
+    // settle) this one's windows into their own tables, and it theirs into its.
+    let mut cluster = PrivateCluster::start(PrivateCluster::default_base() + 10).await;
     let c = Carat::start(
         Options::new("headloss")
+            .set("redis.nodes", cluster.nodes())
             .set("ingest.max_lateness_secs", 1_800)
             .set("window.flush_point_threshold", 10),
     )
@@ -744,8 +747,8 @@ async fn lost_head_keys_lose_no_acknowledged_point_and_never_shrink_a_stored_win
     let watcher = monitor(&c, monitor_rx);
     let mut s = HeadLoss {
         client: Client::of(&c),
-        redis: shared_redis().await,
-        ports: ports_of(&redis_nodes()),
+        redis: cluster.connect().await,
+        ports: cluster.ports(),
         tenant: c.key.tenant.clone(),
         tags: BTreeMap::new(),
         wins: BTreeMap::new(),
@@ -919,4 +922,5 @@ async fn lost_head_keys_lose_no_acknowledged_point_and_never_shrink_a_stored_win
     );
     drop(s);
     c.finish().await;
+    cluster.stop();
 }
