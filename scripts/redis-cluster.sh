@@ -12,11 +12,20 @@
 # Data, logs and PID files live under .run/redis/. Redis is carat's cache (Kinesis is the log),
 # so nothing is persisted: a cold start forms a fresh, empty cluster. Nodes that answer on these
 # ports without a PID file of ours (started by someone else) are used as they are and never stopped.
+#
+# CARAT_REDIS_BASE_PORT=N runs the same commands on another cluster of its own: ports N..N+5,
+# data under .run/redis-N/ (the system tests' Redis-fault scenario kills nodes of such a
+# private cluster, tests/system/README.md). Unset (or 7000): the cluster above.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 
-PORTS=(7000 7001 7002 7003 7004 7005)
-DIR="$RUN_DIR/redis"
+BASE=${CARAT_REDIS_BASE_PORT:-7000}
+[[ $BASE =~ ^[0-9]+$ ]] && ((BASE >= 1024 && BASE <= 55530)) ||
+  die "CARAT_REDIS_BASE_PORT=$BASE: give a port from 1024 to 55530 (the cluster bus is port + 10000)"
+PORTS=()
+for ((i = 0; i < 6; i++)); do PORTS+=($((BASE + i))); done
+if ((BASE == 7000)); then DIR="$RUN_DIR/redis"; else DIR="$RUN_DIR/redis-$BASE"; fi
+RANGE="127.0.0.1:${PORTS[0]}-${PORTS[5]}"
 
 pidfile() { echo "$DIR/$1.pid"; }
 ours() { pid_alive "$(pidfile "$1")" "redis-server"; }
@@ -46,7 +55,7 @@ start() {
   command -v redis-server >/dev/null || die "redis-server not found: run scripts/install-deps.sh"
   mkdir -p "$DIR"
   if cluster_ok; then
-    say "redis cluster: already up on 127.0.0.1:7000-7005"
+    say "redis cluster: already up on $RANGE"
     return 0
   fi
   local p cold=1 started=()
@@ -67,7 +76,9 @@ start() {
   for p in "${PORTS[@]}"; do
     wait_for 10 "redis node $p" answers "$p" || die "redis node $p did not start; see $DIR/$p.log"
   done
-  if lonely 7000 && lonely 7001 && lonely 7002 && lonely 7003 && lonely 7004 && lonely 7005; then
+  local all_lonely=1
+  for p in "${PORTS[@]}"; do lonely "$p" || all_lonely=0; done
+  if ((all_lonely)); then
     local addrs=()
     for p in "${PORTS[@]}"; do addrs+=("127.0.0.1:$p"); done
     redis-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$DIR/create.log" 2>&1 ||
@@ -77,7 +88,7 @@ start() {
   # Replicas report cluster_state:ok before their first sync; wait for every master to
   # have its replica so a test that fails over finds one.
   wait_for 30 "redis replicas" replicas_linked || die "redis replicas did not link; see $DIR/*.log"
-  say "redis cluster: up on 127.0.0.1:7000-7005${started:+ (started ${started[*]})}; data and logs in $DIR"
+  say "redis cluster: up on $RANGE${started:+ (started ${started[*]})}; data and logs in $DIR"
 }
 
 replicas_linked() {

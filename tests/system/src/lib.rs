@@ -23,6 +23,8 @@
 
 pub mod aws;
 pub mod http;
+pub mod localstack;
+pub mod redis_cluster;
 pub mod services;
 pub mod system;
 

@@ -4,11 +4,48 @@
 //! same scripts when they are not up, and leaves them up (`make local-down` stops them).
 
 use std::process::Command;
-use std::sync::Once;
+use std::sync::{Once, OnceLock};
 
-use crate::repo_root;
+use crate::{localstack, repo_root};
 
 static UP: Once = Once::new();
+
+/// With `CARAT_AWS=localstack`: LocalStack's endpoint, or why it could not be started.
+static LOCALSTACK: OnceLock<Result<String, String>> = OnceLock::new();
+
+fn localstack() -> &'static Result<String, String> {
+    LOCALSTACK.get_or_init(|| {
+        let r = localstack::start();
+        if let Ok(e) = &r {
+            eprintln!("system tests: CARAT_AWS=localstack: LocalStack at {e}");
+        }
+        r
+    })
+}
+
+/// Why the scenarios cannot run here, if they cannot: `CARAT_AWS=localstack` without a
+/// reachable Docker daemon (or without the `localstack` feature).
+#[must_use]
+pub fn skip_reason() -> Option<String> {
+    if localstack::wanted() {
+        localstack().as_ref().err().cloned()
+    } else {
+        None
+    }
+}
+
+/// `true`, after printing why, when the scenario cannot run here ([`skip_reason`]); a
+/// scenario calls it first: `if services::skip("name") { return; }`.
+#[must_use]
+pub fn skip(scenario: &str) -> bool {
+    match skip_reason() {
+        Some(why) => {
+            eprintln!("SKIPPED {scenario}: {why}");
+            true
+        }
+        None => false,
+    }
+}
 
 /// The environment the scripts give the stand-in's clients (scripts/env.sh): the
 /// stand-in's endpoint and test credentials, never real AWS.
@@ -20,9 +57,15 @@ pub const AWS_ENV: [(&str, &str); 5] = [
     ("AWS_EC2_METADATA_DISABLED", "true"),
 ];
 
-/// The stand-in's endpoint (`AWS_ENDPOINT_URL`, else moto's http://127.0.0.1:4566).
+/// The stand-in's endpoint (LocalStack's with `CARAT_AWS=localstack`; else
+/// `AWS_ENDPOINT_URL`, else moto's http://127.0.0.1:4566).
 #[must_use]
 pub fn aws_endpoint() -> String {
+    if localstack::wanted() {
+        if let Ok(e) = localstack() {
+            return e.clone();
+        }
+    }
     std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| "http://127.0.0.1:4566".into())
 }
 
@@ -40,7 +83,17 @@ fn script(name: &str, args: &[&str]) -> bool {
 /// starting them with the project's scripts if not; panics with what failed.
 pub fn ensure() {
     UP.call_once(|| {
-        for s in ["redis-cluster.sh", "aws-standin.sh"] {
+        let mut scripts = vec!["redis-cluster.sh"];
+        if localstack::wanted() {
+            if let Err(why) = localstack() {
+                panic!(
+                    "CARAT_AWS=localstack: {why} (a scenario skips on this with services::skip)"
+                );
+            }
+        } else {
+            scripts.push("aws-standin.sh");
+        }
+        for s in scripts {
             if !script(s, &["status"]) {
                 eprintln!("system tests: {s} is not up; starting it (scripts/{s} start)");
                 assert!(

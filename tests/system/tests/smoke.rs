@@ -2,12 +2,15 @@
 //! back through the read API; the `carat` CLI reaches it; kill -9 and a restart work.
 #![allow(clippy::unwrap_used)]
 
-use carat_system_tests::{now_secs, wait_for, Carat, Options};
+use carat_system_tests::{now_secs, services, wait_for, Carat, Options};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs the local system's Redis cluster and AWS stand-in (make test starts them)"]
 async fn a_point_posted_is_read_back_and_survives_a_restart() {
+    if services::skip("smoke") {
+        return;
+    }
     let mut c = Carat::start(Options::new("smoke")).await;
     let t = now_secs() - 30;
     c.post(
