@@ -21,8 +21,10 @@
 //! the workspace; `make test` runs them with `--include-ignored`.
 #![allow(clippy::unwrap_used)] // a test harness: a failure is a panic with its message
 
+pub mod acked;
 pub mod aws;
 pub mod http;
+pub mod proxy;
 pub mod services;
 pub mod system;
 
