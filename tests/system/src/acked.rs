@@ -161,7 +161,16 @@ impl Target {
 /// What is wrong with the answer.
 pub fn check_unavailable(r: &Reply) -> Result<Duration, String> {
     let text = r.text();
-    for leak in [INJECTED_MARKER, "Exception", "arn:aws", "amazonaws", "InternalFailure", "ServiceUnavailable", "SlowDown", "Throughput"] {
+    for leak in [
+        INJECTED_MARKER,
+        "Exception",
+        "arn:aws",
+        "amazonaws",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "SlowDown",
+        "Throughput",
+    ] {
         if text.contains(leak) {
             return Err(format!("503 body carries AWS text ({leak}): {text}"));
         }
@@ -281,7 +290,11 @@ pub async fn compare_reads(t: &Target, oracle: &Oracle) -> (Vec<String>, usize) 
         );
         let r = t.get_patiently(&path, Duration::from_secs(60)).await;
         if r.status.as_u16() != 200 {
-            diffs.push(format!("{series}: read answered {}: {}", r.status, r.text()));
+            diffs.push(format!(
+                "{series}: read answered {}: {}",
+                r.status,
+                r.text()
+            ));
             continue;
         }
         let got = parse_points(&r.json()["series"][0]["points"]);
@@ -303,7 +316,9 @@ pub async fn compare_reads(t: &Target, oracle: &Oracle) -> (Vec<String>, usize) 
         }
         for time in points.keys() {
             if !times.contains(time) {
-                diffs.push(format!("{series}@{time}: acknowledged, not read back (lost)"));
+                diffs.push(format!(
+                    "{series}@{time}: acknowledged, not read back (lost)"
+                ));
             }
         }
     }
@@ -397,7 +412,12 @@ pub async fn wait_stored(c: &Carat, oracle: &Oracle, window_secs: i64, patience:
                 "stored windows incomplete after {patience:?} ({} of {} windows differ):\n{}",
                 diffs.len(),
                 want.len(),
-                diffs.iter().take(30).cloned().collect::<Vec<_>>().join("\n")
+                diffs
+                    .iter()
+                    .take(30)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("\n")
             );
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -435,7 +455,12 @@ pub async fn drop_head(tenant: &str) -> usize {
                     .query_async(&mut conn),
             )
             .await
-            .unwrap_or_else(|_| Err(::redis::RedisError::from((::redis::ErrorKind::IoError, "timeout"))));
+            .unwrap_or_else(|_| {
+                Err(::redis::RedisError::from((
+                    ::redis::ErrorKind::IoError,
+                    "timeout",
+                )))
+            });
             let Ok((next, batch)) = r else { break };
             keys.extend(batch);
             cursor = next;

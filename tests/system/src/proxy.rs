@@ -157,10 +157,10 @@ impl Matcher {
                     .is_some_and(|svc| op.split(':').next() == Some(svc))
         });
         op_ok
-            && self.body_contains.as_ref().is_none_or(|s| {
-                body.windows(s.len().max(1))
-                    .any(|w| w == s.as_bytes())
-            })
+            && self
+                .body_contains
+                .as_ref()
+                .is_none_or(|s| body.windows(s.len().max(1)).any(|w| w == s.as_bytes()))
     }
 }
 
@@ -189,7 +189,11 @@ impl Shared {
     fn trace(&self, op: &str, what: &str, body: &[u8]) {
         if let Ok(path) = std::env::var("CARAT_PROXY_TRACE") {
             use std::io::Write as _;
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
                 let text = String::from_utf8_lossy(&body[..body.len().min(400)]).replace('\n', " ");
                 let _ = writeln!(f, "{} {op} {what} {text}", crate::now_ms());
             }
@@ -422,8 +426,14 @@ fn operation(method: &Method, path: &str, target: Option<&str>) -> String {
     format!("s3:{name}")
 }
 
-fn json_error(status: u16, content_type: &'static str, typ: &str, message: &str) -> Response<Full<Bytes>> {
-    let body = serde_json::json!({"__type": typ, "message": format!("{message} ({INJECTED_MARKER})")});
+fn json_error(
+    status: u16,
+    content_type: &'static str,
+    typ: &str,
+    message: &str,
+) -> Response<Full<Bytes>> {
+    let body =
+        serde_json::json!({"__type": typ, "message": format!("{message} ({INJECTED_MARKER})")});
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = StatusCode::from_u16(status).expect("a valid status");
     let h = r.headers_mut();
@@ -503,8 +513,15 @@ fn fault_response(op: &str, fault: Fault, head: bool, coin: bool) -> Response<Fu
             "ServiceUnavailable",
             "Service unavailable",
         ),
-        (_, Fault::Throttle) => xml_error(503, "SlowDown", "Please reduce your request rate.", head),
-        _ if coin => xml_error(500, "InternalError", "We encountered an internal error. Please try again.", head),
+        (_, Fault::Throttle) => {
+            xml_error(503, "SlowDown", "Please reduce your request rate.", head)
+        }
+        _ if coin => xml_error(
+            500,
+            "InternalError",
+            "We encountered an internal error. Please try again.",
+            head,
+        ),
         _ => xml_error(503, "ServiceUnavailable", "Service unavailable", head),
     }
 }
@@ -659,7 +676,10 @@ async fn handle(
             let landed = forward(shared.clone(), parts, body).await;
             shared.trace(
                 &op,
-                &format!("lost-answer-upstream:{:?}", landed.map(|r| r.status().as_u16())),
+                &format!(
+                    "lost-answer-upstream:{:?}",
+                    landed.map(|r| r.status().as_u16())
+                ),
                 b"",
             );
             Err(Dropped("lost answer"))
@@ -683,11 +703,18 @@ mod tests {
             "kinesis:PutRecords"
         );
         assert_eq!(
-            operation(&post, "/service/Kinesis_20131202/operation/GetRecords", None),
+            operation(
+                &post,
+                "/service/Kinesis_20131202/operation/GetRecords",
+                None
+            ),
             "kinesis:GetRecords"
         );
         assert_eq!(operation(&Method::PUT, "/b/k/x", None), "s3:PutObject");
-        assert_eq!(operation(&Method::GET, "/b?list-type=2", None), "s3:ListObjects");
+        assert_eq!(
+            operation(&Method::GET, "/b?list-type=2", None),
+            "s3:ListObjects"
+        );
         assert_eq!(operation(&Method::HEAD, "/b", None), "s3:HeadBucket");
     }
 

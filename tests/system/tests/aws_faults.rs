@@ -35,7 +35,10 @@ use rand::{Rng as _, SeedableRng as _};
 const WINDOW_SECS: i64 = 20;
 
 fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 /// The operations faulted, and how a rate `r` splits over the fault kinds.
@@ -85,7 +88,10 @@ async fn aws_faults_lose_nothing_duplicate_nothing_and_give_503_with_retry_after
             .set("window.raw_secs", WINDOW_SECS),
     )
     .await;
-    eprintln!("aws_faults: carat started in {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "aws_faults: carat started in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let ingest_started = Instant::now();
     let target = Target::of(&c);
     fault_everything(&proxy, rate);
@@ -129,51 +135,56 @@ async fn aws_faults_lose_nothing_duplicate_nothing_and_give_503_with_retry_after
     let ingest_secs = ingest_started.elapsed().as_secs_f64();
     eprintln!("aws_faults: ingest under faults: {}", stats.line());
 
-    // Kinesis failing every PutRecords: 503 + Retry-After, no AWS text; then acknowledged.
+    // Kinesis failing every PutRecords (throttled or 5xx): 503 + Retry-After, no AWS
+    // text; the same post is acknowledged once Kinesis is back.
     let mut rng = StdRng::seed_from_u64(seed);
-    for fault in [Fault::Throttle, Fault::ServerError] {
-        proxy.clear_rules();
-        proxy.add_rule(Matcher::ops(&["kinesis:PutRecords"]), Rates::always(fault));
-        fault_everything(&proxy, rate);
-        let now = now_secs();
-        let points = vec![(
-            format!("awsfault.outage.{}", fault.name()),
-            now - 5,
-            value(&mut rng),
-        )];
-        let body = serde_json::json!([{"series": points[0].0, "time": points[0].1, "value": points[0].2}])
+    proxy.clear_rules();
+    proxy.add_rule(
+        Matcher::ops(&["kinesis:PutRecords"]),
+        Rates::none()
+            .with(Fault::Throttle, 0.5)
+            .with(Fault::ServerError, 0.5),
+    );
+    fault_everything(&proxy, rate);
+    let points = vec![(
+        "awsfault.outage".to_string(),
+        now_secs() - 5,
+        value(&mut rng),
+    )];
+    let body =
+        serde_json::json!([{"series": points[0].0, "time": points[0].1, "value": points[0].2}])
             .to_string();
-        let t0 = Instant::now();
-        let r = target.post_once("/api/v1/points", &body).await.unwrap();
-        assert_eq!(
-            r.status.as_u16(),
-            503,
-            "Kinesis failing every call ({}): want 503, got {}: {}",
-            fault.name(),
-            r.status,
-            r.text()
-        );
-        let retry_after = check_unavailable(&r).unwrap_or_else(|e| panic!("{e}"));
-        eprintln!(
-            "aws_faults: Kinesis {} on every PutRecords ⇒ {} after {:.1} s, Retry-After {} s, body {}",
-            fault.name(),
-            r.status,
-            t0.elapsed().as_secs_f64(),
-            retry_after.as_secs(),
-            r.text()
-        );
-        proxy.clear_rules();
-        fault_everything(&proxy, rate);
-        tokio::time::sleep(retry_after).await;
-        assert!(
-            post_until_acked(&target, &points, &oracle, &stats, Duration::from_secs(60)).await,
-            "the same post after the outage was not acknowledged: {:?}",
-            stats.bad_answers.lock().unwrap()
-        );
-    }
+    let t0 = Instant::now();
+    let r = target.post_once("/api/v1/points", &body).await.unwrap();
+    assert_eq!(
+        r.status.as_u16(),
+        503,
+        "Kinesis failing every call: want 503, got {}: {}",
+        r.status,
+        r.text()
+    );
+    let retry_after = check_unavailable(&r).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!(
+        "aws_faults: Kinesis throttling / 5xx on every PutRecords ⇒ {} after {:.1} s, Retry-After {} s, body {}",
+        r.status,
+        t0.elapsed().as_secs_f64(),
+        retry_after.as_secs(),
+        r.text()
+    );
+    proxy.clear_rules();
+    fault_everything(&proxy, rate);
+    tokio::time::sleep(retry_after).await;
+    assert!(
+        post_until_acked(&target, &points, &oracle, &stats, Duration::from_secs(60)).await,
+        "the same post after the outage was not acknowledged: {:?}",
+        stats.bad_answers.lock().unwrap()
+    );
 
     let bad = stats.bad_answers.lock().unwrap().clone();
-    assert!(bad.is_empty(), "answers other than 200 / 503 + Retry-After: {bad:?}");
+    assert!(
+        bad.is_empty(),
+        "answers other than 200 / 503 + Retry-After: {bad:?}"
+    );
 
     // Every acknowledged point stored (faults still on for the flushes), then read back.
     let flush_started = Instant::now();
@@ -223,6 +234,9 @@ async fn aws_faults_lose_nothing_duplicate_nothing_and_give_503_with_retry_after
     let panics = log.matches("panicked").count();
     assert_eq!(panics, 0, "carat panicked; log:\n{}", c.log_tail(40));
     c.stop();
-    eprintln!("aws_faults: whole scenario {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "aws_faults: whole scenario {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     c.finish().await;
 }

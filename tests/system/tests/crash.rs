@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use carat_system_tests::acked::{
-    compare_reads, drop_head, expected_counts, post_until_acked, stored_counts, value,
-    wait_stored, ClientStats, Oracle, Target,
+    compare_reads, drop_head, expected_counts, post_until_acked, stored_counts, value, wait_stored,
+    ClientStats, Oracle, Target,
 };
 use carat_system_tests::proxy::{FaultProxy, Matcher};
 use carat_system_tests::{now_secs, wait_for, Carat, Options};
@@ -38,7 +38,10 @@ use rand::{Rng as _, SeedableRng as _};
 const WINDOW_SECS: i64 = 20;
 
 fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
 }
 
 /// `n` points for each of `series`, times from `times` (unused ones only).
@@ -101,15 +104,25 @@ async fn kill9_between_append_and_flush_mid_flush_and_at_random_loses_nothing() 
     let window = now - now.rem_euclid(WINDOW_SECS);
     proxy.hold(table_writes.clone());
     for _ in 0..3 {
-        let t_now = now_secs();
-        let points = batch(&mut rng, &mut used, &series, window..=t_now, 4);
+        // The whole open window, its end a few seconds ahead (within ingest.max_skew).
+        let points = batch(
+            &mut rng,
+            &mut used,
+            &series,
+            window..=window + WINDOW_SECS - 1,
+            4,
+        );
         assert!(post_until_acked(&target, &points, &oracle, &stats, Duration::from_secs(30)).await);
     }
     let acked_1 = oracle.points();
-    wait_for("phase 1's points in the read API (from the head)", Duration::from_secs(20), || {
-        let (t, o) = (target.clone(), oracle.clone());
-        async move { compare_reads(&t, &o).await.0.is_empty().then_some(()) }
-    })
+    wait_for(
+        "phase 1's points in the read API (from the head)",
+        Duration::from_secs(20),
+        || {
+            let (t, o) = (target.clone(), oracle.clone());
+            async move { compare_reads(&t, &o).await.0.is_empty().then_some(()) }
+        },
+    )
     .await;
     let stored_1 = stored_counts(&c, &c.key.tenant).await.unwrap();
     assert!(
@@ -171,7 +184,13 @@ async fn kill9_between_append_and_flush_mid_flush_and_at_random_loses_nothing() 
             let series: Vec<String> = (0..4).map(|i| format!("crash.r{k}.s{i}")).collect();
             while !stop.load(Ordering::Relaxed) {
                 let now = now_secs();
-                let points = batch(&mut rng, &mut used, &series, (now - 3 * WINDOW_SECS)..=now, 3);
+                let points = batch(
+                    &mut rng,
+                    &mut used,
+                    &series,
+                    (now - 3 * WINDOW_SECS)..=now,
+                    3,
+                );
                 post_until_acked(&t, &points, &o, &s, Duration::from_secs(60)).await;
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
@@ -195,11 +214,14 @@ async fn kill9_between_append_and_flush_mid_flush_and_at_random_loses_nothing() 
         stats.line()
     );
     let bad = stats.bad_answers.lock().unwrap().clone();
-    assert!(bad.is_empty(), "answers other than 200 / 503 + Retry-After: {bad:?}");
+    assert!(
+        bad.is_empty(),
+        "answers other than 200 / 503 + Retry-After: {bad:?}"
+    );
 
     // Everything stored whole, and read back exactly.
     let t0 = Instant::now();
-    wait_stored(&c, &oracle, WINDOW_SECS, Duration::from_secs(60)).await;
+    wait_stored(&c, &oracle, WINDOW_SECS, Duration::from_secs(90)).await;
     let settle = t0.elapsed().as_secs_f64();
     let (diffs, with_head) = compare_reads(&target, &oracle).await;
     assert!(
@@ -233,6 +255,9 @@ async fn kill9_between_append_and_flush_mid_flush_and_at_random_loses_nothing() 
         "carat panicked; log:\n{}",
         c.log_tail(40)
     );
-    eprintln!("crash: whole scenario {:.1} s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "crash: whole scenario {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     c.finish().await;
 }
