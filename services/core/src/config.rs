@@ -760,6 +760,17 @@ mod tests {
     }
 
     #[test]
+    fn key_prefixes_keep_the_hash_tag() {
+        let mut c = Config::default();
+        c.redis.key_prefix = "awsfault-1-2:".into();
+        c.validate().unwrap();
+        for bad in ["a{b}", "x y", &"p".repeat(65)] {
+            c.redis.key_prefix = bad.to_string();
+            assert_eq!(c.validate().unwrap_err().key, "redis.key_prefix", "{bad}");
+        }
+    }
+
+    #[test]
     fn partial_toml_keeps_defaults_and_unknown_keys_fail() {
         let c = Config::from_toml("[window]\nraw_secs = 60\n").unwrap();
         assert_eq!(c.window.raw_secs, 60);
