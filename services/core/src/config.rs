@@ -259,6 +259,15 @@ pub struct RedisConfig {
     /// millisecond; 1 s means a replica is gone or failing over, and the append is
     /// retried (harmless: merges are idempotent).
     pub replica_ack_timeout_ms: u64,
+    /// Put before every key carat writes (head, dirty sets, catalog markers), so that
+    /// deployments sharing one cluster cannot see each other's windows: the flusher and
+    /// the writer flush every window of every dirty set they see into *their* table, so
+    /// two deployments on one keyspace flush each other's windows into the wrong table
+    /// and settle them — the right one then never stores them (seen in the black-box
+    /// suite, where every scenario's carat runs on the shared local cluster). Empty (the
+    /// default): the keys of docs/TEAM-NOTES.md as they are. At most 64 characters of
+    /// `[A-Za-z0-9._:-]`; no braces, so a key's hash tag, and with it its slot, stay.
+    pub key_prefix: String,
 }
 
 impl Default for RedisConfig {
@@ -271,6 +280,7 @@ impl Default for RedisConfig {
             connect_timeout_ms: 2_000,
             replica_acks: 1,
             replica_ack_timeout_ms: 1_000,
+            key_prefix: String::new(),
         }
     }
 }
@@ -610,6 +620,18 @@ impl Config {
                 "must be positive: every Redis call needs a timeout",
             );
         }
+        if self.redis.key_prefix.len() > 64
+            || !self
+                .redis
+                .key_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+        {
+            return err(
+                "redis.key_prefix",
+                "at most 64 characters of [A-Za-z0-9._:-] (no braces: the hash tag decides the slot)",
+            );
+        }
         if self.writer.bucket_concurrency == 0 {
             return err("writer.bucket_concurrency", "must be at least 1");
         }
@@ -735,6 +757,17 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn key_prefixes_keep_the_hash_tag() {
+        let mut c = Config::default();
+        c.redis.key_prefix = "awsfault-1-2:".into();
+        c.validate().unwrap();
+        for bad in ["a{b}", "x y", &"p".repeat(65)] {
+            c.redis.key_prefix = bad.to_string();
+            assert_eq!(c.validate().unwrap_err().key, "redis.key_prefix", "{bad}");
+        }
     }
 
     #[test]

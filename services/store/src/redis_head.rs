@@ -156,6 +156,9 @@ pub struct RedisHead {
     /// Replicas that must acknowledge an append (`WAIT`), 0: do not wait.
     replica_acks: u32,
     replica_ack_timeout_ms: u64,
+    /// `redis.key_prefix`: put before every key, so deployments sharing one cluster keep
+    /// apart (it comes before the hash tag, so a key's slot does not change).
+    prefix: String,
     append: Lua,
     settle: Lua,
     mark: Lua,
@@ -242,6 +245,7 @@ impl RedisHead {
             timeout,
             replica_acks: cfg.replica_acks,
             replica_ack_timeout_ms: cfg.replica_ack_timeout_ms,
+            prefix: cfg.key_prefix.clone(),
             append: Lua {
                 src: APPEND_LUA,
                 sha: None,
@@ -259,6 +263,15 @@ impl RedisHead {
         head.settle.sha = head.load(SETTLE_LUA).await;
         head.mark.sha = head.load(MARK_LUA).await;
         Ok(head)
+    }
+
+    /// `key` in this head's namespace (`redis.key_prefix`).
+    fn k(&self, key: String) -> String {
+        if self.prefix.is_empty() {
+            key
+        } else {
+            format!("{}{key}", self.prefix)
+        }
     }
 
     /// SCRIPT LOAD on every node; `None` (EVAL from then on) if a node did not take it.
@@ -435,7 +448,7 @@ impl RedisHead {
             "memory_usage",
             redis::cmd("MEMORY")
                 .arg("USAGE")
-                .arg(head_key(window))
+                .arg(self.k(head_key(window)))
                 .arg("SAMPLES")
                 .arg(0)
                 .query_async(&mut conn),
@@ -470,9 +483,9 @@ impl RedisHead {
             "forget",
             redis::pipe()
                 .atomic()
-                .del(head_key(window))
+                .del(self.k(head_key(window)))
                 .ignore()
-                .zrem(dirty_key(window.bucket), dirty_member(window))
+                .zrem(self.k(dirty_key(window.bucket)), dirty_member(window))
                 .ignore()
                 .query_async::<()>(&mut conn),
         )
@@ -488,9 +501,9 @@ impl Head for RedisHead {
         }
         check_appends(SERVICE, bucket, appends)?;
         let mut call = ScriptCall::default();
-        call.key(dirty_key(bucket));
+        call.key(self.k(dirty_key(bucket)));
         for a in appends {
-            call.key(head_key(&a.window));
+            call.key(self.k(head_key(&a.window)));
         }
         for a in appends {
             call.arg(a.entries.as_slice())
@@ -520,7 +533,7 @@ impl Head for RedisHead {
             .call(
                 "read",
                 redis::cmd("GET")
-                    .arg(head_key(window))
+                    .arg(self.k(head_key(window)))
                     .query_async(&mut conn),
             )
             .await?;
@@ -531,7 +544,7 @@ impl Head for RedisHead {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let key = dirty_key(bucket);
+        let key = self.k(dirty_key(bucket));
         let mut conn = self.conn.clone();
         let members: Vec<Vec<u8>> = self
             .call(
@@ -575,8 +588,8 @@ impl Head for RedisHead {
 
     async fn settle(&self, window: &WindowRef, len: usize) -> Result<bool, StoreError> {
         let mut call = ScriptCall::default();
-        call.key(head_key(window))
-            .key(dirty_key(window.bucket))
+        call.key(self.k(head_key(window)))
+            .key(self.k(dirty_key(window.bucket)))
             .arg(len)
             .arg(dirty_member(window));
         let settled: i64 = self.eval("settle", &self.settle, &call).await?;
@@ -593,7 +606,7 @@ impl Head for RedisHead {
             return Ok(Vec::new());
         }
         let mut cmd = redis::cmd("SMISMEMBER");
-        cmd.arg(catalog_key(bucket, day));
+        cmd.arg(self.k(catalog_key(bucket, day)));
         for k in series {
             cmd.arg(catalog_member(k));
         }
@@ -626,7 +639,7 @@ impl Head for RedisHead {
             return Ok(());
         }
         let mut call = ScriptCall::default();
-        call.key(catalog_key(bucket, day)).arg(expire_at);
+        call.key(self.k(catalog_key(bucket, day))).arg(expire_at);
         for k in series {
             call.arg(catalog_member(k));
         }

@@ -500,3 +500,47 @@ async fn append_throughput() {
     );
     cleanup(&bs).await;
 }
+
+/// Two deployments on one cluster with their own `redis.key_prefix` see nothing of each
+/// other: no dirty window, no head, no settle across them; the keys keep their slot.
+#[tokio::test]
+#[ignore = "needs the local system (make test starts it)"]
+async fn key_prefixes_keep_deployments_on_one_cluster_apart() {
+    let with_prefix = |p: &str| RedisConfig {
+        key_prefix: p.to_string(),
+        ..RedisConfig::default()
+    };
+    let one = RedisHead::connect(&with_prefix("one:")).await.unwrap();
+    let two = RedisHead::connect(&with_prefix("two:")).await.unwrap();
+    let plain = head().await;
+    let t = tenant();
+    let bucket = buckets(1)[0];
+    let w = WindowRef {
+        bucket,
+        key: series_key(&t, "cpu.prefixed"),
+        start: 0,
+    };
+    one.append(bucket, &[append(&w, entries(0, 2, 1.5), 100)])
+        .await
+        .unwrap();
+    assert_eq!(one.due(bucket, 1_000, 10).await.unwrap(), vec![w.clone()]);
+    assert!(two.due(bucket, 1_000, 10).await.unwrap().is_empty());
+    assert!(plain.due(bucket, 1_000, 10).await.unwrap().is_empty());
+    assert!(two.read(&w).await.unwrap().is_empty());
+    let _ = two.settle(&w, 0).await.unwrap();
+    assert_eq!(one.due(bucket, 1_000, 10).await.unwrap(), vec![w.clone()]);
+    assert_eq!(one.read(&w).await.unwrap(), entries(0, 2, 1.5));
+    let mut c = raw().await;
+    let len: i64 = redis::cmd("STRLEN")
+        .arg(format!("one:{}", head_key(&w)))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(len, 32, "the prefix comes first, the hash tag stays");
+    assert!(one.settle(&w, 32).await.unwrap());
+    let _: i64 = redis::cmd("DEL")
+        .arg(format!("one:{}", head_key(&w)))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+}

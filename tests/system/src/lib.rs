@@ -11,7 +11,11 @@
 //! - the `carat` binary ([`Carat::cli`]);
 //! - process signals ([`Carat::kill9`], [`Carat::stop`], [`Carat::restart`]);
 //! - the Redis cluster and the AWS stand-in through their own interfaces ([`aws`], [`redis`]),
-//!   to see what is stored and to break things.
+//!   to see what is stored and to break things;
+//! - a fault-injecting proxy between carat and the stand-in ([`proxy::FaultProxy`]).
+//!
+//! [`acked`] keeps the oracle of acknowledged points and checks carat's answers and stored
+//! windows against it.
 //!
 //! No carat crate is linked: nothing here can reach around the public interfaces.
 //!
@@ -21,9 +25,11 @@
 //! the workspace; `make test` runs them with `--include-ignored`.
 #![allow(clippy::unwrap_used)] // a test harness: a failure is a panic with its message
 
+pub mod acked;
 pub mod aws;
 pub mod http;
 pub mod localstack;
+pub mod proxy;
 pub mod redis_cluster;
 pub mod services;
 pub mod system;

@@ -207,6 +207,18 @@ impl Carat {
         if !opts.config.contains_key("redis") {
             set_in(&mut config, "redis.nodes", toml::Value::Array(nodes));
         }
+        // Every carat on one cluster flushes every dirty window it sees into its own
+        // table: without a namespace of its own, a scenario's windows end up in another
+        // scenario's table (and are settled there), lost to its own.
+        // `CARAT_SYSTEM_SHARED_KEYSPACE=1` leaves it out, to see that happen.
+        if std::env::var_os("CARAT_SYSTEM_SHARED_KEYSPACE").is_none()
+            && config
+                .get("redis")
+                .and_then(|r| r.get("key_prefix"))
+                .is_none()
+        {
+            set_in(&mut config, "redis.key_prefix", format!("{name}:").into());
+        }
         for (k, v) in [
             ("resources.stream", resources.stream.clone()),
             ("resources.table", resources.table.clone()),
