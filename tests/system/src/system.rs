@@ -35,9 +35,6 @@ pub struct Options {
     pub aws_endpoint: Option<String>,
     /// More environment for the process.
     pub env: Vec<(String, String)>,
-    /// Start without waiting for the other systems of this test binary to finish (a
-    /// scenario that runs two systems at once); see [`Carat::start`].
-    pub alongside: bool,
 }
 
 impl Options {
@@ -49,7 +46,6 @@ impl Options {
             config: toml::Table::new(),
             aws_endpoint: None,
             env: Vec::new(),
-            alongside: false,
         };
         o.set("window.raw_secs", 60)
             .set("window.grace_secs", 1)
@@ -76,13 +72,6 @@ impl Options {
     #[must_use]
     pub fn aws_endpoint(mut self, url: &str) -> Self {
         self.aws_endpoint = Some(url.to_string());
-        self
-    }
-
-    /// See [`Options::alongside`].
-    #[must_use]
-    pub fn alongside(mut self) -> Self {
-        self.alongside = true;
         self
     }
 
@@ -124,18 +113,6 @@ pub struct Carat {
     child: Option<Child>,
     /// Starts so far (1 after [`Carat::start`]).
     pub starts: u32,
-    /// Held while this system lives: one system at a time per test binary.
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-/// One system at a time per test binary (cargo runs a binary's tests on parallel threads).
-/// Every carat flushes every due window of the Redis cluster it uses — the dirty sets are
-/// per bucket, not per deployment — so two systems on the shared cluster flush and settle
-/// each other's windows into their own tables.
-fn turn() -> std::sync::Arc<tokio::sync::Mutex<()>> {
-    static TURN: std::sync::OnceLock<std::sync::Arc<tokio::sync::Mutex<()>>> =
-        std::sync::OnceLock::new();
-    std::sync::Arc::clone(TURN.get_or_init(Default::default))
 }
 
 /// The `carat` binary the scenarios run: `CARAT_BIN`, else `<target>/debug/carat` next
@@ -187,14 +164,7 @@ fn key_entry(name: &str, k: &Key, scopes: &[&str]) -> serde_json::Value {
 impl Carat {
     /// Creates the system's resources, writes its config and starts `carat local`; returns
     /// once `/health` answers 200 (panics with the log's end if it does not within 60 s).
-    /// Waits first until no other system of this test binary lives (see [`turn`]), unless
-    /// [`Options::alongside`].
     pub async fn start(opts: Options) -> Self {
-        let turn = if opts.alongside {
-            None
-        } else {
-            Some(turn().lock_owned().await)
-        };
         services::ensure();
         let name = unique(&opts.scenario);
         let resources = Resources::named(&name, opts.shards);
@@ -275,7 +245,6 @@ impl Carat {
             opts,
             child: None,
             starts: 0,
-            _turn: turn,
         };
         c.spawn().await;
         c
