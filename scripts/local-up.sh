@@ -7,8 +7,13 @@ cd "$CARAT_ROOT"
 
 t0=$SECONDS
 "$CARAT_ROOT/scripts/install-deps.sh"
-say "building carat-local (debug, the profile the tests share)"
-cargo build -p carat-local
+say "building carat (debug, with the features make test resolves: the same build)"
+# `cargo build -p carat-local` alone resolves other features of shared dependencies than
+# `cargo test --workspace` (dev-dependencies switch on tokio test-util, getrandom std,
+# zerocopy derive), so each would rebuild ~80 crates after the other. `--examples` makes
+# cargo resolve with the workspace's dev-dependencies, as the tests do; the examples are
+# part of what `make test` builds anyway.
+cargo build --workspace --bin carat --examples
 "$CARAT_ROOT/scripts/redis-cluster.sh" start
 "$CARAT_ROOT/scripts/aws-standin.sh" start
 "$CARAT_ROOT/scripts/carat-local.sh" start

@@ -122,6 +122,8 @@ pub struct Report {
     pub seconds: f64,
     /// Request latencies, sorted (ms).
     pub latencies_ms: Vec<f64>,
+    /// Posts not acknowledged (failed, or not sent after an unreachable server), in order.
+    pub unacknowledged: Vec<usize>,
     pub verify: Option<Verified>,
 }
 
@@ -312,6 +314,9 @@ pub async fn bench(api: &Arc<Api>, plan: &Arc<Plan>, args: &BenchArgs) -> Result
     report.errors += plan.posts().saturating_sub(report.requests + report.errors);
     report.latencies_ms.sort_by(f64::total_cmp);
     bar.finish_and_clear();
+    report.unacknowledged = (0..plan.posts())
+        .filter(|&p| !acked[p].load(Ordering::Relaxed))
+        .collect();
     if args.verify {
         let acked: Vec<bool> = acked.iter().map(|a| a.load(Ordering::Relaxed)).collect();
         let last_ack = last_ack.lock().map(|l| l.clone()).unwrap_or_default();
@@ -532,6 +537,8 @@ pub fn summary(plan: &Plan, args: &BenchArgs, url: &str, r: &Report) -> String {
         "seconds": (r.seconds * 1000.0).round() / 1000.0,
         "points_per_sec": pps.round(),
         "latency_ms": {"p50": q(&r.latencies_ms, 0.5), "p99": q(&r.latencies_ms, 0.99), "max": q(&r.latencies_ms, 1.0)},
+        "times": plan.times,
+        "unacknowledged": r.unacknowledged.iter().map(|&p| { let (h, k) = plan.post(p); json!([h, k]) }).collect::<Vec<_>>(),
         "verify": verify,
     });
     if args.json {
