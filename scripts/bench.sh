@@ -6,6 +6,8 @@
 #   writer: CPU-only points/s, into the local Redis cluster beside a naive baseline, DynamoDB
 #          write units and Redis bytes per point. Needs the Redis cluster: `make local-up` first
 #          (or CARAT_BENCH_NO_REDIS=1 for the CPU-only part).
+#   cost:  the reference workload's bill from those figures (docs/cost-figures/) into
+#          docs/deploy.md "The reference workload's bill", beside Timestream.
 set -euo pipefail
 . "$(dirname "$0")/env.sh"
 cd "$CARAT_ROOT"
@@ -16,5 +18,14 @@ bench="${CARGO_TARGET_DIR:-$CARAT_ROOT/target}/release/carat-bench"
 
 cargo build --release -p carat-api --example kinesis_payload -p carat-writer --example writer_bench
 examples="${CARGO_TARGET_DIR:-$CARAT_ROOT/target}/release/examples"
-"$examples/kinesis_payload"
-"$examples/writer_bench" ${CARAT_BENCH_DATA:+"$CARAT_BENCH_DATA"} ${CARAT_BENCH_NO_REDIS:+--no-redis}
+# The figures the cost model reads (docs/cost-figures/): written by the two benchmarks,
+# then the bill in docs/deploy.md is computed from them (carat-bench cost).
+figures="$CARAT_ROOT/docs/cost-figures"
+"$examples/kinesis_payload" --figures "$figures"
+if [[ -n ${CARAT_BENCH_NO_REDIS:-} ]]; then
+  "$examples/writer_bench" ${CARAT_BENCH_DATA:+"$CARAT_BENCH_DATA"} --no-redis
+  say "CARAT_BENCH_NO_REDIS: no head figure, so docs/cost-figures/writer.json and the bill stay as they were"
+else
+  "$examples/writer_bench" ${CARAT_BENCH_DATA:+"$CARAT_BENCH_DATA"} --figures "$figures"
+  "$bench" cost "$figures" --write "$CARAT_ROOT/docs/deploy.md"
+fi

@@ -243,6 +243,17 @@ fn row(hosts: usize, points: usize, scheme: &str, c: &Cost) {
 }
 
 fn main() {
+    // `--figures DIR`: also write DIR/kinesis.json for `carat-bench cost` (docs/deploy.md).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let figures_dir = match args.as_slice() {
+        [flag, dir] if flag == "--figures" => Some(std::path::PathBuf::from(dir)),
+        [] => None,
+        _ => {
+            eprintln!("usage: kinesis_payload [--figures DIR]");
+            std::process::exit(2);
+        }
+    };
+    let mut figures = None;
     let tenant = Tenant::default_tenant();
     let ingest = IngestConfig::default();
     println!("| hosts | points | scheme | records | data bytes/point | 25 KiB units/point (provisioned) | 1 KiB units/point (on-demand) |");
@@ -291,6 +302,21 @@ fn main() {
                 format!("carat, {buckets} buckets")
             };
             row(hosts, n, &label, &c);
+            if hosts == 1 && buckets == default_buckets {
+                #[allow(clippy::cast_precision_loss)]
+                let per = |x: usize| x as f64 / n as f64;
+                figures = Some(serde_json::json!({
+                    "kinesis_bytes_per_point": per(c.bytes),
+                    "kinesis_records_per_point": per(c.records),
+                    "measured": format!("kinesis_payload, one-host agent post of {n} points, {buckets} buckets"),
+                }));
+            }
         }
+    }
+    if let (Some(dir), Some(f)) = (figures_dir, figures) {
+        std::fs::create_dir_all(&dir).expect("create the figures directory");
+        let path = dir.join("kinesis.json");
+        std::fs::write(&path, format!("{f:#}\n")).expect("write kinesis.json");
+        eprintln!("wrote {}", path.display());
     }
 }

@@ -9,10 +9,13 @@
 //!   times encode and decode, and prints the markdown tables of docs/BENCHMARKS.md.
 //! - [`post`]: the Kinesis record size of a realistic Mackerel post.
 //! - [`read`]: the reader's decode + merge per point, beside Gorilla's decode.
+//! - [`cost`]: the reference workload's monthly bill from the measured figures
+//!   (docs/cost-figures/), beside Timestream for LiveAnalytics; docs/deploy.md's section.
 //!
 //! Timing lives here only, never in pass/fail tests.
 
 pub mod codec;
+pub mod cost;
 pub mod data;
 pub mod peers;
 pub mod post;

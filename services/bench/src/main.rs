@@ -6,6 +6,9 @@ use std::process::ExitCode;
 fn usage() -> ExitCode {
     eprintln!("usage: carat-bench codec|read [DATA_DIR]");
     eprintln!(
+        "       carat-bench cost FIGURES_DIR [--write DOC]   (the reference workload's bill)"
+    );
+    eprintln!(
         "  DATA_DIR defaults to ../shared/data/nab-aws-cloudwatch relative to the repository root"
     );
     ExitCode::from(2)
@@ -27,6 +30,21 @@ fn main() -> ExitCode {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("carat-bench {cmd}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some("cost") if (2..=4).contains(&args.len()) => {
+            let dir = PathBuf::from(&args[1]);
+            let write = match args.get(2).map(String::as_str) {
+                None => None,
+                Some("--write") if args.len() == 4 => Some(PathBuf::from(&args[3])),
+                _ => return usage(),
+            };
+            match carat_bench::cost::run(&dir, write.as_deref()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("carat-bench cost: {e}");
                     ExitCode::FAILURE
                 }
             }

@@ -149,6 +149,8 @@ fn bench_cfg() -> Config {
 struct CpuResult {
     ingest_s: f64,
     flush_s: f64,
+    /// CPU time of the whole run (ingest + flush), this thread's.
+    cpu_s: f64,
     windows: usize,
     items: Vec<WindowItem>,
     units: Units,
@@ -227,6 +229,18 @@ impl WindowTable for CountingTable {
     }
 }
 
+/// CPU seconds this thread has used (utime + stime of /proc/thread-self/stat, in clock
+/// ticks of 1/100 s): on a shared machine the wall time of a CPU-bound run grows with the
+/// load, its CPU time hardly does.
+fn thread_cpu_secs() -> f64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap_or_default();
+    // Fields after the command name's closing parenthesis; utime and stime are 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 fn cpu_run(cfg: &Config, w: &Workload) -> Result<CpuResult, BoxError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -248,6 +262,7 @@ fn cpu_run(cfg: &Config, w: &Workload) -> Result<CpuResult, BoxError> {
             clock.clone(),
         )
         .with_emf(false);
+        let cpu0 = thread_cpu_secs();
         let t = Instant::now();
         for ev in &w.events {
             let r = writer.process(&ev.records).await?;
@@ -266,10 +281,12 @@ fn cpu_run(cfg: &Config, w: &Workload) -> Result<CpuResult, BoxError> {
             }
         }
         let flush_s = t.elapsed().as_secs_f64();
+        let cpu_s = thread_cpu_secs() - cpu0;
         let units = *table.units.lock().expect("units lock");
         Ok(CpuResult {
             ingest_s,
             flush_s,
+            cpu_s,
             windows,
             items: table.inner.items(),
             units,
@@ -475,11 +492,15 @@ fn main() -> Result<(), BoxError> {
     let mut dir = carat_bench::data::default_dir();
     let mut hosts = 16usize;
     let mut redis = true;
+    // `--figures DIR`: also write DIR/writer.json for `carat-bench cost` (docs/deploy.md).
+    let mut figures_dir: Option<PathBuf> = None;
+    let mut figures = serde_json::Map::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--hosts" => hosts = it.next().and_then(|h| h.parse().ok()).ok_or("--hosts N")?,
             "--no-redis" => redis = false,
+            "--figures" => figures_dir = Some(PathBuf::from(it.next().ok_or("--figures DIR")?)),
             other => dir = PathBuf::from(other),
         }
     }
@@ -505,11 +526,12 @@ fn main() -> Result<(), BoxError> {
         let r = cpu_run(&cfg, &w)?;
         let total = r.ingest_s + r.flush_s;
         println!(
-            "\n## CPU only, one core — {label}\n{} points, {} records, {} batches, {} windows\n| phase | seconds | points/s |\n|---|---|---|\n| decode + group + entries + append (in-memory head) | {:.3} | {:.0} |\n| flush: read + merge + stamped chunk + conditional write (in-memory table) | {:.3} | {:.0} |\n| **whole writer path** | {:.3} | **{:.0}** |",
+            "\n## CPU only, one core — {label}\n{} points, {} records, {} batches, {} windows\n| phase | seconds | points/s |\n|---|---|---|\n| decode + group + entries + append (in-memory head) | {:.3} | {:.0} |\n| flush: read + merge + stamped chunk + conditional write (in-memory table) | {:.3} | {:.0} |\n| **whole writer path** | {:.3} | **{:.0}** |\n| whole writer path, per CPU-second ({:.2} CPU-s: the figure a loaded machine does not distort) | {:.3} | **{:.0}** |",
             w.points, w.records, w.events.len(), r.windows,
             r.ingest_s, w.points as f64 / r.ingest_s,
             r.flush_s, w.points as f64 / r.flush_s,
             total, w.points as f64 / total,
+            r.cpu_s, r.cpu_s, w.points as f64 / r.cpu_s.max(0.01),
         );
         // DynamoDB units: what the flushes read and wrote, and the items they left.
         let per_m = |u: u64, p: u64| u as f64 * 1e6 / p.max(1) as f64;
@@ -551,6 +573,18 @@ fn main() -> Result<(), BoxError> {
             full.len(), full_read_units, per_m(full_read_units, full.len() as u64 * 1440),
             w.points, naive_units, per_m(naive_units, w.points as u64),
         );
+        if per_record == 1 {
+            // The agent-shaped run is the reference workload's (docs/deploy.md).
+            let full_bytes: usize = full.iter().map(|i| item_size(i)).sum();
+            for (k, v) in [
+                ("writer_points_per_cpu_second", w.points as f64 / r.cpu_s.max(0.01)),
+                ("dynamodb_write_units_per_million_points", per_m(full_units, full.len() as u64 * 1440)),
+                ("dynamodb_read_units_per_million_points", per_m(full_read_units, full.len() as u64 * 1440)),
+                ("dynamodb_item_bytes_full_day", full_bytes as f64 / full.len().max(1) as f64),
+            ] {
+                figures.insert(k.into(), v.into());
+            }
+        }
         if redis {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
@@ -570,10 +604,38 @@ fn main() -> Result<(), BoxError> {
                         "\n## Redis head memory (MEMORY USAGE, {} sampled 1-day windows, as this workload appended them)\n| what | bytes per point |\n|---|---|\n| head keys (16-byte entries + key + allocator) | {:.2} |\n| dirty sets, amortised | {:.2} |\n| **total** | **{:.2}** |",
                         rr.head_sampled, rr.head_bytes_per_point, rr.dirty_bytes_per_point, rr.head_bytes_per_point + rr.dirty_bytes_per_point
                     );
+                    if per_record == 1 {
+                        figures.insert(
+                            "head_bytes_per_point".into(),
+                            (rr.head_bytes_per_point + rr.dirty_bytes_per_point).into(),
+                        );
+                    }
                 }
                 Err(e) => println!("\n(redis run skipped: {e})"),
             }
         }
+    }
+    if let Some(out) = figures_dir {
+        if !figures.contains_key("head_bytes_per_point") {
+            return Err(
+                "--figures needs the Redis run (the head bytes per point): drop --no-redis".into(),
+            );
+        }
+        figures.insert(
+            "measured".into(),
+            format!(
+                "writer_bench over {} × {hosts} hosts, agent-shaped posts",
+                dir.file_name().map_or_else(
+                    || dir.display().to_string(),
+                    |n| n.to_string_lossy().into_owned()
+                )
+            )
+            .into(),
+        );
+        std::fs::create_dir_all(&out)?;
+        let path = out.join("writer.json");
+        std::fs::write(&path, format!("{:#}\n", serde_json::Value::Object(figures)))?;
+        eprintln!("wrote {}", path.display());
     }
     Ok(())
 }
