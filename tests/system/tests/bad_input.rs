@@ -12,7 +12,7 @@
 //! - the other tenant's key never sees the main tenant's points (and the other way round),
 //!   through every read API;
 //! - afterwards `/health` is 200 and a valid post is read back.
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::type_complexity)] // a test: tables of (query, expected) tuples
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
