@@ -33,7 +33,7 @@ use crate::error::ArchiverError;
 use crate::format::{decode_object, decode_parts, encode_object, encode_parts, Kind, Part};
 use crate::keys::{
     day_key, due_key, due_prefix, month_key, month_of, next_month, parse_day, parse_due,
-    parse_stage, stage_prefix, DAY,
+    parse_stage, stage_prefix,
 };
 
 /// Read–merge–write rounds a compaction tries before it reports contention (retryable).
@@ -431,12 +431,4 @@ pub async fn run(
         }
     }
     Ok(report)
-}
-
-/// Days between `from` and `to` (inclusive), as day starts.
-pub(crate) fn days_between(from: i64, to: i64) -> impl Iterator<Item = i64> {
-    let first = crate::keys::day_of(from);
-    (0..)
-        .map(move |i: i64| first.saturating_add(i.saturating_mul(DAY)))
-        .take_while(move |&d| d <= to)
 }

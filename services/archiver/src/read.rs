@@ -28,7 +28,7 @@ use carat_writer::rollup::{self, Aggregate, RESOLUTIONS};
 use futures::StreamExt;
 
 use crate::assemble::assemble;
-use crate::compact::{add_rollups, days_between};
+use crate::compact::add_rollups;
 use crate::error::ArchiverError;
 use crate::format::{
     decode_index, decode_parts, footer, FormatError, Index, Kind, Part, FOOTER_BYTES,
@@ -124,8 +124,22 @@ impl ArchiveReader {
         // The window holding `from` starts here; the day it is filed under is the first.
         let first = window::start(self.window_secs, from);
         let listing = self.listing(&key.tenant).await?;
-        let days: Vec<i64> = days_between(first, to)
-            .filter(|d| listing.days.contains(d) || listing.staged.contains_key(d))
+        // The listed days in range, not every day of it: a range may span ±2^40 s
+        // (25 million days).
+        let from_day = crate::keys::day_of(first);
+        let days: Vec<i64> = listing
+            .days
+            .range(from_day..=to.max(from_day))
+            .chain(
+                listing
+                    .staged
+                    .range(from_day..=to.max(from_day))
+                    .map(|(d, _)| d),
+            )
+            .copied()
+            .filter(|&d| d <= to)
+            .collect::<BTreeSet<i64>>()
+            .into_iter()
             .collect();
         let per_day: Vec<Vec<ArchivedWindow>> = futures::stream::iter(days)
             .map(|day| self.day_windows(key, day, &listing))
@@ -163,12 +177,21 @@ impl ArchiveReader {
             return Ok(Vec::new());
         }
         let first_bucket = window::start(resolution, from);
-        let mut months = Vec::new();
-        let mut m = month_of(first_bucket);
-        while m <= to {
-            months.push(m);
-            m = next_month(m);
+        // Only months that can hold something: compacted ones and those a listed raw
+        // window (filed under its day, reaching at most a window further) touches, not
+        // every month of the range (±2^40 s is 850,000 months).
+        let listing = self.listing(&key.tenant).await?;
+        let first_month = month_of(first_bucket);
+        let spill = self.window_secs.saturating_add(DAY);
+        let mut wanted: BTreeSet<i64> = listing.months.range(first_month..).copied().collect();
+        for &d in listing.days.iter().chain(listing.staged.keys()) {
+            wanted.insert(month_of(d));
+            wanted.insert(month_of(d.saturating_add(spill)));
         }
+        let months: Vec<i64> = wanted
+            .into_iter()
+            .filter(|&m| m >= first_month && m <= to)
+            .collect();
         let per_month: Vec<Vec<rollup::Rollup>> = futures::stream::iter(months)
             .map(|month| self.month_rollups(key, month, first_bucket, to))
             .buffered(DAY_CONCURRENCY)

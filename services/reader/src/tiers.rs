@@ -176,23 +176,48 @@ pub struct Tiers {
 
 impl Tiers {
     /// The plan for windows overlapping `from..=to` at `now`.
+    ///
+    /// Computed from the boundaries, never by listing the range's windows: a range may
+    /// span ±2^40 s (the API accepts it), which is 10^10 windows of a minute. The head
+    /// part is bounded by what the head can hold (windows from `now − head expiry` to
+    /// `now + ingest.max_skew_secs`, plus a window of margin for clocks), so it is a
+    /// handful of GETs for any range.
     #[must_use]
     pub fn plan(&self, from: i64, to: i64, now: i64) -> Plan {
         let len = self.config.window.raw_secs;
-        let starts: Vec<i64> = window::covering(len, from, to).collect();
-        let expired = |s: i64| s + len + self.config.retention.raw_secs <= now;
-        let span = |it: &mut dyn Iterator<Item = i64>| {
-            let v: Vec<i64> = it.collect();
-            Some((*v.first()?, *v.last()?))
-        };
+        let first = window::start(len, from);
+        if to < from {
+            return Plan {
+                head: Vec::new(),
+                table: None,
+                archive: None,
+            };
+        }
+        let last = window::start(len, to);
+        // Expired ⇔ s + len + retention <= now: the windows up to this start.
+        let last_expired = window::start(
+            len,
+            now.saturating_sub(len)
+                .saturating_sub(self.config.retention.raw_secs),
+        );
+        let archive = (first <= last_expired.min(last)).then(|| (first, last_expired.min(last)));
+        let live_from = first.max(last_expired.saturating_add(len));
+        let table = (live_from <= last).then_some((live_from, last));
+        // Windows the head may still hold: head_expiry(s) > now, and no later than a
+        // window past the newest time ingest accepts.
+        let oldest_head = window::start(len, now.saturating_sub(self.config.head_expiry(0)));
+        let newest_head = window::start(
+            len,
+            now.saturating_add(self.config.ingest.max_skew_secs)
+                .saturating_add(len),
+        );
+        let head = window::covering(len, first.max(oldest_head), last.min(newest_head))
+            .filter(|&s| s <= last && self.config.head_expiry(s) > now)
+            .collect();
         Plan {
-            head: starts
-                .iter()
-                .copied()
-                .filter(|&s| self.config.head_expiry(s) > now)
-                .collect(),
-            table: span(&mut starts.iter().copied().filter(|&s| !expired(s))),
-            archive: span(&mut starts.iter().copied().filter(|&s| expired(s))),
+            head,
+            table,
+            archive,
         }
     }
 
@@ -283,11 +308,20 @@ impl Tiers {
                         // (TTL deletion is late), or nobody does.
                         let have: std::collections::BTreeSet<i64> =
                             archived.iter().map(|w| w.start).collect();
-                        let missing: Vec<i64> = window::covering(len, a, b)
-                            .filter(|s| !have.contains(s))
-                            .collect();
-                        let fallback = match (missing.first(), missing.last()) {
-                            (Some(&x), Some(&y)) => self.table_windows(key, Some((x, y))).await?,
+                        // The first and last windows of a..=b the archive lacks: found
+                        // from each end, past at most `have.len()` archived windows (the
+                        // span may hold 10^10 windows).
+                        let lacks = |s: &i64| !have.contains(s);
+                        let first_missing = (0..=have.len() as i64)
+                            .map(|i| a.saturating_add(i.saturating_mul(len)))
+                            .take_while(|&s| s <= b)
+                            .find(lacks);
+                        let last_missing = (0..=have.len() as i64)
+                            .map(|i| b.saturating_sub(i.saturating_mul(len)))
+                            .take_while(|&s| s >= a)
+                            .find(lacks);
+                        let fallback = match (first_missing, last_missing) {
+                            (Some(x), Some(y)) => self.table_windows(key, Some((x, y))).await?,
                             _ => Vec::new(),
                         };
                         let fallback = fallback.into_iter().filter(|(s, _)| !have.contains(s));
@@ -346,8 +380,14 @@ impl Tiers {
                 <= now
         };
         let rolled = plan.archive.and_then(|(a, b)| {
-            let last_settled = window::covering(len, a, b).filter(|&s| settled(s)).last()?;
-            Some((a, last_settled))
+            // The last settled window start (settled is monotone in s), not by listing
+            // a..=b: the span may hold 10^10 windows.
+            let bound = now
+                .saturating_sub(len)
+                .saturating_sub(self.config.retention.raw_secs)
+                .saturating_sub(self.config.reader.archive_settled_secs);
+            let last_settled = window::start(len, bound).min(b);
+            (last_settled >= a && settled(last_settled)).then_some((a, last_settled))
         });
         let (Some(r), Some((a, b))) = (rollup, rolled) else {
             return Ok(buckets::bucketize(

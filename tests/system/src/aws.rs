@@ -258,6 +258,55 @@ impl Clients {
     }
 }
 
+impl Clients {
+    /// Every record of `stream`, all shards, from the trim horizon: what the system put on
+    /// its log (a scenario compares counts before and after to see that nothing was put).
+    ///
+    /// # Errors
+    /// The SDK's error, as text.
+    pub async fn stream_records(&self, stream: &str) -> Result<Vec<Vec<u8>>, String> {
+        use aws_sdk_kinesis::types::ShardIteratorType;
+        let shards = self
+            .kinesis
+            .list_shards()
+            .stream_name(stream)
+            .send()
+            .await
+            .map_err(|e| format!("list shards of {stream}: {e:?}"))?
+            .shards
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for shard in shards {
+            let mut it = self
+                .kinesis
+                .get_shard_iterator()
+                .stream_name(stream)
+                .shard_id(shard.shard_id)
+                .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                .send()
+                .await
+                .map_err(|e| format!("shard iterator of {stream}: {e:?}"))?
+                .shard_iterator;
+            while let Some(i) = it {
+                let page = self
+                    .kinesis
+                    .get_records()
+                    .shard_iterator(i)
+                    .limit(10_000)
+                    .send()
+                    .await
+                    .map_err(|e| format!("records of {stream}: {e:?}"))?;
+                if page.records.is_empty() {
+                    break;
+                }
+                out.extend(page.records.into_iter().map(|r| r.data.into_inner()));
+                it = page.next_shard_iterator;
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn key_text(v: Option<&AttributeValue>) -> String {
     match v {
         Some(AttributeValue::S(s)) => s.clone(),

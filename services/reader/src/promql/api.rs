@@ -236,7 +236,7 @@ fn metric_json(labels: &Labels) -> Json_ {
 
 fn parse_expr(q: Option<&str>) -> Result<Expr, PromError> {
     let q = q.unwrap_or("");
-    promql_parser::parser::parse(q).map_err(|e| PromError::param("query", e))
+    super::depth::parse(q).map_err(|e| PromError::param("query", e))
 }
 
 async fn evaluate(
@@ -426,7 +426,7 @@ fn match_selectors(p: &Params) -> Result<Option<Vec<VectorSelector>>, PromError>
         return Ok(None);
     }
     raw.into_iter()
-        .map(|m| match promql_parser::parser::parse(m) {
+        .map(|m| match super::depth::parse(m) {
             Ok(Expr::VectorSelector(vs)) => Ok(vs),
             Ok(_) => Err(PromError::param(
                 "match[]",

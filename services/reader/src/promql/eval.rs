@@ -53,9 +53,19 @@ pub(crate) struct Steps {
     pub step: i64,
 }
 
+/// Most steps a subquery's inner expression is evaluated at (each holds a value per
+/// series). Prometheus bounds the same through its sample limit (`--query.max-samples`).
+pub(crate) const MAX_SUBQUERY_STEPS: u64 = 1_000_000;
+
 impl Steps {
     pub(crate) fn len(&self) -> usize {
         usize::try_from((self.end - self.start) / self.step + 1).unwrap_or(0)
+    }
+
+    /// The number of steps, without converting to `usize` (0 for an empty range).
+    pub(crate) fn len_unbounded(&self) -> u64 {
+        let span = i128::from(self.end) - i128::from(self.start);
+        u64::try_from(span / i128::from(self.step.max(1)) + 1).unwrap_or(0)
     }
 
     pub(crate) fn times(&self) -> impl Iterator<Item = i64> {
@@ -179,6 +189,17 @@ impl Evaluator<'_> {
             ));
         }
         let inner = subquery_steps(self.steps, sq);
+        // Every step of the inner expression holds a value per series: a subquery of a
+        // long range at a fine step (`x[1000000d:1s]`, 8.6·10^10 steps) must be refused
+        // before anything is allocated for it, as Prometheus refuses a query past its
+        // sample limit.
+        let n = inner.len_unbounded();
+        if n > MAX_SUBQUERY_STEPS {
+            return Err(PromError::execution(format!(
+                "the subquery would be evaluated at {n} steps, more than carat's limit of \
+                 {MAX_SUBQUERY_STEPS}; shorten its range or raise its step"
+            )));
+        }
         let ev = Evaluator {
             steps: inner,
             query: self.query,

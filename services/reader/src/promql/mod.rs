@@ -13,10 +13,13 @@
 //! - [`functions`]: `rate` and the other range functions, instant functions.
 //! - [`aggregate`]: `sum`, `avg`, `topk`… with `by`/`without`.
 //! - [`binary`]: operators between scalars and vectors, vector matching.
+//! - [`depth`]: how deeply a query may nest (checked before and after parsing), so no
+//!   query overflows the parser's or the evaluator's stack.
 
 pub(crate) mod aggregate;
 pub(crate) mod api;
 pub(crate) mod binary;
+pub(crate) mod depth;
 pub(crate) mod eval;
 pub(crate) mod functions;
 pub(crate) mod select;
