@@ -23,7 +23,9 @@
 
 pub mod aws;
 pub mod http;
+pub mod prom;
 pub mod services;
+pub mod stored;
 pub mod system;
 
 pub use http::{Http, Reply};
