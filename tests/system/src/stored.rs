@@ -99,3 +99,43 @@ pub fn item_number(item: &Item, name: &str) -> Option<i64> {
         _ => None,
     }
 }
+
+/// A series name `<prefix><n>` of `tenant` that falls in `bucket` (1,024 buckets).
+#[must_use]
+pub fn series_in_bucket(tenant: &str, bucket_no: u32, prefix: &str) -> String {
+    (0u64..)
+        .map(|n| format!("{prefix}{n}"))
+        .find(|s| bucket(tenant, s, 1024) == bucket_no)
+        .unwrap()
+}
+
+/// Posts one point (at `time`) with `key` to a series of `tenant` in each of `buckets`:
+/// the writer flushes a bucket's closed windows whenever a batch touches the bucket
+/// (docs/write-path.md, "Flush triggers"), so this flushes the windows of a series nobody
+/// posts to any more without waiting for the scheduled flusher — whose run over every
+/// bucket took up to 37 s in a debug build on a loaded machine, longer than a compressed
+/// test's head keys live. `tenant` is the key's: another tenant's points share the buckets
+/// and leave the scenario's own series and items alone.
+pub async fn nudge(c: &crate::Carat, key: &crate::system::Key, buckets: &[u32], time: i64) {
+    let body: Vec<serde_json::Value> = buckets
+        .iter()
+        .map(|&b| {
+            serde_json::json!({
+                "series": series_in_bucket(&key.tenant, b, "nudge.s"),
+                "time": time,
+                "value": 1.0,
+            })
+        })
+        .collect();
+    let r = c
+        .request(
+            hyper::Method::POST,
+            "/api/v1/points",
+            Some(&key.key),
+            &[("Content-Type", "application/json")],
+            serde_json::Value::from(body).to_string(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status.as_u16(), 200, "nudge: {}", r.text());
+}

@@ -194,10 +194,7 @@ impl Carat {
         for (k, v) in [
             (
                 "resources.stream",
-                shared.map_or_else(
-                    || resources.stream.clone(),
-                    |o| o.resources.stream.clone(),
-                ),
+                shared.map_or_else(|| resources.stream.clone(), |o| o.resources.stream.clone()),
             ),
             ("resources.table", resources.table.clone()),
             ("resources.catalog_table", resources.catalog_table.clone()),

@@ -270,7 +270,12 @@ impl Reads<'_> {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|r| (r["value"][0].as_f64().unwrap() as i64, value_bits(&r["value"][1])))
+                .map(|r| {
+                    (
+                        r["value"][0].as_f64().unwrap() as i64,
+                        value_bits(&r["value"][1]),
+                    )
+                })
                 .collect()
         }))
     }
@@ -307,7 +312,10 @@ impl Reads<'_> {
         let results = prom::decode_read_response(&prom::unsnappy(&r.body).unwrap()).unwrap();
         let series = &results[0];
         if series.len() != 1 {
-            return Some(Err(format!("remote_read: {} series: {series:?}", series.len())));
+            return Some(Err(format!(
+                "remote_read: {} series: {series:?}",
+                series.len()
+            )));
         }
         let labels: BTreeMap<String, String> = series[0].labels.iter().cloned().collect();
         if labels != s.labels {
@@ -376,9 +384,11 @@ impl Reads<'_> {
         out.push((
             "find",
             v.and_then(|v| {
-                let ok = v.as_array().unwrap().iter().any(|e| {
-                    e["id"] == json!(s.series) && e["leaf"] == json!(1)
-                });
+                let ok = v
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| e["id"] == json!(s.series) && e["leaf"] == json!(1));
                 ok.then_some(()).ok_or(format!("find: {v}"))
             }),
         ));
@@ -443,7 +453,9 @@ async fn row(reads: &Reads<'_>, s: &Sent) -> (Vec<String>, Vec<String>, usize) {
                 "cli csv" => reads.cli_query(s).await,
                 _ => unreachable!(),
             };
-            let Some(got) = got else { break "-".to_string() };
+            let Some(got) = got else {
+                break "-".to_string();
+            };
             // remote_read carries the bits; text formats carry NaN as NaN.
             let (want, got) = match (col, got) {
                 // Protobuf encoders leave a double equal to 0 off the wire, and −0.0 == 0:
@@ -566,7 +578,11 @@ async fn every_ingest_route_reads_back_exactly_on_every_read_route() {
             series: "rw_val.instance.a_9100.job.sys".into(),
             points: all.iter().enumerate().map(|(i, &b)| (time(i), b)).collect(),
             matchers: vec![("__name__", "rw_val".into()), ("job", "sys".into())],
-            labels: labels(&[("__name__", "rw_val"), ("instance", "a:9100"), ("job", "sys")]),
+            labels: labels(&[
+                ("__name__", "rw_val"),
+                ("instance", "a:9100"),
+                ("job", "sys"),
+            ]),
             mackerel: None,
         },
         Sent {

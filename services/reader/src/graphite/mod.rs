@@ -485,7 +485,9 @@ mod tests {
     #[test]
     fn a_slot_of_one_point_keeps_its_bits_negative_zero_included() {
         let vals = [-0.0, 0.0, 5e-324, f64::MAX, f64::NEG_INFINITY];
-        let pts: Vec<Point> = (0..5).map(|i| Point::new(60 * (i + 2), vals[i as usize])).collect();
+        let pts: Vec<Point> = (0..5)
+            .map(|i| Point::new(60 * (i + 2), vals[i as usize]))
+            .collect();
         let s = place("a", &pts, 60, 360, 60);
         let bits: Vec<Option<u64>> = s.values.iter().map(|v| v.map(f64::to_bits)).collect();
         let want: Vec<Option<u64>> = vals.iter().map(|v| Some(v.to_bits())).collect();
