@@ -43,6 +43,10 @@ pub const INDEX_SUFFIX_BYTES: i64 = 64 * 1024;
 /// series: bounded memory in a reader Lambda).
 const MAX_CACHED_INDEXES: usize = 4_096;
 
+/// The most a listing may be reused by [`ArchiveReader::raw_fresh`]: bounds its cost to
+/// three LISTs a second per tenant and reader, however many reads ask.
+pub const FRESH_LISTING: Duration = Duration::from_secs(1);
+
 /// Days read at once by one query.
 const DAY_CONCURRENCY: usize = 16;
 
@@ -118,12 +122,40 @@ impl ArchiveReader {
         from: i64,
         to: i64,
     ) -> Result<Vec<ArchivedWindow>, ArchiverError> {
+        self.raw_listed(key, from, to, self.list_ttl).await
+    }
+
+    /// [`ArchiveReader::raw`] with a listing at most [`FRESH_LISTING`] old (listed again
+    /// if the cached one is older; the cache then holds the new one). For windows the
+    /// caller found nowhere else: archiving follows the TTL deletion, so a window DynamoDB
+    /// no longer holds may have been archived after the cached listing was taken, and
+    /// would otherwise vanish from reads for up to the listing's age.
+    ///
+    /// # Errors
+    /// As [`ArchiveReader::raw`].
+    pub async fn raw_fresh(
+        &self,
+        key: &SeriesKey,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<ArchivedWindow>, ArchiverError> {
+        self.raw_listed(key, from, to, self.list_ttl.min(FRESH_LISTING))
+            .await
+    }
+
+    async fn raw_listed(
+        &self,
+        key: &SeriesKey,
+        from: i64,
+        to: i64,
+        max_age: Duration,
+    ) -> Result<Vec<ArchivedWindow>, ArchiverError> {
         if from > to {
             return Ok(Vec::new());
         }
         // The window holding `from` starts here; the day it is filed under is the first.
         let first = window::start(self.window_secs, from);
-        let listing = self.listing(&key.tenant).await?;
+        let listing = self.listing_within(&key.tenant, max_age).await?;
         // The listed days in range, not every day of it: a range may span ±2^40 s
         // (25 million days).
         let from_day = crate::keys::day_of(first);
@@ -315,9 +347,18 @@ impl ArchiveReader {
 
     /// What the archive holds for `tenant`, from the cache if fresh enough.
     async fn listing(&self, tenant: &carat_core::Tenant) -> Result<Arc<Listing>, ArchiverError> {
-        if !self.list_ttl.is_zero() {
+        self.listing_within(tenant, self.list_ttl).await
+    }
+
+    /// What the archive holds for `tenant`, from the cache if younger than `max_age`.
+    async fn listing_within(
+        &self,
+        tenant: &carat_core::Tenant,
+        max_age: Duration,
+    ) -> Result<Arc<Listing>, ArchiverError> {
+        if !max_age.is_zero() {
             if let Some((at, l)) = lock(&self.listings).get(tenant) {
-                if at.elapsed() < self.list_ttl {
+                if at.elapsed() < max_age {
                     return Ok(Arc::clone(l));
                 }
             }

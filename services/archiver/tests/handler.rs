@@ -199,3 +199,26 @@ fn futures_are_send() {
     let e = fixture();
     send(&a.handle(&e));
 }
+
+#[tokio::test]
+async fn a_fresh_read_sees_what_was_archived_after_the_listing_was_cached() {
+    let archive = Arc::new(FakeArchive::new());
+    let reader = ArchiveReader::new(archive.clone() as _);
+    let key = key("default", "host.h1.loadavg5");
+    // Cached: an archive without the window (it was still in DynamoDB).
+    assert!(reader.raw(&key, DAY0, DAY0 + 10).await.unwrap().is_empty());
+    // DynamoDB deletes it, the archiver stages it.
+    archiver(&archive, config(86_400))
+        .archive_batch(&fixture())
+        .await
+        .unwrap();
+    // The cached listing (30 s) does not know it; a fresh read does, once its listing is
+    // older than FRESH_LISTING.
+    assert!(reader.raw(&key, DAY0, DAY0 + 10).await.unwrap().is_empty());
+    tokio::time::sleep(carat_archiver::read::FRESH_LISTING).await;
+    let fresh = reader.raw_fresh(&key, DAY0, DAY0 + 10).await.unwrap();
+    assert_eq!(fresh.len(), 1);
+    assert_eq!(fresh[0].start, DAY0);
+    // And the cache now holds the new listing.
+    assert_eq!(reader.raw(&key, DAY0, DAY0 + 10).await.unwrap(), fresh);
+}

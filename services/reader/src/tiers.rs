@@ -50,6 +50,18 @@ pub trait ArchiveTier: Send + Sync {
         to: i64,
     ) -> Result<Vec<ArchivedWindow>, TierError>;
 
+    /// [`ArchiveTier::raw`], from what the archive holds now rather than from a cached
+    /// view of it: asked for windows that neither the archive (as last seen) nor
+    /// DynamoDB holds, which may have been archived since.
+    async fn raw_fresh(
+        &self,
+        key: &SeriesKey,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<ArchivedWindow>, TierError> {
+        self.raw(key, from, to).await
+    }
+
     /// Archived 1 h (`resolution` 3600) or 1 d (86400) buckets overlapping `from..=to`.
     async fn rollups(
         &self,
@@ -106,6 +118,25 @@ impl ArchiveTier for S3Tier {
         Ok(self
             .0
             .raw(key, from, to)
+            .await
+            .map_err(archive_error)?
+            .into_iter()
+            .map(|w| ArchivedWindow {
+                start: w.start,
+                points: w.points,
+            })
+            .collect())
+    }
+
+    async fn raw_fresh(
+        &self,
+        key: &SeriesKey,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<ArchivedWindow>, TierError> {
+        Ok(self
+            .0
+            .raw_fresh(key, from, to)
             .await
             .map_err(archive_error)?
             .into_iter()
@@ -324,11 +355,33 @@ impl Tiers {
                             (Some(x), Some(y)) => self.table_windows(key, Some((x, y))).await?,
                             _ => Vec::new(),
                         };
-                        let fallback = fallback.into_iter().filter(|(s, _)| !have.contains(s));
+                        let fallback: Vec<(i64, Vec<Stamped>)> = fallback
+                            .into_iter()
+                            .filter(|(s, _)| !have.contains(s))
+                            .collect();
+                        // Windows nobody holds: gone from DynamoDB, and archived (archiving
+                        // follows the deletion) after the archive's view of itself was
+                        // cached — or simply empty. Look at the archive as it is now.
+                        let found: std::collections::BTreeSet<i64> =
+                            fallback.iter().map(|(s, _)| *s).collect();
+                        let nowhere: Vec<i64> =
+                            missing.into_iter().filter(|s| !found.contains(s)).collect();
+                        let late = match (nowhere.first(), nowhere.last()) {
+                            (Some(&x), Some(&y)) => self
+                                .archive
+                                .raw_fresh(key, x, y + len - 1)
+                                .await?
+                                .into_iter()
+                                .filter(|w| nowhere.binary_search(&w.start).is_ok())
+                                .map(|w| (w.start, w.points))
+                                .collect(),
+                            _ => Vec::new(),
+                        };
                         Ok(archived
                             .into_iter()
                             .map(|w| (w.start, w.points))
                             .chain(fallback)
+                            .chain(late)
                             .collect::<Vec<_>>())
                     }
                     None => Ok(Vec::new()),

@@ -29,9 +29,11 @@ pub mod acked;
 pub mod aws;
 pub mod http;
 pub mod localstack;
+pub mod prom;
 pub mod proxy;
 pub mod redis_cluster;
 pub mod services;
+pub mod stored;
 pub mod system;
 
 pub use http::{Http, Reply};

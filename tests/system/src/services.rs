@@ -113,3 +113,94 @@ pub fn restart_redis_node(port: u16) {
         "scripts/redis-cluster.sh restart {port} failed"
     );
 }
+
+/// A Redis cluster of a scenario's own: `masters` nodes without replicas on free ports
+/// (bus ports + 10000), in `dir`. For a second system that must not share the head of
+/// another: systems on one cluster share its dirty sets, and each one's flusher flushes
+/// (and settles) every system's windows into its own table (tests/system/README.md).
+/// Run its systems with `redis.replica_acks = 0`. Stopped when the guard drops.
+pub struct OwnRedis {
+    pub nodes: Vec<String>,
+    children: Vec<std::process::Child>,
+}
+
+impl OwnRedis {
+    /// Starts the nodes and creates the cluster; panics with what failed.
+    #[must_use]
+    pub fn start(dir: &std::path::Path, masters: u16) -> Self {
+        use rand::Rng as _;
+        let base = loop {
+            let b: u16 = rand::rng().random_range(21_000..30_000);
+            let free = (b..b + masters).all(|p| {
+                std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+                    && std::net::TcpListener::bind(("127.0.0.1", p + 10_000)).is_ok()
+            });
+            if free {
+                break b;
+            }
+        };
+        let mut children = Vec::new();
+        let mut addrs = Vec::new();
+        for p in base..base + masters {
+            let d = dir.join(format!("redis-{p}"));
+            std::fs::create_dir_all(&d).unwrap();
+            let child = Command::new("redis-server")
+                .args(["--bind", "127.0.0.1", "--port", &p.to_string()])
+                .args([
+                    "--cluster-enabled",
+                    "yes",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .arg("--dir")
+                .arg(&d)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server");
+            children.push(child);
+            addrs.push(format!("127.0.0.1:{p}"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let out = Command::new("redis-cli")
+            .arg("--cluster")
+            .arg("create")
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli --cluster create");
+        let guard = Self {
+            nodes: addrs.iter().map(|a| format!("redis://{a}")).collect(),
+            children,
+        };
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        // Wait for cluster_state:ok.
+        for _ in 0..100 {
+            let info = Command::new("redis-cli")
+                .args(["-p", &base.to_string(), "cluster", "info"])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            if info.contains("cluster_state:ok") {
+                return guard;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("own redis cluster on {addrs:?} not ok");
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -165,6 +165,20 @@ impl Carat {
     /// Creates the system's resources, writes its config and starts `carat local`; returns
     /// once `/health` answers 200 (panics with the log's end if it does not within 60 s).
     pub async fn start(opts: Options) -> Self {
+        Self::start_with(opts, None).await
+    }
+
+    /// A second system on `other`'s Kinesis stream, with `other`'s keys (so its tenant):
+    /// its own port, tables, bucket, checkpoints (none: its pollers start at
+    /// TRIM_HORIZON) and log. Its writer processes every record `other`'s API put, as
+    /// `other`'s own writer does — the reference run a replay is compared against.
+    /// [`Carat::resources`] names its own (unused) stream, so [`Carat::finish`] leaves
+    /// `other`'s alone.
+    pub async fn start_on_stream_of(opts: Options, other: &Self) -> Self {
+        Self::start_with(opts, Some(other)).await
+    }
+
+    async fn start_with(opts: Options, shared: Option<&Self>) -> Self {
         services::ensure();
         let name = unique(&opts.scenario);
         let resources = Resources::named(&name, opts.shards);
@@ -190,7 +204,10 @@ impl Carat {
             set_in(&mut config, "redis.key_prefix", format!("{name}:").into());
         }
         for (k, v) in [
-            ("resources.stream", resources.stream.clone()),
+            (
+                "resources.stream",
+                shared.map_or_else(|| resources.stream.clone(), |o| o.resources.stream.clone()),
+            ),
             ("resources.table", resources.table.clone()),
             ("resources.catalog_table", resources.catalog_table.clone()),
             ("resources.archive_bucket", resources.bucket.clone()),
@@ -220,6 +237,10 @@ impl Carat {
         let other = Key {
             key: random_key("other"),
             tenant: format!("{tenant}_other"),
+        };
+        let (key, read_key, other) = match shared {
+            Some(o) => (o.key.clone(), o.read_key.clone(), o.other.clone()),
+            None => (key, read_key, other),
         };
         let keys_json = serde_json::json!({"keys": [
             key_entry("rw", &key, &["write", "read"]),

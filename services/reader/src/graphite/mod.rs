@@ -373,7 +373,9 @@ pub fn place(name: &str, points: &[Point], from: i64, until: i64, step: i64) -> 
     let first = from - from.rem_euclid(step) + step;
     let last = until - until.rem_euclid(step) + step;
     let slots = usize::try_from((last - first) / step).unwrap_or(0);
-    let mut sums = vec![(0.0_f64, 0_u32); slots];
+    // −0.0 is the additive identity of IEEE 754 (+0.0 is not: +0.0 + −0.0 = +0.0), so a
+    // slot of one point holds that point's value bit for bit, −0.0 included.
+    let mut sums = vec![(-0.0_f64, 0_u32); slots];
     for p in points {
         if p.time < first || p.time > until || p.value.is_nan() {
             continue;
@@ -478,5 +480,17 @@ mod tests {
         let s = place("a", &pts, 60, 300, 60);
         assert_eq!((s.start, s.end, s.step), (120, 360, 60));
         assert_eq!(s.values, vec![Some(2.0), None, Some(7.0), None]);
+    }
+
+    #[test]
+    fn a_slot_of_one_point_keeps_its_bits_negative_zero_included() {
+        let vals = [-0.0, 0.0, 5e-324, f64::MAX, f64::NEG_INFINITY];
+        let pts: Vec<Point> = (0..5)
+            .map(|i| Point::new(60 * (i + 2), vals[i as usize]))
+            .collect();
+        let s = place("a", &pts, 60, 360, 60);
+        let bits: Vec<Option<u64>> = s.values.iter().map(|v| v.map(f64::to_bits)).collect();
+        let want: Vec<Option<u64>> = vals.iter().map(|v| Some(v.to_bits())).collect();
+        assert_eq!(bits, want);
     }
 }
