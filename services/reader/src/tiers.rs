@@ -364,15 +364,25 @@ impl Tiers {
                         // cached — or simply empty. Look at the archive as it is now.
                         let found: std::collections::BTreeSet<i64> =
                             fallback.iter().map(|(s, _)| *s).collect();
-                        let nowhere: Vec<i64> =
-                            missing.into_iter().filter(|s| !found.contains(s)).collect();
-                        let late = match (nowhere.first(), nowhere.last()) {
-                            (Some(&x), Some(&y)) => self
+                        // The first and last windows of a..=b neither holds, found from
+                        // each end as above (past at most every held window).
+                        let held = |s: &i64| have.contains(s) || found.contains(s);
+                        let skip = (have.len() + found.len()) as i64;
+                        let first_nowhere = (0..=skip)
+                            .map(|i| a.saturating_add(i.saturating_mul(len)))
+                            .take_while(|&s| s <= b)
+                            .find(|s| !held(s));
+                        let last_nowhere = (0..=skip)
+                            .map(|i| b.saturating_sub(i.saturating_mul(len)))
+                            .take_while(|&s| s >= a)
+                            .find(|s| !held(s));
+                        let late = match (first_nowhere, last_nowhere) {
+                            (Some(x), Some(y)) => self
                                 .archive
                                 .raw_fresh(key, x, y + len - 1)
                                 .await?
                                 .into_iter()
-                                .filter(|w| nowhere.binary_search(&w.start).is_ok())
+                                .filter(|w| !held(&w.start))
                                 .map(|w| (w.start, w.points))
                                 .collect(),
                             _ => Vec::new(),
