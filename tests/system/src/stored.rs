@@ -36,12 +36,13 @@ pub fn bucket(tenant: &str, series: &str, buckets: u32) -> u32 {
     u32::try_from(h % u64::from(buckets)).unwrap()
 }
 
-/// The head key of one window: `{b<bucket>}:h:<tenant>:<series>:<window_start>`
-/// (1,024 buckets, the default of `record.buckets`).
+/// The head key of one window: `<prefix>{b<bucket>}:h:<tenant>:<series>:<window_start>`
+/// (`prefix` is the system's `redis.key_prefix`: [`crate::Carat::key_prefix`]; 1,024
+/// buckets, the default of `record.buckets`).
 #[must_use]
-pub fn head_key(tenant: &str, series: &str, window_start: i64) -> String {
+pub fn head_key(prefix: &str, tenant: &str, series: &str, window_start: i64) -> String {
     format!(
-        "{{b{}}}:h:{tenant}:{series}:{window_start}",
+        "{prefix}{{b{}}}:h:{tenant}:{series}:{window_start}",
         bucket(tenant, series, 1024)
     )
 }
@@ -50,11 +51,12 @@ pub fn head_key(tenant: &str, series: &str, window_start: i64) -> String {
 /// empty if the key is absent.
 pub async fn head_entries(
     conn: &mut redis::cluster_async::ClusterConnection,
+    prefix: &str,
     tenant: &str,
     series: &str,
     window_start: i64,
 ) -> Vec<(u32, i32, u64)> {
-    let key = head_key(tenant, series, window_start);
+    let key = head_key(prefix, tenant, series, window_start);
     let bytes: Option<Vec<u8>> = redis_call(conn, redis::cmd("GET").arg(&key))
         .await
         .unwrap_or_else(|e| panic!("GET {key}: {e}"));

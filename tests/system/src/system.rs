@@ -271,6 +271,21 @@ impl Carat {
         c
     }
 
+    /// The `redis.key_prefix` the process runs with (put before every key of its head).
+    #[must_use]
+    pub fn key_prefix(&self) -> String {
+        let text = fs::read_to_string(&self.config_path).unwrap_or_default();
+        text.parse::<toml::Table>()
+            .ok()
+            .and_then(|t| {
+                t.get("redis")?
+                    .get("key_prefix")?
+                    .as_str()
+                    .map(str::to_string)
+            })
+            .unwrap_or_default()
+    }
+
     /// The config file the process runs with.
     #[must_use]
     pub fn config_path(&self) -> &Path {

@@ -273,7 +273,9 @@ async fn answers_stay_the_same_while_points_move_redis_dynamodb_s3() {
         ];
         let mut wheres = Vec::new();
         for (i, w) in [a, b].into_iter().enumerate() {
-            let redis = !head_entries(&mut conn, &tenant, series, w).await.is_empty();
+            let redis = !head_entries(&mut conn, &c.key_prefix(), &tenant, series, w)
+                .await
+                .is_empty();
             // An archived window is in the day of its start.
             let day = w - w.rem_euclid(86_400);
             let here = Where {
