@@ -107,6 +107,14 @@ fn archive_error(e: carat_archiver::ArchiverError) -> TierError {
     }
 }
 
+/// The archive reader's window as the tiers see it.
+fn archived(w: carat_archiver::read::ArchivedWindow) -> ArchivedWindow {
+    ArchivedWindow {
+        start: w.start,
+        points: w.points,
+    }
+}
+
 #[async_trait]
 impl ArchiveTier for S3Tier {
     async fn raw(
@@ -121,10 +129,7 @@ impl ArchiveTier for S3Tier {
             .await
             .map_err(archive_error)?
             .into_iter()
-            .map(|w| ArchivedWindow {
-                start: w.start,
-                points: w.points,
-            })
+            .map(archived)
             .collect())
     }
 
@@ -140,10 +145,7 @@ impl ArchiveTier for S3Tier {
             .await
             .map_err(archive_error)?
             .into_iter()
-            .map(|w| ArchivedWindow {
-                start: w.start,
-                points: w.points,
-            })
+            .map(archived)
             .collect())
     }
 

@@ -427,6 +427,33 @@ pub async fn wait_stored(c: &Carat, oracle: &Oracle, window_secs: i64, patience:
 /// Deletes every head key of `tenant` (`{b<bucket>}:h:<tenant>:…`) from the Redis
 /// cluster, so that reads can only be answered from the stored windows. Returns how many
 /// were deleted. Only call it once every window is stored ([`wait_stored`]).
+/// Reads every acknowledged point back through the read API twice — with the head, then
+/// with the tenant's head keys deleted (only the stored windows answer) — and fails on any
+/// difference from the oracle. Returns (points read with the head, head keys dropped,
+/// points read from the stored windows).
+pub async fn check_reads_with_and_without_head(
+    t: &Target,
+    oracle: &Oracle,
+    tenant: &str,
+) -> (usize, usize, usize) {
+    let (diffs, with_head) = compare_reads(t, oracle).await;
+    assert!(
+        diffs.is_empty(),
+        "read API (head + table) differs from the acknowledged points ({}):\n{}",
+        diffs.len(),
+        diffs[..diffs.len().min(30)].join("\n")
+    );
+    let dropped = drop_head(tenant).await;
+    let (diffs, stored_only) = compare_reads(t, oracle).await;
+    assert!(
+        diffs.is_empty(),
+        "read API (stored windows only) differs from the acknowledged points ({}):\n{}",
+        diffs.len(),
+        diffs[..diffs.len().min(30)].join("\n")
+    );
+    (with_head, dropped, stored_only)
+}
+
 pub async fn drop_head(tenant: &str) -> usize {
     let pattern = format!("*:h:{tenant}:*");
     let mut keys = std::collections::BTreeSet::new();

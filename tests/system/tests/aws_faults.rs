@@ -24,8 +24,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use carat_system_tests::acked::{
-    check_unavailable, compare_reads, drop_head, post_until_acked, value, wait_stored, ClientStats,
-    Oracle, Target,
+    check_reads_with_and_without_head, check_unavailable, post_until_acked, value, wait_stored,
+    ClientStats, Oracle, Target,
 };
 use carat_system_tests::proxy::{Fault, FaultProxy, Matcher, Rates};
 use carat_system_tests::{now_secs, Carat, Options};
@@ -190,21 +190,8 @@ async fn aws_faults_lose_nothing_duplicate_nothing_and_give_503_with_retry_after
     let flush_started = Instant::now();
     wait_stored(&c, &oracle, WINDOW_SECS, Duration::from_secs(120)).await;
     let flush_secs = flush_started.elapsed().as_secs_f64();
-    let (diffs, read_with_head) = compare_reads(&target, &oracle).await;
-    assert!(
-        diffs.is_empty(),
-        "read API (head + table) differs from the acknowledged points ({}):\n{}",
-        diffs.len(),
-        diffs[..diffs.len().min(30)].join("\n")
-    );
-    let dropped = drop_head(&c.key.tenant).await;
-    let (diffs, read_stored) = compare_reads(&target, &oracle).await;
-    assert!(
-        diffs.is_empty(),
-        "read API (stored windows only) differs from the acknowledged points ({}):\n{}",
-        diffs.len(),
-        diffs[..diffs.len().min(30)].join("\n")
-    );
+    let (read_with_head, dropped, read_stored) =
+        check_reads_with_and_without_head(&target, &oracle, &c.key.tenant).await;
 
     eprintln!(
         "aws_faults: {} acknowledged points in {} series; all stored {flush_secs:.1} s after ingest \

@@ -27,8 +27,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use carat_system_tests::acked::{
-    compare_reads, drop_head, expected_counts, post_until_acked, stored_counts, value, wait_stored,
-    ClientStats, Oracle, Target,
+    check_reads_with_and_without_head, compare_reads, expected_counts, post_until_acked,
+    stored_counts, value, wait_stored, ClientStats, Oracle, Target,
 };
 use carat_system_tests::proxy::{FaultProxy, Matcher};
 use carat_system_tests::{now_secs, wait_for, Carat, Options};
@@ -223,21 +223,8 @@ async fn kill9_between_append_and_flush_mid_flush_and_at_random_loses_nothing() 
     let t0 = Instant::now();
     wait_stored(&c, &oracle, WINDOW_SECS, Duration::from_secs(90)).await;
     let settle = t0.elapsed().as_secs_f64();
-    let (diffs, with_head) = compare_reads(&target, &oracle).await;
-    assert!(
-        diffs.is_empty(),
-        "read API (head + table) differs from the acknowledged points ({}):\n{}",
-        diffs.len(),
-        diffs[..diffs.len().min(30)].join("\n")
-    );
-    let dropped = drop_head(&c.key.tenant).await;
-    let (diffs, stored_only) = compare_reads(&target, &oracle).await;
-    assert!(
-        diffs.is_empty(),
-        "read API (stored windows only) differs from the acknowledged points ({}):\n{}",
-        diffs.len(),
-        diffs[..diffs.len().min(30)].join("\n")
-    );
+    let (with_head, dropped, stored_only) =
+        check_reads_with_and_without_head(&target, &oracle, &c.key.tenant).await;
     eprintln!(
         "crash: {} acknowledged points in {} series over {} windows, {} starts of carat; all stored whole \
          {settle:.1} s after the last post (item counts = oracle); read back bit-exact with the head \
