@@ -310,29 +310,43 @@ mod tests {
             appended: 3,
             nonce: 0x0102_0304_0506_0708,
         };
-        // One point (an agent's minutely post): an entries block.
+        // One point (an agent's minutely post): a one-point block.
         let one = encode_block(w, &[st(w + 60, 2.5f64.to_bits(), w + 61)]);
-        assert_eq!(one[0], blocks::BLOCK_ENTRIES);
+        assert_eq!(one[0], blocks::BLOCK_ONE);
+        // A few points of noise: entries (no chunk codes them shorter).
+        let few: Vec<Stamped> = [(86_340, 0x9e37_79b9_7f4a_7c15, 86_400), (17, 0x3fb9_9999_9999_999a, 86_401), (86_000, 0xbff0_1234_5678_9abc, -3)]
+            .iter()
+            .map(|&(t, v, s)| st(w + t, v, w + s))
+            .collect();
+        let three = encode_block(w, &few);
+        assert_eq!(three[0], blocks::BLOCK_ENTRIES);
         // A batch of an hour's points: a chunk block.
         let batch: Vec<Stamped> = (0..60)
             .map(|i| st(w + 60 * i, (10.0 + i as f64 / 4.0).to_bits(), w + 3600))
             .collect();
         let many = encode_block(w, &batch);
         assert_eq!(many[0], blocks::BLOCK_CHUNK);
-        let bytes = assemble(&header.encode(), [one.as_slice(), many.as_slice()]);
+        let bytes = assemble(
+            &header.encode(),
+            [one.as_slice(), three.as_slice(), many.as_slice()],
+        );
         insta::assert_snapshot!(format!(
-            "header {}\nentries block {}\nchunk block {} ({} bytes for 60 points)\nhead bytes {}",
+            "header {}\none-point block {}\nentries block {}\nchunk block {} ({} bytes for 60 points)\nhead bytes {}",
             hex(&header.encode()),
             hex(&one),
+            hex(&three),
             hex(&many),
             many.len(),
             hex(&bytes)
         ));
         let mut want = vec![st(w + 60, 2.5f64.to_bits(), w + 61)];
+        want.extend(&few);
         want.extend(&batch);
         assert_eq!(decode(w, &bytes).unwrap(), want);
         assert_eq!(Header::parse(&bytes).unwrap(), header);
         assert_eq!(block_points(&one).unwrap(), 1);
+        assert_eq!(block_points(&three).unwrap(), 3);
+        assert_eq!(one.len(), 5, "kind, time, stamp and 2 value bytes");
         assert_eq!(block_points(&many).unwrap(), 60);
     }
 

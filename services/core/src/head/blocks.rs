@@ -14,6 +14,11 @@
 //! - [`BLOCK_ENTRIES`] (few points: a live agent posting each minute appends one): a
 //!   varint count, then per point zigzag(time − window start), zigzag(stamp − time) in
 //!   seconds, and the value's 8 bytes: 12–13 bytes for a 1-minute point of a 1-day window;
+//! - [`BLOCK_ONE`] (one point: what a live agent's minutely post appends to each of
+//!   its windows, one batch at a time): zigzag(time − window start), zigzag(stamp −
+//!   time), then the value's bits big-endian without their trailing zero bytes (the rest
+//!   of the block: 0–8 bytes; 12.5 takes 2): 6–14 bytes for a 1-minute point of a 1-day
+//!   window;
 //! - [`BLOCK_CHUNK`] (more points: a batch, a replay): a stamped chunk
 //!   (`chunk::encode_stamped`) of the points with times and stamps relative to the
 //!   window start, in append order, repeats kept: 1–3 bytes per point on monitoring data;
@@ -49,6 +54,8 @@ pub const BLOCK_V1: u8 = 1;
 pub const BLOCK_ENTRIES: u8 = 2;
 /// Block kind: a stamped chunk of times and stamps relative to the window start.
 pub const BLOCK_CHUNK: u8 = 3;
+/// Block kind: one point, its value's trailing zero bytes dropped.
+pub const BLOCK_ONE: u8 = 4;
 
 /// Up to this many points a block is coded both ways and the smaller kept; above it,
 /// always a chunk (which is then always smaller: a chunk's fixed cost is ~8 bytes, and
@@ -173,6 +180,16 @@ pub fn encode_block(window_start: i64, points: &[Stamped]) -> Vec<u8> {
     if points.len() > ENTRIES_MAX_POINTS {
         return as_chunk();
     }
+    if let [p] = points {
+        let mut out = Vec::with_capacity(14);
+        out.push(BLOCK_ONE);
+        varint::put_i64(&mut out, p.time.wrapping_sub(window_start));
+        varint::put_i64(&mut out, p.stamp.wrapping_sub(p.time));
+        let be = p.value_bits.to_be_bytes();
+        let keep = 8 - (p.value_bits.trailing_zeros() / 8) as usize;
+        out.extend_from_slice(&be[..keep]);
+        return out;
+    }
     let mut out = Vec::with_capacity(2 + points.len() * 13);
     out.push(BLOCK_ENTRIES);
     varint::put_u64(&mut out, points.len() as u64);
@@ -211,6 +228,7 @@ pub fn block_points(block: &[u8]) -> Result<usize, ChunkError> {
             let max = cur.remaining() / MIN_ENTRY_BYTES;
             read_len(&mut cur, max, "entry count")
         }
+        BLOCK_ONE => Ok(1),
         BLOCK_CHUNK => {
             let at = cur.pos();
             let version = chunk::read_u8(&mut cur, "block chunk version")?;
@@ -254,6 +272,22 @@ fn decode_block(window_start: i64, block: &[u8], out: &mut Vec<Stamped>) -> Resu
             if cur.remaining() != 0 {
                 return Err(chunk::corrupt(cur.pos(), "trailing bytes after the entries"));
             }
+        }
+        BLOCK_ONE => {
+            let mut cur = varint::Cursor::new(payload);
+            let time = window_start.wrapping_add(chunk::read_i64(&mut cur, "entry time")?);
+            let stamp = time.wrapping_add(chunk::read_i64(&mut cur, "entry stamp")?);
+            let rest = cur.rest();
+            if rest.len() > 8 {
+                return Err(chunk::corrupt(cur.pos(), "a value over 8 bytes"));
+            }
+            let mut be = [0u8; 8];
+            be[..rest.len()].copy_from_slice(rest);
+            out.push(Stamped {
+                time,
+                value_bits: u64::from_be_bytes(be),
+                stamp,
+            });
         }
         _ => {
             let (points, stamps) = chunk::decode_stamped(payload)?;
