@@ -2,8 +2,11 @@
 //! Redis head memory):
 //!
 //! ```text
-//! cargo run --release -p carat-writer --example writer_bench -- [DATA_DIR] [--hosts N] [--no-redis]
+//! cargo run --release -p carat-writer --example writer_bench -- [DATA_DIR] [--hosts N] [--no-redis] [--head-memory]
 //! ```
+//!
+//! `--head-memory` runs only part 4 (and the 1-shard Redis run that fills the head):
+//! the head's bytes per point, without the CPU, 4-shard and naive runs.
 //!
 //! Workload: every NAB CloudWatch series (DATA_DIR, default ../shared/data/nab-aws-cloudwatch)
 //! re-timed to 1-minute steps from a UTC midnight (the real values, the cadence of
@@ -311,7 +314,7 @@ struct RedisResult {
     dirty_bytes_per_point: f64,
 }
 
-async fn redis_run(cfg: &Config, w: &Workload) -> Result<RedisResult, BoxError> {
+async fn redis_run(cfg: &Config, w: &Workload, memory_only: bool) -> Result<RedisResult, BoxError> {
     let cfg = Arc::new(cfg.clone());
     let head = Arc::new(RedisHead::connect(&cfg.redis).await?);
     let all_windows: Vec<(WindowRef, usize)> = w
@@ -345,7 +348,8 @@ async fn redis_run(cfg: &Config, w: &Workload) -> Result<RedisResult, BoxError> 
     forget_all().await?;
     let mut carat_s = Vec::new();
     let mut sampled_windows = 0;
-    for shards in [1usize, 4] {
+    let runs: &[usize] = if memory_only { &[1] } else { &[1, 4] };
+    for &shards in runs {
         let writer = Writer::new(
             cfg.clone(),
             head.clone(),
@@ -402,6 +406,15 @@ async fn redis_run(cfg: &Config, w: &Workload) -> Result<RedisResult, BoxError> 
     carat_s.retain(|(s, _)| *s != 0 && *s != usize::MAX);
     let head_sampled = sampled_windows;
 
+    if memory_only {
+        return Ok(RedisResult {
+            carat_s,
+            naive_s: f64::NAN,
+            head_bytes_per_point,
+            head_sampled,
+            dirty_bytes_per_point,
+        });
+    }
     // Naive: one HSET per point (key per series window, field = time, value = value).
     let client = redis::cluster::ClusterClient::new(cfg.redis.nodes.clone())?;
     let conn = client.get_async_connection().await?;
@@ -475,11 +488,13 @@ fn main() -> Result<(), BoxError> {
     let mut dir = carat_bench::data::default_dir();
     let mut hosts = 16usize;
     let mut redis = true;
+    let mut memory_only = false;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--hosts" => hosts = it.next().and_then(|h| h.parse().ok()).ok_or("--hosts N")?,
             "--no-redis" => redis = false,
+            "--head-memory" => memory_only = true,
             other => dir = PathBuf::from(other),
         }
     }
@@ -502,6 +517,17 @@ fn main() -> Result<(), BoxError> {
     ] {
         let h = if per_record == 1 { hosts.min(2) } else { hosts };
         let w = build(&cfg, &dir, h, &tenant, per_record)?;
+        if memory_only {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let rr = rt.block_on(redis_run(&cfg, &w, true))?;
+            println!(
+                "\n## Redis head memory — {label} ({} points, {} records; MEMORY USAGE, {} sampled 1-day windows)\n| what | bytes per point |\n|---|---|\n| head keys | {:.2} |\n| dirty sets, amortised | {:.2} |\n| **total** | **{:.2}** |",
+                w.points, w.records, rr.head_sampled, rr.head_bytes_per_point, rr.dirty_bytes_per_point, rr.head_bytes_per_point + rr.dirty_bytes_per_point
+            );
+            continue;
+        }
         let r = cpu_run(&cfg, &w)?;
         let total = r.ingest_s + r.flush_s;
         println!(
@@ -555,7 +581,7 @@ fn main() -> Result<(), BoxError> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            match rt.block_on(redis_run(&cfg, &w)) {
+            match rt.block_on(redis_run(&cfg, &w, false)) {
                 Ok(rr) => {
                     println!("\n## Into the local Redis cluster ({} points, {} records)\n| writer | seconds | points/s | vs naive |\n|---|---|---|---|", w.points, w.records);
                     for (shards, s) in &rr.carat_s {
@@ -567,7 +593,7 @@ fn main() -> Result<(), BoxError> {
                         w.points as f64 / rr.naive_s
                     );
                     println!(
-                        "\n## Redis head memory (MEMORY USAGE, {} sampled 1-day windows, as this workload appended them)\n| what | bytes per point |\n|---|---|\n| head keys (16-byte entries + key + allocator) | {:.2} |\n| dirty sets, amortised | {:.2} |\n| **total** | **{:.2}** |",
+                        "\n## Redis head memory (MEMORY USAGE, {} sampled 1-day windows, as this workload appended them)\n| what | bytes per point |\n|---|---|\n| head keys (blocks + key + allocator) | {:.2} |\n| dirty sets, amortised | {:.2} |\n| **total** | **{:.2}** |",
                         rr.head_sampled, rr.head_bytes_per_point, rr.dirty_bytes_per_point, rr.head_bytes_per_point + rr.dirty_bytes_per_point
                     );
                 }

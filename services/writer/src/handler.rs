@@ -1,15 +1,16 @@
-//! The Kinesis event handler: records ⇒ head entries ⇒ `Head::append` per bucket ⇒
+//! The Kinesis event handler: records ⇒ head blocks ⇒ `Head::append` per bucket ⇒
 //! flushes of windows that crossed the point threshold or closed.
 //!
 //! Order of work for one batch:
 //! 1. decode every record; an undecodable one is counted, logged and given to the
 //!    [`FailureSink`], never retried (it would block its shard forever);
-//! 2. turn points into 16-byte head entries stamped with the record's ingest stamp.
+//! 2. turn points into head points stamped with the record's ingest stamp, one head
+//!    block per window per batch (`carat_core::head::encode_block`).
 //!    Points of sealed windows (past `head_expiry`: a late writer, or a replay) are
 //!    kept like any other: the flush merges them into the stored item, so a replay can
 //!    rebuild any window that Kinesis still holds. Only points whose raw TTL already
 //!    passed are dropped (their item would be deleted at once; counted);
-//! 3. group the entries per bucket (one `Head::append` per bucket per batch) and store
+//! 3. group the points per bucket (one `Head::append` per bucket per batch) and store
 //!    the buckets concurrently; each bucket then flushes its windows that crossed a
 //!    multiple of `flush_point_threshold` and up to `due_flushes_per_bucket` of its
 //!    closed windows;
@@ -29,7 +30,7 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
-use carat_core::head::{Entry, ENTRY_BYTES};
+use carat_core::head::{self, Stamped};
 use carat_core::{record, window, Config, SeriesKey};
 use carat_store::ports::{Catalog, Head, HeadAppend, WindowRef, WindowTable};
 use futures::StreamExt as _;
@@ -81,12 +82,15 @@ impl BatchReport {
     }
 }
 
-/// The entries of one bucket in one batch.
+/// The points of one bucket in one batch.
 struct Group {
     bucket: u32,
     /// Index in the batch of the first record with points in this bucket.
     first_record: usize,
+    /// One per window; `block` is encoded from `staged` once every record is read.
     appends: Vec<HeadAppend>,
+    /// The points of `appends[i]`, in record order.
+    staged: Vec<Vec<Stamped>>,
     /// Series ⇒ (window start, index in `appends`).
     index: HashMap<SeriesKey, Vec<(i64, usize)>>,
     points: u64,
@@ -101,6 +105,7 @@ impl Group {
             bucket,
             first_record,
             appends: Vec::new(),
+            staged: Vec::new(),
             index: HashMap::new(),
             points: 0,
             series: BTreeMap::new(),
@@ -108,12 +113,12 @@ impl Group {
     }
 }
 
-/// The entries of one series of one record, before the record is known to be good.
+/// The points of one series of one record, before the record is known to be good.
 struct Staged {
     key: SeriesKey,
     bucket: u32,
-    /// (window start, entry bytes), in order of first appearance.
-    windows: Vec<(i64, Vec<u8>)>,
+    /// (window start, stamped points), in order of first appearance.
+    windows: Vec<(i64, Vec<Stamped>)>,
 }
 
 /// The writer: clients injected once per container, then one [`Writer::handle`] per batch.
@@ -243,11 +248,11 @@ impl Writer {
                 // A late point (close to the head expiry, or past it: a lagging writer, a
                 // replay) keeps its window in the head until a flush has merged it.
                 let expire_at = |start| self.cfg.head_expiry_after(start, now);
-                for (start, bytes) in s.windows {
-                    g.points += (bytes.len() / ENTRY_BYTES) as u64;
+                for (start, points) in s.windows {
+                    g.points += points.len() as u64;
                     let slots = g.index.entry(s.key.clone()).or_default();
                     if let Some(&(_, ai)) = slots.iter().find(|(st, _)| *st == start) {
-                        g.appends[ai].entries.extend_from_slice(&bytes);
+                        g.staged[ai].extend_from_slice(&points);
                     } else {
                         slots.push((start, g.appends.len()));
                         g.appends.push(HeadAppend {
@@ -256,12 +261,19 @@ impl Writer {
                                 key: s.key.clone(),
                                 start,
                             },
-                            entries: bytes,
+                            block: Vec::new(),
                             flush_due: self.cfg.flush_due(start),
                             expire_at: expire_at(start),
                         });
+                        g.staged.push(points);
                     }
                 }
+            }
+        }
+        // One block per window: the batch's points of the window, in record order.
+        for g in &mut groups {
+            for (a, points) in g.appends.iter_mut().zip(&g.staged) {
+                a.block = head::encode_block(a.window.start, points);
             }
         }
 
@@ -359,7 +371,7 @@ impl Writer {
         }
     }
 
-    /// Decodes one record into per-series head entries. `Err` names why the record is bad.
+    /// Decodes one record into per-series head points. `Err` names why the record is bad.
     fn stage(
         &self,
         rec: &KinesisEventRecord,
@@ -381,7 +393,7 @@ impl Writer {
         for sp in decoded.series {
             let key = SeriesKey::new(decoded.tenant.clone(), sp.series);
             let bucket = key.bucket(self.cfg.record.buckets);
-            let mut windows: Vec<(i64, Vec<u8>)> = Vec::new();
+            let mut windows: Vec<(i64, Vec<Stamped>)> = Vec::new();
             let mut cur: Option<usize> = None;
             for p in sp.points {
                 if !window::in_range(p.time) {
@@ -398,12 +410,7 @@ impl Writer {
                     expired += 1;
                     continue;
                 }
-                let entry = Entry::new(start, p, decoded.stamp_ms).ok_or_else(|| {
-                    format!(
-                        "series {key}: point at {} with stamp {} ms does not fit a head entry",
-                        p.time, decoded.stamp_ms
-                    )
-                })?;
+                let stamped = Stamped::new(p, decoded.stamp_ms);
                 let wi = match cur {
                     Some(wi) if windows[wi].0 == start => wi,
                     _ => {
@@ -411,14 +418,14 @@ impl Writer {
                             .iter()
                             .position(|(s, _)| *s == start)
                             .unwrap_or_else(|| {
-                                windows.push((start, Vec::with_capacity(ENTRY_BYTES * 16)));
+                                windows.push((start, Vec::with_capacity(16)));
                                 windows.len() - 1
                             });
                         cur = Some(wi);
                         wi
                     }
                 };
-                entry.encode_into(&mut windows[wi].1);
+                windows[wi].1.push(stamped);
             }
             if !windows.is_empty() {
                 out.push(Staged {
@@ -469,7 +476,7 @@ impl Writer {
         }
     }
 
-    /// Appends one bucket's entries, then flushes its windows that crossed the
+    /// Appends one bucket's points, then flushes its windows that crossed the
     /// threshold or are due. A window whose flush fails for good is counted and
     /// skipped; a retryable failure fails the bucket (it is retried as a whole:
     /// appending again is harmless).
@@ -482,8 +489,8 @@ impl Writer {
         };
         let threshold = self.cfg.window.flush_point_threshold.max(1);
         let mut to_flush: Vec<WindowRef> = Vec::new();
-        for (a, &after) in g.appends.iter().zip(&counts) {
-            let added = (a.entries.len() / ENTRY_BYTES) as u64;
+        for ((a, points), &after) in g.appends.iter().zip(&g.staged).zip(&counts) {
+            let added = points.len() as u64;
             let before = after.saturating_sub(added);
             if after / threshold > before / threshold {
                 to_flush.push(a.window.clone());

@@ -183,8 +183,8 @@ impl Head for FailBucket {
     async fn due(&self, b: u32, now: i64, limit: usize) -> Result<Vec<WindowRef>, StoreError> {
         self.inner.due(b, now, limit).await
     }
-    async fn settle(&self, w: &WindowRef, len: usize) -> Result<bool, StoreError> {
-        self.inner.settle(w, len).await
+    async fn settle(&self, w: &WindowRef, read: &[u8]) -> Result<bool, StoreError> {
+        self.inner.settle(w, read).await
     }
 }
 
