@@ -314,10 +314,14 @@ mod tests {
         let one = encode_block(w, &[st(w + 60, 2.5f64.to_bits(), w + 61)]);
         assert_eq!(one[0], blocks::BLOCK_ONE);
         // A few points of noise: entries (no chunk codes them shorter).
-        let few: Vec<Stamped> = [(86_340, 0x9e37_79b9_7f4a_7c15, 86_400), (17, 0x3fb9_9999_9999_999a, 86_401), (86_000, 0xbff0_1234_5678_9abc, -3)]
-            .iter()
-            .map(|&(t, v, s)| st(w + t, v, w + s))
-            .collect();
+        let few: Vec<Stamped> = [
+            (86_340, 0x9e37_79b9_7f4a_7c15, 86_400),
+            (17, 0x3fb9_9999_9999_999a, 86_401),
+            (86_000, 0xbff0_1234_5678_9abc, -3),
+        ]
+        .iter()
+        .map(|&(t, v, s)| st(w + t, v, w + s))
+        .collect();
         let three = encode_block(w, &few);
         assert_eq!(three[0], blocks::BLOCK_ENTRIES);
         // A batch of an hour's points: a chunk block.
@@ -367,9 +371,18 @@ mod tests {
         assert_eq!(before, merge_stamped(w, &v1));
         let newer = st(w + 60, 9.0f64.to_bits(), w + 2);
         let mut head = bytes.clone();
-        assert_eq!(append_to(&mut head, &encode_block(w, &[newer]), 7).unwrap(), 3);
+        assert_eq!(
+            append_to(&mut head, &encode_block(w, &[newer]), 7).unwrap(),
+            3
+        );
         assert!(is_v2(&head));
-        assert_eq!(Header::parse(&head).unwrap(), Header { appended: 3, nonce: 7 });
+        assert_eq!(
+            Header::parse(&head).unwrap(),
+            Header {
+                appended: 3,
+                nonce: 7
+            }
+        );
         assert_eq!(
             head_points(w, &head).unwrap(),
             vec![before[0], newer],
@@ -392,7 +405,11 @@ mod tests {
         assert_ne!(identity(&a).unwrap(), first);
         let mut again = Vec::new();
         append_to(&mut again, &b, 2).unwrap();
-        assert_ne!(identity(&again).unwrap(), first, "a new key has another nonce");
+        assert_ne!(
+            identity(&again).unwrap(),
+            first,
+            "a new key has another nonce"
+        );
         assert!(append_to(&mut a, &[9, 9], 1).is_err(), "unknown block kind");
         assert!(block_points(&[]).is_err());
     }

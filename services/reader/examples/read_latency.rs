@@ -75,10 +75,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             expire_at: now + 3_600,
         })
         .collect();
-    tiers
-        .head
-        .append(bucket, &appends)
-        .await?;
+    tiers.head.append(bucket, &appends).await?;
 
     // Table: yesterday's window of series B, and 30 windows of series C.
     let stamped = |pts: Vec<Point>| -> Vec<Stamped> {

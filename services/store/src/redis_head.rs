@@ -28,10 +28,10 @@ use redis::cluster_routing::{
 };
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ToRedisArgs, Value};
 
-use crate::head_keys::{check_appends, nonce};
 pub use crate::head_keys::{
     bucket_tag, catalog_key, catalog_member, dirty_key, dirty_member, head_key, parse_dirty_member,
 };
+use crate::head_keys::{check_appends, nonce};
 use carat_core::head::{self as head_format, Identity};
 use carat_core::SeriesKey;
 

@@ -279,9 +279,13 @@ async fn a_v1_head_is_read_and_moved_into_a_list_by_the_next_append() {
     };
     let mut v1 = Vec::new();
     for i in 0..3 {
-        Entry::new(w.start, Point::new(w.start + 60 * i, 1.0), w.start * 1000 + 10)
-            .unwrap()
-            .encode_into(&mut v1);
+        Entry::new(
+            w.start,
+            Point::new(w.start + 60 * i, 1.0),
+            w.start * 1000 + 10,
+        )
+        .unwrap()
+        .encode_into(&mut v1);
     }
     let mut c = raw().await;
     let _: () = redis::cmd("SET")

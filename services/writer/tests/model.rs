@@ -345,7 +345,8 @@ impl Head for ModelHead {
                 .entry(a.window.clone())
                 .or_insert_with(|| (Vec::new(), a.expire_at));
             let before = slot.0.clone();
-            let count = head::append_to(&mut slot.0, &a.block, nonce).expect("the writer appends blocks");
+            let count =
+                head::append_to(&mut slot.0, &a.block, nonce).expect("the writer appends blocks");
             slot.1 = a.expire_at;
             s.before.insert(a.window.clone(), before);
             counts.push(u64::from(count));
@@ -359,7 +360,11 @@ impl Head for ModelHead {
 
     async fn read(&self, window: &WindowRef) -> Result<Vec<u8>, StoreError> {
         let mut s = self.0.lock().unwrap();
-        let current = s.windows.get(window).map(|(b, _)| b.clone()).unwrap_or_default();
+        let current = s
+            .windows
+            .get(window)
+            .map(|(b, _)| b.clone())
+            .unwrap_or_default();
         if std::mem::take(&mut s.stale_next) {
             if let Some(before) = s.before.get(window) {
                 if s.windows.contains_key(window) {
@@ -386,7 +391,11 @@ impl Head for ModelHead {
 
     async fn settle(&self, window: &WindowRef, read: &[u8]) -> Result<bool, StoreError> {
         let mut s = self.0.lock().unwrap();
-        let current = s.windows.get(window).map(|(b, _)| b.as_slice()).unwrap_or_default();
+        let current = s
+            .windows
+            .get(window)
+            .map(|(b, _)| b.as_slice())
+            .unwrap_or_default();
         if head::identity(current).unwrap() != head::identity(read).unwrap() {
             return Ok(false);
         }

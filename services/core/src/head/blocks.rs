@@ -167,7 +167,12 @@ pub fn encode_block(window_start: i64, points: &[Stamped]) -> Vec<u8> {
     let as_chunk = || {
         let rel: Vec<Point> = points
             .iter()
-            .map(|p| Point::new(p.time.wrapping_sub(window_start), f64::from_bits(p.value_bits)))
+            .map(|p| {
+                Point::new(
+                    p.time.wrapping_sub(window_start),
+                    f64::from_bits(p.value_bits),
+                )
+            })
             .collect();
         let stamps: Vec<i64> = points
             .iter()
@@ -237,7 +242,10 @@ pub fn block_points(block: &[u8]) -> Result<usize, ChunkError> {
             }
             read_len(&mut cur, chunk::MAX_POINTS, "chunk point count")
         }
-        other => Err(chunk::corrupt(0, format!("unknown head block kind {other}"))),
+        other => Err(chunk::corrupt(
+            0,
+            format!("unknown head block kind {other}"),
+        )),
     }
 }
 
@@ -270,7 +278,10 @@ fn decode_block(window_start: i64, block: &[u8], out: &mut Vec<Stamped>) -> Resu
                 });
             }
             if cur.remaining() != 0 {
-                return Err(chunk::corrupt(cur.pos(), "trailing bytes after the entries"));
+                return Err(chunk::corrupt(
+                    cur.pos(),
+                    "trailing bytes after the entries",
+                ));
             }
         }
         BLOCK_ONE => {
