@@ -1,7 +1,7 @@
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { TTL_REMOVAL_FILTER } from '../lib/constructs/archiver';
 import { LANDED_BINARIES, READER_ROUTES } from '../lib/names';
-import { ARCHIVE_OBJECT_ACTIONS, CATALOG_WRITE_ACTIONS, READ_ACTIONS, WINDOW_FLUSH_ACTIONS } from '../lib/stacks/services-stack';
+import { ARCHIVE_OBJECT_ACTIONS, CATALOG_WRITE_ACTIONS, NAME_SET_PUT_ACTIONS, NAME_SET_READ_ACTIONS, READ_ACTIONS, WINDOW_FLUSH_ACTIONS } from '../lib/stacks/services-stack';
 import { deployCarat } from '../lib/carat';
 import { ALL_BINARIES, findings, resources, synthCarat, testApp, testConfig } from './helpers';
 
@@ -280,7 +280,7 @@ describe('Services stack', () => {
     const apiPolicy = Object.entries(resources(template, 'AWS::IAM::Policy'))
       .find(([id]) => id.startsWith('ApiFunctionServiceRoleDefaultPolicy'))![1];
     const apiActions = apiPolicy.Properties.PolicyDocument.Statement.flatMap((s: any) => [s.Action].flat()).sort();
-    expect(apiActions).toEqual(['kinesis:ListShards', 'kinesis:PutRecord', 'kinesis:PutRecords',
+    expect(apiActions).toEqual(['dynamodb:PutItem', 'kinesis:ListShards', 'kinesis:PutRecord', 'kinesis:PutRecords',
       'secretsmanager:DescribeSecret', 'secretsmanager:GetSecretValue', 'xray:PutTelemetryRecords', 'xray:PutTraceSegments'].sort());
   });
 
@@ -311,11 +311,26 @@ describe('Services stack', () => {
   test('series catalog: writer and backup writer record series (update, batch write, put), nothing else touches it but the reader', () => {
     expect([...CATALOG_WRITE_ACTIONS].sort()).toEqual(['dynamodb:BatchWriteItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem']);
     for (const role of ['WriterFunction', 'BackupWriterFunction']) {
-      expect(actionsOn(statements(template, role), 'CatalogTable')).toEqual([...CATALOG_WRITE_ACTIONS].sort());
+      expect(actionsOn(statements(template, role), 'CatalogTable'))
+        .toEqual([...CATALOG_WRITE_ACTIONS, ...NAME_SET_READ_ACTIONS].sort());
     }
-    for (const role of ['FlusherFunction', 'ApiFunction', 'ArchiveArchiverFunction', 'EndToEndProbeFunction']) {
+    for (const role of ['FlusherFunction', 'ArchiveArchiverFunction', 'EndToEndProbeFunction']) {
       expect(actionsOn(statements(template, role), 'CatalogTable')).toEqual([]);
     }
+  });
+
+  test('name sets: the API may only put items under <tenant>##names, and is deployed after the writers', () => {
+    const sts = statements(template, 'ApiFunction');
+    expect(actionsOn(sts, 'CatalogTable')).toEqual([...NAME_SET_PUT_ACTIONS]);
+    const onCatalog = sts.filter((st) => JSON.stringify(st.Resource).includes('CatalogTable'));
+    expect(onCatalog).toHaveLength(1);
+    expect(onCatalog[0].Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['*##names'] } });
+    const [, apiFn] = Object.entries(resources(template, 'AWS::Lambda::Function'))
+      .find(([id]) => id.startsWith('ApiFunction'))!;
+    const dependsOn: string[] = [apiFn.DependsOn ?? []].flat();
+    expect(dependsOn.some((d) => d.startsWith('WriterFunction'))).toBe(true);
+    expect(dependsOn.some((d) => d.startsWith('BackupWriterFunction'))).toBe(true);
+    expect(Object.keys(apiFn.Properties.Environment.Variables)).toContain('CARAT_CATALOG_TABLE');
   });
 
   describe('once every binary has landed', () => {

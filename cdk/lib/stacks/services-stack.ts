@@ -88,6 +88,29 @@ function grantWindowFlush(storage: StorageStack, fn: lambda.IFunction): void {
   }));
 }
 
+/**
+ * Name sets (record v2, docs/formats.md "Name set v1") live in the catalog table under
+ * partition keys `<tenant>##names`: the ingest API puts them (PutItem, and only on those
+ * partition keys), the writers get them (GetItem).
+ */
+export const NAME_SET_PUT_ACTIONS: readonly string[] = ['dynamodb:PutItem'];
+export const NAME_SET_READ_ACTIONS: readonly string[] = ['dynamodb:GetItem'];
+
+function grantNameSetPut(storage: StorageStack, fn: lambda.IFunction): void {
+  fn.addToRolePolicy(new iam.PolicyStatement({
+    actions: [...NAME_SET_PUT_ACTIONS],
+    resources: [storage.catalogTable.tableArn],
+    conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['*##names'] } },
+  }));
+}
+
+function grantNameSetRead(storage: StorageStack, fn: lambda.IFunction): void {
+  fn.addToRolePolicy(new iam.PolicyStatement({
+    actions: [...NAME_SET_READ_ACTIONS],
+    resources: [storage.catalogTable.tableArn],
+  }));
+}
+
 /** Lets `fn` write the series catalog: CATALOG_WRITE_ACTIONS on it (its key: as the window table's). */
 function grantCatalogWrite(storage: StorageStack, fn: lambda.IFunction): void {
   fn.addToRolePolicy(new iam.PolicyStatement({
@@ -167,10 +190,11 @@ export class ServicesStack extends Stack {
       binary: 'carat-api',
       description: 'carat ingest API: validates points and puts them on the stream',
       config: cfg.api,
-      environment: { ...names, ...apiKeys },
+      environment: { ...names, ...apiKeys, ...catalog },
     });
     storage.stream.grantWrite(api.function);
     storage.apiKeysSecret.grantRead(api.function);
+    grantNameSetPut(storage, api.function);
     this.functions.push({ role: 'api', fn: api, streamConsumer: false });
 
     // Writer, and the backup writer: the same binary on a second mapping of the same stream,
@@ -235,8 +259,12 @@ export class ServicesStack extends Stack {
     for (const w of [this.writer, this.backupWriter]) {
       grantWindowFlush(storage, w.function);
       grantCatalogWrite(storage, w.function);
+      grantNameSetRead(storage, w.function);
       storage.head.authSecret.grantRead(w.function);
     }
+    // CloudFormation updates the writers before the API, so a rolling deploy never has a
+    // writer that cannot read the record format the new API writes (record v2).
+    api.function.node.addDependency(this.writer.function, this.backupWriter.function);
     this.functions.push({ role: 'writer', fn: this.writer, streamConsumer: true });
     this.functions.push({ role: 'backup-writer', fn: this.backupWriter, streamConsumer: true });
 

@@ -14,9 +14,14 @@
 //! and ceil(size / 1 KiB) on an on-demand stream, where size = data + partition key
 //! (what counts against the record limit).
 
+use std::sync::Arc;
+
 use carat_api::body::{self, Posted, Shape};
 use carat_api::produce;
 use carat_core::config::{IngestConfig, RecordConfig};
+use carat_core::record;
+use carat_store::fake::FakeCatalog;
+use carat_store::name_sets::SentNameSets;
 
 use carat_core::Tenant;
 
@@ -254,6 +259,7 @@ fn main() {
         }
     };
     let mut figures = None;
+    let mut set_items: Vec<(usize, u64)> = Vec::new();
     let tenant = Tenant::default_tenant();
     let ingest = IngestConfig::default();
     println!("| hosts | points | scheme | records | data bytes/point | 25 KiB units/point (provisioned) | 1 KiB units/point (on-demand) |");
@@ -283,17 +289,6 @@ fn main() {
                 buckets,
                 ..RecordConfig::default()
             };
-            let records =
-                produce::records(&tenant, STAMP_MS, points.clone(), &cfg).expect("records pack");
-            let mut c = Cost {
-                records: 0,
-                bytes: 0,
-                units_25k: 0,
-                units_1k: 0,
-            };
-            for r in &records {
-                c.add(r.data.len(), r.partition_key.len());
-            }
             let label = if buckets == default_buckets {
                 format!("carat, {buckets} buckets (default)")
             } else if buckets == 1 {
@@ -301,18 +296,113 @@ fn main() {
             } else {
                 format!("carat, {buckets} buckets")
             };
-            row(hosts, n, &label, &c);
+            let cost = |records: &[(usize, usize)]| {
+                let mut c = Cost {
+                    records: 0,
+                    bytes: 0,
+                    units_25k: 0,
+                    units_1k: 0,
+                };
+                for &(data, key) in records {
+                    c.add(data, key);
+                }
+                c
+            };
+            // Record v1, as before record v2: names inline in every record.
+            let mut v1 = Vec::new();
+            for (bucket, series) in produce::buckets(&tenant, points.clone(), buckets) {
+                let key = carat_core::series::partition_key(bucket).len();
+                for r in record::pack_records(&tenant, STAMP_MS, series, cfg.max_record_bytes)
+                    .expect("records pack")
+                {
+                    v1.push((record::encode_v1(&r).len(), key));
+                }
+            }
+            row(
+                hosts,
+                n,
+                &format!("{label}, record v1 (before)"),
+                &cost(&v1),
+            );
+            // Record v2 with names inline: a set's first post from an API process, or
+            // the catalog table unreachable.
+            let inline: Vec<_> = produce::records(&tenant, STAMP_MS, points.clone(), &cfg)
+                .expect("records pack")
+                .iter()
+                .map(|r| (r.data.len(), r.partition_key.len()))
+                .collect();
+            row(
+                hosts,
+                n,
+                &format!("{label}, record v2, names inline"),
+                &cost(&inline),
+            );
+            // Record v2 naming stored name sets: every later post of the same names.
+            let store = Arc::new(FakeCatalog::new());
+            let sent = SentNameSets::new(store.clone());
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a runtime");
+            let with_sets = |stamp: i64| {
+                rt.block_on(produce::records_with_sets(
+                    &tenant,
+                    stamp,
+                    points.clone(),
+                    &cfg,
+                    &sent,
+                ))
+                .expect("records pack")
+            };
+            let _first = with_sets(STAMP_MS - 60_000);
+            let (puts, _) = store.name_set_calls();
+            let steady: Vec<_> = with_sets(STAMP_MS)
+                .iter()
+                .map(|r| (r.data.len(), r.partition_key.len()))
+                .collect();
+            assert_eq!(
+                store.name_set_calls().0,
+                puts,
+                "the second post stores no set"
+            );
+            let c = cost(&steady);
+            row(
+                hosts,
+                n,
+                &format!("{label}, record v2, name sets stored (steady state)"),
+                &c,
+            );
+            if buckets == default_buckets {
+                set_items.push((hosts, puts));
+            }
             if hosts == 1 && buckets == default_buckets {
                 #[allow(clippy::cast_precision_loss)]
                 let per = |x: usize| x as f64 / n as f64;
                 figures = Some(serde_json::json!({
                     "kinesis_bytes_per_point": per(c.bytes),
                     "kinesis_records_per_point": per(c.records),
-                    "measured": format!("kinesis_payload, one-host agent post of {n} points, {buckets} buckets"),
+                    "measured": format!("kinesis_payload, one-host agent post of {n} points, {buckets} buckets, record v2 with its name set stored"),
                 }));
             }
         }
     }
+    // What the name sets cost once: one catalog item per host's set per API process.
+    let names: Vec<_> = metric_names()
+        .iter()
+        .map(|(m, _)| {
+            carat_core::SeriesName::parse(&format!("host.3hXYZabc12.{m}"), "name").expect("valid")
+        })
+        .collect();
+    let set = record::NameSet::of(names.iter());
+    println!(
+        "\nName set of one host's 100 metrics: {} bytes as stored (sealed; {} before DEFLATE), one PutItem per API process, one GetItem per writer container. Sets stored for the posts above (default buckets): {}.",
+        set.sealed().len(),
+        set.body().len(),
+        set_items
+            .iter()
+            .map(|(h, p)| format!("{h} host(s): {p}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if let (Some(dir), Some(f)) = (figures_dir, figures) {
         std::fs::create_dir_all(&dir).expect("create the figures directory");
         let path = dir.join("kinesis.json");

@@ -21,7 +21,8 @@ use axum::response::{IntoResponse as _, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
 use carat_core::{Config, Point, SeriesName, Tenant};
-use carat_store::ports::Log;
+use carat_store::name_sets::SentNameSets;
+use carat_store::ports::{Log, NameSets};
 use serde_json::json;
 
 use crate::auth::{KeyStore, Scope};
@@ -46,6 +47,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// remote_write label sets this process sent lately (see [`crate::labels`]).
     pub labels_sent: Arc<LabelsSent>,
+    /// Name sets this process stored (record v2); `None`: records carry names inline.
+    pub name_sets: Option<Arc<SentNameSets>>,
 }
 
 impl AppState {
@@ -64,8 +67,16 @@ impl AppState {
             keys,
             clock: Arc::new(crate::clock::SystemClock),
             labels_sent: Arc::new(LabelsSent::new(&config.ingest)),
+            name_sets: None,
             config,
         }
+    }
+
+    /// Records name their series by name sets stored in `store` (the catalog table).
+    #[must_use]
+    pub fn with_name_sets(mut self, store: Arc<dyn NameSets>) -> Self {
+        self.name_sets = Some(Arc::new(SentNameSets::new(store)));
+        self
     }
 }
 
@@ -238,10 +249,13 @@ async fn store(
     }
     let count = points.len();
     let mut records = produce::labels_records(tenant, labels, &state.config.record);
-    records.extend(
-        produce::records(tenant, stamp_ms, points, &state.config.record)
-            .map_err(|e| AppError::internal(format!("packing records: {e}")))?,
-    );
+    let packed = match &state.name_sets {
+        Some(sent) => {
+            produce::records_with_sets(tenant, stamp_ms, points, &state.config.record, sent).await
+        }
+        None => produce::records(tenant, stamp_ms, points, &state.config.record),
+    };
+    records.extend(packed.map_err(|e| AppError::internal(format!("packing records: {e}")))?);
     let acked = state.log.put(&records).await.map_err(|e| {
         if e.is_retryable() {
             AppError::Unavailable {

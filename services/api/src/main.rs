@@ -3,7 +3,8 @@
 //!
 //! Environment (see `carat_store::env`):
 //! - `CARAT_CONFIG` (carat.toml text) or `CARAT_CONFIG_FILE` (a path), optional, then the
-//!   `CARAT_STREAM` / `CARAT_TABLE` / `CARAT_ARCHIVE_BUCKET` overrides;
+//!   `CARAT_STREAM` / `CARAT_TABLE` / `CARAT_ARCHIVE_BUCKET` / `CARAT_CATALOG_TABLE`
+//!   overrides (the catalog table holds the name sets of record v2);
 //! - the key store (docs/api.md "Key store"): the Secrets Manager secret named by
 //!   `CARAT_API_KEYS_SECRET_ARN` (as deployed), fetched at cold start and again at most
 //!   every `CARAT_API_KEYS_REFRESH_SECS` (default 60) so revoked keys stop working; or,
@@ -34,6 +35,9 @@ async fn main() -> Result<(), lambda_http::Error> {
         config.limits.clone(),
         config.retry.clone(),
     );
-    let state = AppState::with_keys(Arc::new(log), Arc::new(keys), config);
+    // Name sets (record v2) go to the catalog table: the writer reads them from there.
+    let catalog = carat_store::connect::catalog_adapter(&sdk, &config);
+    let state = AppState::with_keys(Arc::new(log), Arc::new(keys), config)
+        .with_name_sets(Arc::new(catalog));
     lambda_http::run(router(state)).await
 }

@@ -51,6 +51,7 @@ fn harness_with(config: Config) -> Harness {
         clock: Arc::new(FixedClock(NOW_MS)),
         config: Arc::new(config.clone()),
         labels_sent: Arc::default(),
+        name_sets: None,
     });
     Harness { log, app, config }
 }
@@ -1062,6 +1063,7 @@ async fn extreme_times_are_dropped_or_400_never_a_panic() {
             clock: Arc::new(FixedClock(now_ms)),
             config: Arc::new(Config::default()),
             labels_sent: Arc::default(),
+            name_sets: None,
         });
         let h = Harness {
             log,
@@ -1299,6 +1301,7 @@ fn failing_app(retryable: bool) -> Router {
         clock: Arc::new(FixedClock(NOW_MS)),
         config: Arc::new(Config::default()),
         labels_sent: Arc::default(),
+        name_sets: None,
     })
 }
 
@@ -1485,6 +1488,7 @@ fn refreshing_harness(keys: Keys, clock: Arc<ManualClock>) -> Harness {
         clock,
         config: Arc::new(Config::default()),
         labels_sent: Arc::default(),
+        name_sets: None,
     });
     Harness {
         log,

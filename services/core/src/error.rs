@@ -54,7 +54,7 @@ impl ValidationError {
 pub enum RecordError {
     #[error("record is empty")]
     Empty,
-    #[error("record format version {0} is not supported (this build reads version 1)")]
+    #[error("record format version {0} is not supported (this build reads points records 1 and 2, labels record 0x81)")]
     UnsupportedVersion(u8),
     #[error("record is truncated at byte {offset}: {what}")]
     Truncated { offset: usize, what: &'static str },
@@ -62,6 +62,8 @@ pub enum RecordError {
     Corrupt { offset: usize, what: String },
     #[error("record would be {size} bytes, over the limit of {limit}")]
     TooLarge { size: usize, limit: usize },
+    #[error("record names its series by name set {0}, which the decoder was not given")]
+    NeedsNameSet(crate::record::NameSetId),
 }
 
 /// A chunk could not be decoded.

@@ -8,8 +8,9 @@
 //! - [`record`]: the Kinesis record format v1: many series of one bucket, packed and compressed;
 //!   [`record::labels`]: the labels record (Prometheus label sets, for the catalog).
 //! - [`window`]: UTC-aligned windows, pure functions of (length, time).
-//! - [`head`]: the 16-byte entries the writer appends to the Redis head, and the
-//!   deterministic merge (latest ingest stamp wins) that makes replays idempotent.
+//! - [`head`]: what the writer appends to the Redis head (format v2: a header and one
+//!   block per append; v1 16-byte entries still read), and the deterministic merge
+//!   (latest ingest stamp wins) that makes replays idempotent.
 //! - [`chunk`]: the chunk format v1 stored in DynamoDB and S3 (delta-of-delta times,
 //!   decimal-aware values, XOR fallback), bit-exact for every f64.
 //! - [`catalog`]: the series catalog's groups (`host.<hostId>`, `service.<service>`, a

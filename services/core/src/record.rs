@@ -1,14 +1,17 @@
-//! Kinesis record format v1 (byte layout and versioning rules: docs/formats.md).
+//! Kinesis points records, formats v1 and v2 (byte layout and versioning rules:
+//! docs/formats.md).
 //!
 //! ```text
-//! u8 version (1) · u8 codec (0 stored, 1 raw DEFLATE) · varint body length · payload
-//! body: tenant · stamp_ms · base time · series names (front-coded, DEFLATE dictionary) · counts ·
-//!       times (deltas) · values (decimal codes)
+//! u8 version (2; 1 still read) · u8 codec (0 stored, 1 raw DEFLATE) · varint body length · payload
+//! body: tenant · stamp_ms · base time · series count · names (v2: inline, or a name set's id) ·
+//!       counts · times (deltas) · values (decimal codes)
 //! ```
 //!
 //! The body is columnar so that DEFLATE finds the repetition: names share prefixes
 //! (`host.<hostId>.`), times of one request are equal or close, and values that are
-//! short decimals (12.34, 225260.0) take 2–5 bytes before compression.
+//! short decimals (12.34, 225260.0) take 2–5 bytes before compression. Record v2 can
+//! replace the names by the 16-byte id of a name set stored in the catalog table
+//! ([`names`]): a Mackerel agent's 100 names are sent once, not every minute.
 
 use std::cell::RefCell;
 
@@ -25,9 +28,19 @@ use crate::point::Point;
 use crate::series::{SeriesName, Tenant};
 
 pub mod labels;
+pub mod names;
 
-/// Format version written first in every record.
-pub const VERSION: u8 = 1;
+pub use names::{NameSet, NameSetId};
+
+/// Format version the encoder writes first in every points record.
+pub const VERSION: u8 = 2;
+/// The first points record format: still read (Kinesis keeps records for days, and a
+/// rolling deploy runs writers of both versions), written only by [`encode_v1`].
+pub const VERSION_1: u8 = 1;
+
+/// How a v2 record carries its names.
+const NAMES_INLINE: u8 = 0;
+const NAMES_SET: u8 = 1;
 
 /// A record of either kind, told apart by its first byte (docs/formats.md): points
 /// record versions are below `0x80`, labels record versions `0x80 | n`.
@@ -105,11 +118,37 @@ pub struct Record {
     pub series: Vec<SeriesPoints>,
 }
 
-/// Encodes one record.
+/// Encodes one record (format v2, names inline).
 #[must_use]
 pub fn encode(record: &Record) -> Vec<u8> {
-    let body = encode_body(record);
-    seal(&body, VERSION)
+    seal(&encode_body(record, Names::Inline), VERSION)
+}
+
+/// Encodes one record (format v2) that names its series by `set`, which must be
+/// `NameSet::of` the record's series names (checked in debug builds). The set must be
+/// stored (`carat_store::ports::NameSets`) before the record is sent.
+#[must_use]
+pub fn encode_with_set(record: &Record, set: &NameSet) -> Vec<u8> {
+    debug_assert_eq!(
+        set.id(),
+        NameSet::of(record.series.iter().map(|s| &s.series)).id()
+    );
+    seal(&encode_body(record, Names::Set(set.id())), VERSION)
+}
+
+/// Encodes one record in format v1: what writers before record v2 read. For tests of
+/// mixed-version streams and rolling deploys; the ingest API writes v2.
+#[must_use]
+pub fn encode_v1(record: &Record) -> Vec<u8> {
+    seal(&encode_body(record, Names::V1), VERSION_1)
+}
+
+/// Where the names go in [`encode_body`].
+#[derive(Clone, Copy)]
+enum Names {
+    V1,
+    Inline,
+    Set(NameSetId),
 }
 
 /// The envelope every record kind shares around `body`: version byte `version`, codec
@@ -195,7 +234,7 @@ fn shared_prefix(a: &str, b: &str) -> usize {
     a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count()
 }
 
-fn encode_body(record: &Record) -> Vec<u8> {
+fn encode_body(record: &Record, names: Names) -> Vec<u8> {
     let mut out = Vec::new();
     let tenant = tenant_bytes(&record.tenant);
     varint::put_u64(&mut out, tenant.len() as u64);
@@ -204,18 +243,19 @@ fn encode_body(record: &Record) -> Vec<u8> {
     let base = first_time(&record.series);
     varint::put_i64(&mut out, base.wrapping_sub(stamp_secs(record.stamp_ms)));
     varint::put_u64(&mut out, record.series.len() as u64);
-    let mut prev = "";
-    for s in &record.series {
-        let name = s.series.as_str();
-        varint::put_u64(&mut out, shared_prefix(prev, name) as u64);
-        prev = name;
-    }
-    let mut prev = "";
-    for s in &record.series {
-        let name = s.series.as_str();
-        out.extend_from_slice(&name.as_bytes()[shared_prefix(prev, name)..]);
-        out.push(NAME_END);
-        prev = name;
+    let section = |out: &mut Vec<u8>| {
+        names::put_section(out, record.series.iter().map(|s| s.series.as_str()));
+    };
+    match names {
+        Names::V1 => section(&mut out),
+        Names::Inline => {
+            out.push(NAMES_INLINE);
+            section(&mut out);
+        }
+        Names::Set(id) => {
+            out.push(NAMES_SET);
+            out.extend_from_slice(&id.0);
+        }
     }
     for s in &record.series {
         varint::put_u64(&mut out, s.points.len() as u64);
@@ -315,14 +355,31 @@ pub(crate) fn open(
     Ok((body, codec, payload_at))
 }
 
-/// Decodes one record. Never panics, whatever the bytes.
+/// Decodes one record (v1, or v2 with its names inline). Never panics, whatever the
+/// bytes.
 ///
 /// # Errors
-/// A typed [`RecordError`] for empty, truncated, corrupt or unknown-version input.
+/// A typed [`RecordError`] for empty, truncated, corrupt or unknown-version input;
+/// [`RecordError::NeedsNameSet`] for a v2 record that names a name set (decode it with
+/// [`decode_parts`] and [`Parts::with_names`]).
 pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
-    let (body, codec, payload_at) = open(bytes, VERSION)?;
+    decode_parts(bytes)?.into_record()
+}
+
+/// Decodes one record of either version, leaving a v2 record's name set unresolved.
+/// Never panics, whatever the bytes.
+///
+/// # Errors
+/// As [`decode`], but never `NeedsNameSet`.
+pub fn decode_parts(bytes: &[u8]) -> Result<Parts, RecordError> {
+    let version = match bytes.first() {
+        None => return Err(RecordError::Empty),
+        Some(&v @ (VERSION_1 | VERSION)) => v,
+        Some(&other) => return Err(RecordError::UnsupportedVersion(other)),
+    };
+    let (body, codec, payload_at) = open(bytes, version)?;
     let body: &[u8] = &body;
-    decode_body(body).map_err(|e| match e {
+    decode_body(body, version).map_err(|e| match e {
         // Offsets inside a compressed body are offsets into the decompressed body.
         RecordError::Truncated { offset, what } if codec == CODEC_STORED => {
             RecordError::Truncated {
@@ -332,6 +389,107 @@ pub fn decode(bytes: &[u8]) -> Result<Record, RecordError> {
         }
         other => other,
     })
+}
+
+/// A decoded record whose names may still be a name set's id ([`decode_parts`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parts {
+    pub tenant: Tenant,
+    pub stamp_ms: i64,
+    names: PartNames,
+    counts: Vec<usize>,
+    points: Vec<Point>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum PartNames {
+    Inline(Vec<SeriesName>),
+    Set(NameSetId),
+}
+
+impl Parts {
+    /// The name set the record names its series by, `None` if its names are inline.
+    #[must_use]
+    pub fn name_set(&self) -> Option<NameSetId> {
+        match self.names {
+            PartNames::Set(id) => Some(id),
+            PartNames::Inline(_) => None,
+        }
+    }
+
+    /// The number of series.
+    #[must_use]
+    pub fn series_count(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// The record, for one whose names are inline.
+    ///
+    /// # Errors
+    /// [`RecordError::NeedsNameSet`] if it names a name set.
+    pub fn into_record(self) -> Result<Record, RecordError> {
+        match self.names {
+            PartNames::Inline(names) => Ok(assemble(
+                self.tenant,
+                self.stamp_ms,
+                names,
+                &self.counts,
+                self.points,
+            )),
+            PartNames::Set(id) => Err(RecordError::NeedsNameSet(id)),
+        }
+    }
+
+    /// The record, with `names` the names of its name set (`NameSet::open`); a record
+    /// with inline names ignores them.
+    ///
+    /// # Errors
+    /// `Corrupt` if the set has another number of names than the record has series.
+    pub fn with_names(self, names: &[SeriesName]) -> Result<Record, RecordError> {
+        if self.name_set().is_none() {
+            return self.into_record();
+        }
+        if names.len() != self.counts.len() {
+            return Err(corrupt(
+                0,
+                format!(
+                    "the record has {} series, its name set {} names",
+                    self.counts.len(),
+                    names.len()
+                ),
+            ));
+        }
+        Ok(assemble(
+            self.tenant,
+            self.stamp_ms,
+            names.to_vec(),
+            &self.counts,
+            self.points,
+        ))
+    }
+}
+
+fn assemble(
+    tenant: Tenant,
+    stamp_ms: i64,
+    names: Vec<SeriesName>,
+    counts: &[usize],
+    points: Vec<Point>,
+) -> Record {
+    let mut points = points.into_iter();
+    let series = names
+        .into_iter()
+        .zip(counts)
+        .map(|(series, &c)| SeriesPoints {
+            series,
+            points: points.by_ref().take(c).collect(),
+        })
+        .collect();
+    Record {
+        tenant,
+        stamp_ms,
+        series,
+    }
 }
 
 fn corrupt(offset: usize, what: impl Into<String>) -> RecordError {
@@ -379,7 +537,7 @@ fn read_bytes<'a>(
     cur.take(n).ok_or(RecordError::Truncated { offset, what })
 }
 
-fn decode_body(body: &[u8]) -> Result<Record, RecordError> {
+fn decode_body(body: &[u8], version: u8) -> Result<Parts, RecordError> {
     let mut cur = Cursor::new(body);
     let tenant_len = read_len(&mut cur, crate::series::MAX_TENANT_LEN, "tenant length")?;
     let tenant_at = cur.pos();
@@ -394,44 +552,48 @@ fn decode_body(body: &[u8]) -> Result<Record, RecordError> {
     };
     let stamp_ms = read_i64(&mut cur, "stamp")?;
     let base = read_i64(&mut cur, "base time")?.wrapping_add(stamp_secs(stamp_ms));
-    // Every series costs at least 3 body bytes (shared prefix, name end, count).
-    let max_series = cur.remaining() / 3;
+    // Every series costs at least 1 body byte of its own (its count) with a name set,
+    // 3 with inline names (shared prefix, name end, count).
+    let max_series = cur.remaining();
     let n_series = read_len(&mut cur, max_series, "series count")?;
-    let mut shared = Vec::with_capacity(n_series);
-    for _ in 0..n_series {
-        shared.push(read_len(
-            &mut cur,
-            crate::series::MAX_SERIES_LEN,
-            "shared name prefix",
-        )?);
-    }
-    let mut names: Vec<SeriesName> = Vec::with_capacity(n_series);
-    let mut prev = String::new();
-    for shared in shared {
+    let kind = if version == VERSION_1 {
+        NAMES_INLINE
+    } else {
         let at = cur.pos();
-        let rest = cur.rest();
-        let end = rest
-            .iter()
-            .take(crate::series::MAX_SERIES_LEN + 1)
-            .position(|&b| b == NAME_END)
-            .ok_or(RecordError::Truncated {
-                offset: at,
-                what: "series name",
-            })?;
-        cur.take(end + 1);
-        let suffix = std::str::from_utf8(&rest[..end])
-            .map_err(|_| corrupt(at, "series name is not UTF-8"))?;
-        let Some(head) = prev.get(..shared) else {
+        let kind = cur.u8().ok_or(RecordError::Truncated {
+            offset: at,
+            what: "names kind",
+        })?;
+        if kind != NAMES_INLINE && kind != NAMES_SET {
+            return Err(corrupt(at, format!("unknown names kind {kind}")));
+        }
+        kind
+    };
+    let names = if kind == NAMES_SET {
+        let raw = read_bytes(&mut cur, 16, "name set id")?;
+        let mut id = [0u8; 16];
+        id.copy_from_slice(raw);
+        PartNames::Set(NameSetId(id))
+    } else {
+        if n_series > cur.remaining() / 3 {
             return Err(corrupt(
-                at,
-                format!("shared prefix {shared} is longer than the previous name"),
+                cur.pos(),
+                format!(
+                    "{n_series} series cannot fit the {} bytes left",
+                    cur.remaining()
+                ),
             ));
-        };
-        let name = format!("{head}{suffix}");
-        let parsed = SeriesName::parse(&name, "name")
-            .map_err(|e| corrupt(at, format!("series name {name:?}: {e}")))?;
-        names.push(parsed);
-        prev = name;
+        }
+        PartNames::Inline(names::read_section(&mut cur, n_series)?)
+    };
+    if n_series > cur.remaining() {
+        return Err(corrupt(
+            cur.pos(),
+            format!(
+                "{n_series} series cannot fit the {} bytes left",
+                cur.remaining()
+            ),
+        ));
     }
     // Every point costs at least 2 body bytes (time delta, value code).
     let mut left = cur.remaining() / 2;
@@ -448,8 +610,8 @@ fn decode_body(body: &[u8]) -> Result<Record, RecordError> {
         t = t.wrapping_add(read_i64(&mut cur, "time")?);
         times.push(t);
     }
-    let mut values = Vec::with_capacity(total);
-    for _ in 0..total {
+    let mut points = Vec::with_capacity(total);
+    for t in times {
         let at = cur.pos();
         let h = read_u64(&mut cur, "value")?;
         let code = h & 15;
@@ -464,24 +626,17 @@ fn decode_body(body: &[u8]) -> Result<Record, RecordError> {
         } else {
             dec(varint::unzigzag(h >> 4), code as i8)
         };
-        values.push(v);
+        points.push(Point::new(t, v));
     }
     if cur.remaining() != 0 {
         return Err(corrupt(cur.pos(), "trailing bytes after the values"));
     }
-    let mut points = times.into_iter().zip(values).map(|(t, v)| Point::new(t, v));
-    let series = names
-        .into_iter()
-        .zip(counts)
-        .map(|(series, c)| SeriesPoints {
-            series,
-            points: points.by_ref().take(c).collect(),
-        })
-        .collect();
-    Ok(Record {
+    Ok(Parts {
         tenant,
         stamp_ms,
-        series,
+        names,
+        counts,
+        points,
     })
 }
 
@@ -500,19 +655,45 @@ pub fn pack(
     series: Vec<SeriesPoints>,
     max_bytes: usize,
 ) -> Result<Vec<Vec<u8>>, RecordError> {
+    pack_records(tenant, stamp_ms, series, max_bytes)?
+        .iter()
+        .map(|r| {
+            let bytes = encode(r);
+            if bytes.len() > max_bytes {
+                return Err(RecordError::TooLarge {
+                    size: bytes.len(),
+                    limit: max_bytes,
+                });
+            }
+            Ok(bytes)
+        })
+        .collect()
+}
+
+/// [`pack`], before encoding: each record encodes ([`encode`], or [`encode_with_set`],
+/// which is never larger for a set worth referencing) to at most `max_bytes`.
+///
+/// # Errors
+/// As [`pack`].
+pub fn pack_records(
+    tenant: &Tenant,
+    stamp_ms: i64,
+    series: Vec<SeriesPoints>,
+    max_bytes: usize,
+) -> Result<Vec<Record>, RecordError> {
     let mut records = Vec::new();
     let mut b = Builder::new(tenant, stamp_ms);
     for s in series {
         let mut first = true;
         if s.points.is_empty() && !b.push(&s.series, None, true, max_bytes) {
-            b.flush(&mut records, tenant, stamp_ms, max_bytes)?;
+            b.flush(&mut records, tenant, stamp_ms);
             if !b.push(&s.series, None, true, max_bytes) {
                 return Err(b.too_large(&s.series, None, max_bytes));
             }
         }
         for p in s.points {
             if !b.push(&s.series, Some(p), first, max_bytes) {
-                b.flush(&mut records, tenant, stamp_ms, max_bytes)?;
+                b.flush(&mut records, tenant, stamp_ms);
                 if !b.push(&s.series, Some(p), true, max_bytes) {
                     return Err(b.too_large(&s.series, Some(p), max_bytes));
                 }
@@ -520,9 +701,7 @@ pub fn pack(
             first = false;
         }
     }
-    if !b.record.series.is_empty() {
-        records.push(encode(&b.record));
-    }
+    b.flush(&mut records, tenant, stamp_ms);
     Ok(records)
 }
 
@@ -544,7 +723,8 @@ impl Builder {
                 stamp_ms,
                 series: Vec::new(),
             },
-            body: varint::len_u64(t as u64) + t + varint::len_u64(varint::zigzag(stamp_ms)),
+            // + 1: the names kind byte of format v2.
+            body: varint::len_u64(t as u64) + t + varint::len_u64(varint::zigzag(stamp_ms)) + 1,
             counts_len: 0,
             prev_time: None,
         }
@@ -620,26 +800,12 @@ impl Builder {
         true
     }
 
-    fn flush(
-        &mut self,
-        records: &mut Vec<Vec<u8>>,
-        tenant: &Tenant,
-        stamp_ms: i64,
-        max: usize,
-    ) -> Result<(), RecordError> {
+    fn flush(&mut self, records: &mut Vec<Record>, tenant: &Tenant, stamp_ms: i64) {
         if self.record.series.is_empty() {
-            return Ok(());
+            return;
         }
         let done = std::mem::replace(self, Self::new(tenant, stamp_ms));
-        let bytes = encode(&done.record);
-        if bytes.len() > max {
-            return Err(RecordError::TooLarge {
-                size: bytes.len(),
-                limit: max,
-            });
-        }
-        records.push(bytes);
-        Ok(())
+        records.push(done.record);
     }
 
     fn too_large(&self, name: &SeriesName, point: Option<Point>, max: usize) -> RecordError {

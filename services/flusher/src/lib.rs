@@ -144,7 +144,7 @@ impl Flusher {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use carat_core::head::Entry;
+    use carat_core::head::{self, Stamped};
     use carat_core::{Point, SeriesKey, SeriesName, Tenant};
     use carat_store::fake::{FakeHead, FakeTable};
     use carat_store::ports::{HeadAppend, WindowRef};
@@ -165,15 +165,14 @@ mod tests {
     }
 
     async fn append(head: &FakeHead, cfg: &Config, w: &WindowRef, values: &[f64]) {
-        let mut entries = Vec::new();
-        for (i, v) in values.iter().enumerate() {
-            Entry::new(START, Point::new(START + i as i64, *v), START * 1000)
-                .unwrap()
-                .encode_into(&mut entries);
-        }
+        let points: Vec<Stamped> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Stamped::new(Point::new(START + i as i64, *v), START * 1000))
+            .collect();
         let a = HeadAppend {
             window: w.clone(),
-            entries,
+            block: head::encode_block(START, &points),
             flush_due: cfg.flush_due(START),
             expire_at: cfg.head_expiry(START),
         };

@@ -369,6 +369,7 @@ pub fn writer(state: &crate::state::AppState) -> Writer {
         Arc::new(DirSink::new(&state.config.poller.failed_records_dir)),
         Arc::new(carat_writer::SystemClock),
     )
+    .with_name_sets(state.clients.catalog.clone())
     .with_emf(false)
 }
 

@@ -37,7 +37,8 @@ pub fn router(state: &AppState, keys: Arc<carat_api::Keys>) -> Router {
         state.clients.log.clone(),
         Arc::clone(&keys),
         Arc::clone(&state.config),
-    );
+    )
+    .with_name_sets(state.clients.catalog.clone());
     Router::new()
         .merge(health::router_with_probe(
             Arc::new(move || clients::probes(&clients, &config)),

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use carat_core::config::RedisConfig;
-use carat_core::head::Entry;
+use carat_core::head::{self, Stamped};
 use carat_core::{window, Point, Tenant};
 use carat_store::head_keys::{dirty_key, head_key};
 use carat_store::ports::{Head, HeadAppend, WindowRef};
@@ -139,13 +139,9 @@ async fn remote_write_nan_inf_and_staleness_markers_are_stored_bit_exact() {
 }
 
 fn append_of(w: &WindowRef, start: i64) -> HeadAppend {
-    let mut entries = Vec::new();
-    Entry::new(start, Point::new(start, 1.0), start * 1000)
-        .unwrap()
-        .encode_into(&mut entries);
     HeadAppend {
         window: w.clone(),
-        entries,
+        block: head::encode_block(start, &[Stamped::new(Point::new(start, 1.0), start * 1000)]),
         flush_due: start + 70,
         expire_at: now_ms() / 1000 + 120,
     }

@@ -98,7 +98,10 @@ fn rig(log: Arc<dyn Log>, checkpoints: Option<Checkpoints>, dir: &Path) -> Rig {
 }
 
 fn points_in_head(head: &FakeHead) -> usize {
-    head.windows().iter().map(|(_, b)| b.len() / 16).sum()
+    head.windows()
+        .iter()
+        .map(|(w, b)| carat_core::head::decode(w.start, b).expect("head decodes").len())
+        .sum()
 }
 
 #[tokio::test(start_paused = true)]
@@ -151,13 +154,15 @@ async fn batch_item_failure_rereads_from_the_reported_record() {
         .unwrap();
     assert!(stats.retried_batches >= 1);
     // Every point is in the head (some twice: re-sent records are harmless).
-    let distinct: std::collections::BTreeSet<(String, Vec<u8>)> = r
+    let distinct: std::collections::BTreeSet<(String, i64, u64)> = r
         .head
         .windows()
         .iter()
         .flat_map(|(w, b)| {
-            b.chunks(16)
-                .map(|e| (w.key.to_string(), e.to_vec()))
+            carat_core::head::decode(w.start, b)
+                .expect("head decodes")
+                .into_iter()
+                .map(|p| (w.key.to_string(), p.time, p.value_bits))
                 .collect::<Vec<_>>()
         })
         .collect();

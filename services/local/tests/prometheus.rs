@@ -228,9 +228,8 @@ remote_write:
                     start,
                 };
                 let bytes = head.read(&w).await.unwrap();
-                let entries = head::entries(&bytes).unwrap();
-                for p in head::merge(start, &entries) {
-                    got.insert(p.time, p.value.to_bits());
+                for p in head::head_points(start, &bytes).unwrap() {
+                    got.insert(p.time, p.value_bits);
                 }
             }
             if &got == want {

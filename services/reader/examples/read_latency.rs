@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use carat_core::head::{Entry, Stamped};
+use carat_core::head::{self, Stamped};
 use carat_core::{window, Point, SeriesKey, SeriesName, Tenant};
 use carat_reader::Tiers;
 use carat_store::dynamo::item_size;
@@ -57,32 +57,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
     };
 
-    // Head: today's window of series A (1,440 entries, as the writer appends them).
+    // Head: today's window of series A (1,440 points, one block each, as the writer
+    // appends a live agent's minutely posts).
     let a = key("host.bench.head");
-    let mut entries = Vec::new();
-    for p in day(today) {
-        Entry::new(today, p, (p.time + 30) * 1000)
-            .expect("in range")
-            .encode_into(&mut entries);
-    }
     let bucket = a.bucket(cfg.record.buckets);
     let window = WindowRef {
         bucket,
         key: a.clone(),
         start: today,
     };
-    tiers
-        .head
-        .append(
-            bucket,
-            &[HeadAppend {
-                window,
-                entries,
-                flush_due: now + DAY,
-                expire_at: now + 3_600,
-            }],
-        )
-        .await?;
+    let appends: Vec<HeadAppend> = day(today)
+        .into_iter()
+        .map(|p| HeadAppend {
+            window: window.clone(),
+            block: head::encode_block(today, &[Stamped::new(p, (p.time + 30) * 1000)]),
+            flush_due: now + DAY,
+            expire_at: now + 3_600,
+        })
+        .collect();
+    tiers.head.append(bucket, &appends).await?;
 
     // Table: yesterday's window of series B, and 30 windows of series C.
     let stamped = |pts: Vec<Point>| -> Vec<Stamped> {

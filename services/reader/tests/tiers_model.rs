@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use carat_core::head::{Entry, Stamped};
+use carat_core::head::{self as head_format, Stamped};
 use carat_core::{window, Config, Point, SeriesKey, SeriesName, Tenant};
 use carat_reader::buckets::{self, Bucket};
 use carat_reader::{ArchiveTier, ArchivedWindow, TierError, Tiers};
@@ -149,12 +149,15 @@ proptest! {
                     if in_archive && bits & 6 != 0 { a.push(stamped(w)); }
                 }
                 if !h.is_empty() {
-                    let mut entries = Vec::new();
-                    for p in &h {
-                        Entry::new(*start, p.point(), p.stamp * 1000).unwrap().encode_into(&mut entries);
-                    }
                     let window = WindowRef { bucket, key: key.clone(), start: *start };
-                    head.append(bucket, &[HeadAppend { window, entries, flush_due: 0, expire_at: i64::MAX }]).await.unwrap();
+                    // One block per point, as live minutely posts append them.
+                    let appends: Vec<HeadAppend> = h.iter().map(|p| HeadAppend {
+                        window: window.clone(),
+                        block: head_format::encode_block(*start, &[*p]),
+                        flush_due: 0,
+                        expire_at: i64::MAX,
+                    }).collect();
+                    head.append(bucket, &appends).await.unwrap();
                 }
                 if !t.is_empty() {
                     let items = window_items(&cfg, &key, *start, &carat_core::head::latest_per_time(t)).unwrap();

@@ -5,7 +5,12 @@
 //! ```text
 //! series item   pk (S) <tenant>#<group>     sk (S) <series>   d (N) day   l (L) [[name, value], …]
 //! group item    pk (S) <tenant>##groups     sk (S) <group>    d (N) day
+//! name set      pk (S) <tenant>##names      sk (S) <id, hex>  n (B) sealed set   v (N) 1
 //! ```
+//!
+//! Name sets ([`NameSets`]) live here too: a record v2 names its series by one, so the
+//! ingest API puts it (one PutItem per new set per API process) and the writer reads it
+//! (one consistent GetItem per set per writer container).
 //!
 //! Groups are `carat_core::catalog::group_of` (a host, a service, a metric name), so a
 //! tenant's series spread over as many partitions as it has groups, and listing a
@@ -40,9 +45,10 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::aws::classify;
 use crate::dynamo::TableHealth;
-use crate::ports::{Catalog, CatalogEntry};
+use crate::ports::{Catalog, CatalogEntry, NameSets};
 use crate::retry::with_backoff;
 use crate::StoreError;
+use carat_core::record::{NameSet, NameSetId};
 
 const SERVICE: &str = "dynamodb";
 
@@ -361,6 +367,65 @@ impl Catalog for DynamoCatalog {
             .query_prefix("series", &series_pk(tenant, group), prefix, limit)
             .await?;
         items.iter().map(entry_of).collect()
+    }
+}
+
+/// The partition of `tenant`'s name sets.
+fn names_pk(tenant: &Tenant) -> String {
+    format!("{tenant}##names")
+}
+
+#[async_trait]
+impl NameSets for DynamoCatalog {
+    async fn put_name_set(&self, tenant: &Tenant, set: &NameSet) -> Result<(), StoreError> {
+        let sealed = set.sealed();
+        with_backoff(&self.retry, SERVICE, "put_name_set", || async {
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S(names_pk(tenant)))
+                .item("sk", AttributeValue::S(set.id().to_hex()))
+                .item("n", AttributeValue::B(sealed.clone().into()))
+                .item(
+                    "v",
+                    AttributeValue::N(carat_core::record::names::NAME_SET_VERSION.to_string()),
+                )
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| classify(SERVICE, "put_name_set", err))
+        })
+        .await
+    }
+
+    async fn get_name_set(
+        &self,
+        tenant: &Tenant,
+        id: NameSetId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let out = with_backoff(&self.retry, SERVICE, "get_name_set", || async {
+            self.client
+                .get_item()
+                .table_name(&self.table)
+                .key("pk", AttributeValue::S(names_pk(tenant)))
+                .key("sk", AttributeValue::S(id.to_hex()))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|err| classify(SERVICE, "get_name_set", err))
+        })
+        .await?;
+        let Some(item) = out.item else {
+            return Ok(None);
+        };
+        match item.get("n") {
+            Some(AttributeValue::B(b)) => Ok(Some(b.clone().into_inner())),
+            _ => Err(StoreError::fatal(
+                SERVICE,
+                "get_name_set",
+                format!("name set {id} of tenant {tenant}: attribute n is missing or not binary"),
+            )),
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! SET `{b<bucket>}:c:<day>` with members `<tenant>:<series>`. The hash tag `{b<bucket>}`
 //! puts every key of a bucket in one slot.
 
-use carat_core::head::ENTRY_BYTES;
+use carat_core::head;
 use carat_core::{SeriesKey, SeriesName, Tenant};
 
 use crate::ports::{HeadAppend, WindowRef};
@@ -74,12 +74,14 @@ pub fn parse_dirty_member(bucket: u32, member: &[u8]) -> Option<WindowRef> {
 }
 
 /// Checks what the Redis adapter also refuses: a window of another bucket (its key
-/// would be in another slot) or entries that are not whole 16-byte entries.
+/// would be in another slot) or a block that is not one (empty, unknown kind, no
+/// points). Returns each block's point count.
 pub fn check_appends(
     service: &'static str,
     bucket: u32,
     appends: &[HeadAppend],
-) -> Result<(), StoreError> {
+) -> Result<Vec<usize>, StoreError> {
+    let mut points = Vec::with_capacity(appends.len());
     for (i, a) in appends.iter().enumerate() {
         if a.window.bucket != bucket {
             return Err(StoreError::fatal(
@@ -91,16 +93,30 @@ pub fn check_appends(
                 ),
             ));
         }
-        if a.entries.len() % ENTRY_BYTES != 0 {
-            return Err(StoreError::fatal(
-                service,
-                "append",
-                format!(
-                    "append {i}: {} entry bytes is not a multiple of {ENTRY_BYTES}",
-                    a.entries.len()
-                ),
-            ));
+        match head::block_points(&a.block) {
+            Ok(n) if n > 0 => points.push(n),
+            Ok(_) => {
+                return Err(StoreError::fatal(
+                    service,
+                    "append",
+                    format!("append {i}: an empty block"),
+                ))
+            }
+            Err(e) => {
+                return Err(StoreError::fatal(
+                    service,
+                    "append",
+                    format!("append {i}: not a head block: {e}"),
+                ))
+            }
         }
     }
-    Ok(())
+    Ok(points)
+}
+
+/// A fresh nonce for the header of a head key this append may create: random, so a
+/// key that was lost and created again never has the identity it had (`Head::settle`).
+#[must_use]
+pub fn nonce() -> u64 {
+    rand::random()
 }

@@ -24,6 +24,8 @@
 //! - [`env`]: the config from the environment (`CARAT_CONFIG`, `CARAT_*` overrides), one
 //!   loader for the Lambda `main`s and carat-local; [`secrets`]: Secrets Manager values
 //!   fetched at cold start (Redis AUTH token, API key store), redacted in `Debug`.
+//! - [`name_sets`]: record v2's name sets over the [`ports::NameSets`] port (the
+//!   catalog table): the API's put-once cache and the writer's fetch-once resolver.
 //! - [`trace`]: every service call timed in one place (an SDK interceptor, a wrapper of
 //!   each Redis command) into the invocation's phase totals and X-Ray subsegments.
 //!
@@ -43,6 +45,7 @@ pub mod error;
 pub mod fake;
 pub mod head_keys;
 pub mod kinesis;
+pub mod name_sets;
 pub mod ports;
 pub mod redis_head;
 pub mod retry;

@@ -2,6 +2,7 @@
 //! never on an SDK; adapters implement them per service and `fake` in memory.
 
 use async_trait::async_trait;
+use carat_core::record::{NameSet, NameSetId};
 use carat_core::{SeriesKey, SeriesName, Tenant};
 
 use crate::StoreError;
@@ -15,35 +16,39 @@ pub struct WindowRef {
     pub start: i64,
 }
 
-/// Entries to append to one window of the head (see `carat_core::head`).
+/// Points to append to one window of the head (see `carat_core::head`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HeadAppend {
     pub window: WindowRef,
-    /// Concatenated 16-byte head entries.
-    pub entries: Vec<u8>,
+    /// One head block (`carat_core::head::encode_block`): the points of this append.
+    pub block: Vec<u8>,
     /// Epoch seconds at which the window becomes due for its flush (end + grace).
     pub flush_due: i64,
     /// Epoch seconds after which the head may forget the window.
     pub expire_at: i64,
 }
 
-/// The Redis head: open windows as append-only entry logs, plus per-bucket dirty marks.
+/// The Redis head: open windows as append-only logs of blocks, plus per-bucket dirty marks.
 #[async_trait]
 pub trait Head: Send + Sync {
-    /// Appends entries to windows of one bucket and marks each window dirty (due at
+    /// Appends blocks to windows of one bucket and marks each window dirty (due at
     /// `flush_due`), atomically per bucket. Returns, for each append in order, how many
-    /// entries the window holds afterwards (used for the point-count flush threshold).
+    /// points were appended to the window so far, repeats included (the header's count,
+    /// used for the point-count flush threshold).
     async fn append(&self, bucket: u32, appends: &[HeadAppend]) -> Result<Vec<u64>, StoreError>;
 
-    /// The entry bytes of a window; empty if the head does not hold it.
+    /// The head bytes of a window (v1 entries or v2 header and blocks,
+    /// `carat_core::head::decode`); empty if the head does not hold it.
     async fn read(&self, window: &WindowRef) -> Result<Vec<u8>, StoreError>;
 
     /// Dirty windows of `bucket` whose flush is due at or before `now`, at most `limit`.
     async fn due(&self, bucket: u32, now: i64, limit: usize) -> Result<Vec<WindowRef>, StoreError>;
 
-    /// After a flush that read `len` bytes: clears the window's dirty mark if nothing
-    /// was appended since (atomic check), and returns whether it did.
-    async fn settle(&self, window: &WindowRef, len: usize) -> Result<bool, StoreError>;
+    /// After a flush that read `read` (what [`Head::read`] gave): clears the window's
+    /// dirty mark if nothing was appended since — the head still has the identity
+    /// (`carat_core::head::identity`) of what was read — atomically, and returns whether
+    /// it did.
+    async fn settle(&self, window: &WindowRef, read: &[u8]) -> Result<bool, StoreError>;
 
     /// Which of `series` (all in bucket `bucket`) carry no catalog marker for `day`
     /// (UTC midnight, epoch seconds), in order: the writer records those in the
@@ -246,6 +251,25 @@ pub trait Catalog: Send + Sync {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<CatalogEntry>, StoreError>;
+}
+
+/// Name sets (`carat_core::record::names`): the series names of a record stored once
+/// and referenced by id from record v2. Content-addressed, so a put is idempotent and
+/// a get can be checked against the id. The ingest API puts a set before it sends the
+/// first record naming it; the writer gets it to decode that record.
+#[async_trait]
+pub trait NameSets: Send + Sync {
+    /// Stores `set` for `tenant` (the same set twice writes the same item).
+    async fn put_name_set(&self, tenant: &Tenant, set: &NameSet) -> Result<(), StoreError>;
+
+    /// The sealed bytes of `tenant`'s set `id` (`NameSet::open` checks them), `None` if
+    /// it was never stored. A strongly consistent read: a set put before its record was
+    /// sent is always found.
+    async fn get_name_set(
+        &self,
+        tenant: &Tenant,
+        id: NameSetId,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 /// A record to put on the log.

@@ -1,8 +1,11 @@
 //! [`RedisHead`]: the head port over a Redis (or Valkey) cluster, redis-rs async cluster.
 //!
-//! Key layout (docs/TEAM-NOTES.md, fixed): the head of a window is the string
-//! `{b<bucket>}:h:<tenant>:<series>:<window_start>`, a log of 16-byte entries grown by
-//! APPEND; the dirty set of a bucket is the ZSET `{b<bucket>}:dirty` with members
+//! Key layout (docs/TEAM-NOTES.md, fixed): the head of a window is the LIST
+//! `{b<bucket>}:h:<tenant>:<series>:<window_start>` — element 0 the head header, each
+//! further element the block of one append (head format v2, `carat_core::head`); a v1
+//! head (a string of 16-byte entries, written by a v1 writer) under the same key is read
+//! as it is and moved into a list by the next append. The dirty set of a bucket is the
+//! ZSET `{b<bucket>}:dirty` with members
 //! `<tenant>:<series>:<window_start>` scored by flush-due time. Every key of a bucket
 //! carries the hash tag `{b<bucket>}`, so they share one slot and one Lua script can
 //! append to many windows and mark them dirty atomically.
@@ -25,11 +28,12 @@ use redis::cluster_routing::{
 };
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisError, ToRedisArgs, Value};
 
-use crate::head_keys::check_appends;
 pub use crate::head_keys::{
     bucket_tag, catalog_key, catalog_member, dirty_key, dirty_member, head_key, parse_dirty_member,
 };
+use crate::head_keys::{check_appends, nonce};
 use crate::trace::Service;
+use carat_core::head::{self as head_format, Identity};
 use carat_core::SeriesKey;
 
 use crate::ports::{Head, HeadAppend, WindowRef};
@@ -39,28 +43,87 @@ use crate::StoreError;
 const SERVICE: &str = "redis";
 
 /// Appends to the windows of one bucket and marks them dirty, atomically.
-/// KEYS[1] = dirty set, KEYS[1+i] = head key of window i;
-/// ARGV[4(i-1)+1..=4i] = entries, expire_at, flush_due, member of window i.
+/// KEYS[1] = dirty set, KEYS[1+i] = head key of window i; ARGV[1] = the header of a key
+/// this call creates (its nonce; count 0); ARGV[1+5(i-1)+1..=1+5i] = block, points in it,
+/// expire_at, flush_due, member of window i. Returns each window's appended count.
+/// A list gets the block pushed and its header's count raised (same size: LSET rewrites
+/// it in place). A v1 string (written by a v1 writer) becomes a list whose first block
+/// holds its entries unchanged (kind 1): the rolling-deploy migration. `RPUSH` grows the
+/// list by the element — no doubling as `APPEND` does — which is most of what v2 saves.
 /// `ZADD LT` keeps the earliest due time a window was given (a plain ZADD would let a
 /// later append postpone a flush that was already due); a new member is always added.
 const APPEND_LUA: &str = r"
+local fresh = ARGV[1]
 local out = {}
 for i = 1, #KEYS - 1 do
   local k = KEYS[i + 1]
-  local a = (i - 1) * 4
-  local len = redis.call('APPEND', k, ARGV[a + 1])
-  redis.call('EXPIREAT', k, ARGV[a + 2])
-  redis.call('ZADD', KEYS[1], 'LT', ARGV[a + 3], ARGV[a + 4])
-  out[i] = math.floor(len / 16)
+  local a = 1 + (i - 1) * 5
+  local n = tonumber(ARGV[a + 2])
+  local t = redis.call('TYPE', k).ok
+  local count
+  if t == 'list' then
+    local h = redis.call('LINDEX', k, 0)
+    if (not h) or #h ~= 16 or string.sub(h, 3, 4) ~= '\255\255' then
+      return redis.error_reply('ERR head ' .. k .. ' has no v2 header')
+    end
+    count = (struct.unpack('<I4', h, 5) + n) % 4294967296
+    redis.call('LSET', k, 0, string.sub(h, 1, 4) .. struct.pack('<I4', count) .. string.sub(h, 9))
+    redis.call('RPUSH', k, ARGV[a + 1])
+  elseif t == 'string' or t == 'none' then
+    local v1 = ''
+    if t == 'string' then
+      v1 = redis.call('GET', k)
+      redis.call('DEL', k)
+    end
+    count = (math.floor(#v1 / 16) + n) % 4294967296
+    local h = string.sub(fresh, 1, 4) .. struct.pack('<I4', count) .. string.sub(fresh, 9)
+    if #v1 > 0 then
+      redis.call('RPUSH', k, h, '\1' .. v1, ARGV[a + 1])
+    else
+      redis.call('RPUSH', k, h, ARGV[a + 1])
+    end
+  else
+    return redis.error_reply('WRONGTYPE head ' .. k .. ' is a ' .. t)
+  end
+  redis.call('EXPIREAT', k, ARGV[a + 3])
+  redis.call('ZADD', KEYS[1], 'LT', ARGV[a + 4], ARGV[a + 5])
+  out[i] = count
 end
 return out
 ";
 
-/// Clears a dirty mark only if the window still has the length the flush read.
-/// KEYS[1] = head key, KEYS[2] = dirty set; ARGV[1] = length, ARGV[2] = member.
+/// Reads a window's head whatever its format: the list's elements (v2), the string
+/// (v1), or nil. One script, so a v1 key moved into a list between two commands cannot
+/// make a read fail. KEYS[1] = head key.
+const READ_LUA: &str = r"
+local t = redis.call('TYPE', KEYS[1]).ok
+if t == 'list' then
+  return redis.call('LRANGE', KEYS[1], 0, -1)
+elseif t == 'string' then
+  return redis.call('GET', KEYS[1])
+elseif t == 'none' then
+  return false
+end
+return redis.error_reply('WRONGTYPE head ' .. KEYS[1] .. ' is a ' .. t)
+";
+
+/// Clears a dirty mark only if the head still has the identity the flush read
+/// (`carat_core::head::identity`): the same v2 header (every append raises its count; a
+/// re-created key has another nonce), the same v1 length, or still no key.
+/// KEYS[1] = head key, KEYS[2] = dirty set; ARGV[1] = `v2`, `v1` or `none`,
+/// ARGV[2] = the header or the length, ARGV[3] = member.
 const SETTLE_LUA: &str = r"
-if redis.call('STRLEN', KEYS[1]) == tonumber(ARGV[1]) then
-  redis.call('ZREM', KEYS[2], ARGV[2])
+local t = redis.call('TYPE', KEYS[1]).ok
+local same
+if ARGV[1] == 'v2' then
+  same = t == 'list' and redis.call('LINDEX', KEYS[1], 0) == ARGV[2]
+elseif ARGV[1] == 'v1' then
+  same = t == 'string' and redis.call('STRLEN', KEYS[1]) == tonumber(ARGV[2])
+else
+  same = t == 'none'
+end
+if same then
+  redis.call('ZREM', KEYS[2], ARGV[3])
   return 1
 end
 return 0
@@ -160,6 +223,7 @@ pub struct RedisHead {
     /// apart (it comes before the hash tag, so a key's slot does not change).
     prefix: String,
     append: Lua,
+    read: Lua,
     settle: Lua,
     mark: Lua,
 }
@@ -250,6 +314,10 @@ impl RedisHead {
                 src: APPEND_LUA,
                 sha: None,
             },
+            read: Lua {
+                src: READ_LUA,
+                sha: None,
+            },
             settle: Lua {
                 src: SETTLE_LUA,
                 sha: None,
@@ -260,6 +328,7 @@ impl RedisHead {
             },
         };
         head.append.sha = head.load(APPEND_LUA).await;
+        head.read.sha = head.load(READ_LUA).await;
         head.settle.sha = head.load(SETTLE_LUA).await;
         head.mark.sha = head.load(MARK_LUA).await;
         Ok(head)
@@ -437,8 +506,8 @@ impl RedisHead {
         })
     }
 
-    /// Bytes Redis uses for a window's head key (MEMORY USAGE), `None` if absent. For
-    /// the "≤ 16 bytes/point" benchmark.
+    /// Bytes Redis uses for a window's head key (MEMORY USAGE, every element counted),
+    /// `None` if absent. For the "≤ 16 bytes/point" benchmark.
     ///
     /// # Errors
     /// As any Redis call.
@@ -499,14 +568,20 @@ impl Head for RedisHead {
         if appends.is_empty() {
             return Ok(Vec::new());
         }
-        check_appends(SERVICE, bucket, appends)?;
+        let points = check_appends(SERVICE, bucket, appends)?;
         let mut call = ScriptCall::default();
         call.key(self.k(dirty_key(bucket)));
         for a in appends {
             call.key(self.k(head_key(&a.window)));
         }
-        for a in appends {
-            call.arg(a.entries.as_slice())
+        let fresh = head_format::Header {
+            appended: 0,
+            nonce: nonce(),
+        };
+        call.arg(fresh.encode().as_slice());
+        for (a, n) in appends.iter().zip(points) {
+            call.arg(a.block.as_slice())
+                .arg(n)
                 .arg(a.expire_at)
                 .arg(a.flush_due)
                 .arg(dirty_member(&a.window));
@@ -528,16 +603,37 @@ impl Head for RedisHead {
     }
 
     async fn read(&self, window: &WindowRef) -> Result<Vec<u8>, StoreError> {
-        let mut conn = self.conn.clone();
-        let bytes: Option<Vec<u8>> = self
-            .call(
+        let mut call = ScriptCall::default();
+        call.key(self.k(head_key(window)));
+        let value: Value = self.eval("read", &self.read, &call).await?;
+        let bad = |what: &str| {
+            StoreError::fatal(
+                SERVICE,
                 "read",
-                redis::cmd("GET")
-                    .arg(self.k(head_key(window)))
-                    .query_async(&mut conn),
+                format!("head {}@{}: {what}", window.key, window.start),
             )
-            .await?;
-        Ok(bytes.unwrap_or_default())
+        };
+        match value {
+            Value::Nil => Ok(Vec::new()),
+            Value::BulkString(v1) => Ok(v1),
+            Value::Array(elements) => {
+                let mut parts = Vec::with_capacity(elements.len());
+                for e in elements {
+                    match e {
+                        Value::BulkString(b) => parts.push(b),
+                        _ => return Err(bad("a list element that is not a string")),
+                    }
+                }
+                let Some((header, blocks)) = parts.split_first() else {
+                    return Ok(Vec::new());
+                };
+                Ok(head_format::assemble(
+                    header,
+                    blocks.iter().map(Vec::as_slice),
+                ))
+            }
+            _ => Err(bad("an answer that is neither a list nor a string")),
+        }
     }
 
     async fn due(&self, bucket: u32, now: i64, limit: usize) -> Result<Vec<WindowRef>, StoreError> {
@@ -586,12 +682,23 @@ impl Head for RedisHead {
         Ok(out)
     }
 
-    async fn settle(&self, window: &WindowRef, len: usize) -> Result<bool, StoreError> {
+    async fn settle(&self, window: &WindowRef, read: &[u8]) -> Result<bool, StoreError> {
+        let identity = head_format::identity(read).map_err(|e| {
+            StoreError::fatal(
+                SERVICE,
+                "settle",
+                format!("head {}@{}: {e}", window.key, window.start),
+            )
+        })?;
         let mut call = ScriptCall::default();
         call.key(self.k(head_key(window)))
-            .key(self.k(dirty_key(window.bucket)))
-            .arg(len)
-            .arg(dirty_member(window));
+            .key(self.k(dirty_key(window.bucket)));
+        match identity {
+            Identity::V2 { header } => call.arg("v2").arg(header.as_slice()),
+            Identity::V1 { len } => call.arg("v1").arg(len),
+            Identity::Absent => call.arg("none").arg(0),
+        };
+        call.arg(dirty_member(window));
         let settled: i64 = self.eval("settle", &self.settle, &call).await?;
         Ok(settled == 1)
     }

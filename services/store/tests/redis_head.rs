@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use carat_core::config::RedisConfig;
-use carat_core::head::{Entry, ENTRY_BYTES};
+use carat_core::head::{self as head_format, Entry, Header, Stamped, HEADER_BYTES};
 use carat_core::Point;
 use carat_store::ports::{Head, HeadAppend, WindowRef};
 use carat_store::redis_head::{bucket_slot, dirty_key, dirty_member, head_key};
@@ -35,21 +35,25 @@ fn buckets(n: u32) -> Vec<u32> {
     (0..n).map(|i| base + i * 7).collect()
 }
 
+fn points(window_start: i64, n: usize, value: f64) -> Vec<Stamped> {
+    (0..n)
+        .map(|i| {
+            let t = window_start + i64::try_from(i).unwrap();
+            Stamped::new(Point::new(t, value), window_start * 1000 + 1)
+        })
+        .collect()
+}
+
+/// The block of `n` points from `window_start` on, one second apart (the window of the
+/// block starts at 0 in these tests).
 fn entries(window_start: i64, n: usize, value: f64) -> Vec<u8> {
-    let mut out = Vec::new();
-    for i in 0..n {
-        let t = window_start + i64::try_from(i).unwrap();
-        Entry::new(window_start, Point::new(t, value), window_start * 1000 + 1)
-            .unwrap()
-            .encode_into(&mut out);
-    }
-    out
+    head_format::encode_block(0, &points(window_start, n, value))
 }
 
 fn append(w: &WindowRef, bytes: Vec<u8>, due: i64) -> HeadAppend {
     HeadAppend {
         window: w.clone(),
-        entries: bytes,
+        block: bytes,
         flush_due: due,
         expire_at: now_secs() + 3_600,
     }
@@ -144,10 +148,15 @@ async fn append_read_due_settle_across_the_cluster() {
             .unwrap();
         assert_eq!(counts, vec![5]);
 
-        let mut expected = entries(0, 3, 1.5);
-        expected.extend(entries(0, 2, 9.0));
-        assert_eq!(h.read(&a).await.unwrap(), expected);
-        assert_eq!(h.read(&b).await.unwrap().len(), ENTRY_BYTES);
+        let mut expected = points(0, 3, 1.5);
+        expected.extend(points(0, 2, 9.0));
+        let read_a = h.read(&a).await.unwrap();
+        assert_eq!(head_format::decode(0, &read_a).unwrap(), expected);
+        assert_eq!(Header::parse(&read_a).unwrap().appended, 5);
+        assert_eq!(
+            head_format::decode(0, &h.read(&b).await.unwrap()).unwrap(),
+            points(60, 1, 2.5)
+        );
         let missing = WindowRef {
             start: 120,
             ..a.clone()
@@ -166,9 +175,11 @@ async fn append_read_due_settle_across_the_cluster() {
         assert_eq!(h.due(bucket, 1_000, 10).await.unwrap().len(), 3);
         assert_eq!(h.due(bucket, 1_000, 0).await.unwrap(), vec![]);
 
-        // A flush that read 3 entries must not settle a window that now holds 5.
-        assert!(!h.settle(&a, 3 * ENTRY_BYTES).await.unwrap());
-        assert!(h.settle(&a, 5 * ENTRY_BYTES).await.unwrap());
+        // A flush that read 3 points must not settle a window that now holds 5.
+        let mut stale = read_a.clone();
+        stale[4] = 3;
+        assert!(!h.settle(&a, &stale).await.unwrap());
+        assert!(h.settle(&a, &read_a).await.unwrap());
         assert_eq!(
             h.due(bucket, 1_000, 10).await.unwrap(),
             vec![b.clone(), c.clone()]
@@ -196,7 +207,7 @@ async fn append_read_due_settle_across_the_cluster() {
 
 #[tokio::test]
 #[ignore = "needs the local system (make test starts it)"]
-async fn foreign_bucket_and_torn_entries_are_refused_before_any_write() {
+async fn foreign_bucket_and_torn_blocks_are_refused_before_any_write() {
     let h = head().await;
     let t = tenant();
     let bs = buckets(2);
@@ -211,8 +222,9 @@ async fn foreign_bucket_and_torn_entries_are_refused_before_any_write() {
         .unwrap_err();
     assert!(!e.is_retryable(), "{e}");
     let mut torn = entries(0, 1, 1.0);
-    torn.pop();
+    torn[0] = 0x7f;
     assert!(h.append(bs[0], &[append(&w, torn, 1)]).await.is_err());
+    assert!(h.append(bs[0], &[append(&w, Vec::new(), 1)]).await.is_err());
     assert!(h.read(&w).await.unwrap().is_empty());
     assert_eq!(h.append(bs[0], &[]).await.unwrap(), Vec::<u64>::new());
 }
@@ -243,9 +255,161 @@ async fn scripts_survive_a_script_flush() {
                 .unwrap(),
             vec![2]
         );
-        assert!(h.settle(&w, 2 * ENTRY_BYTES).await.unwrap());
+        let read = h.read(&w).await.unwrap();
+        assert_eq!(head_format::decode(0, &read).unwrap().len(), 2);
+        assert!(h.settle(&w, &read).await.unwrap());
     }
     cleanup(&bs).await;
+}
+
+/// A v1 head key (a string of 16-byte entries, as a v1 writer left it during a rolling
+/// deploy) is read as it is, settles by its length, and the next append moves it into
+/// a v2 list with its entries as the first block: every point stays, and a flush that
+/// read the v1 string no longer settles.
+#[tokio::test]
+#[ignore = "needs the local system (make test starts it)"]
+async fn a_v1_head_is_read_and_moved_into_a_list_by_the_next_append() {
+    let h = head().await;
+    let t = tenant();
+    let bs = buckets(1);
+    let w = WindowRef {
+        bucket: bs[0],
+        key: series_key(&t, "cpu.v1"),
+        start: 86_400,
+    };
+    let mut v1 = Vec::new();
+    for i in 0..3 {
+        Entry::new(
+            w.start,
+            Point::new(w.start + 60 * i, 1.0),
+            w.start * 1000 + 10,
+        )
+        .unwrap()
+        .encode_into(&mut v1);
+    }
+    let mut c = raw().await;
+    let _: () = redis::cmd("SET")
+        .arg(head_key(&w))
+        .arg(v1.as_slice())
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let _: i64 = redis::cmd("ZADD")
+        .arg(dirty_key(w.bucket))
+        .arg(5)
+        .arg(dirty_member(&w))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let read_v1 = h.read(&w).await.unwrap();
+    assert_eq!(read_v1, v1);
+    let v1_points = head_format::head_points(w.start, &read_v1).unwrap();
+    assert_eq!(v1_points.len(), 3);
+    let newer = Stamped::new(Point::new(w.start + 60, 2.0), w.start * 1000 + 5_000);
+    let counts = h
+        .append(
+            w.bucket,
+            &[append(&w, head_format::encode_block(w.start, &[newer]), 5)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(counts, vec![4], "3 v1 entries and 1 new point");
+    let kind: String = redis::cmd("TYPE")
+        .arg(head_key(&w))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(kind, "list");
+    let read_v2 = h.read(&w).await.unwrap();
+    assert_eq!(
+        head_format::head_points(w.start, &read_v2).unwrap(),
+        vec![v1_points[0], newer, v1_points[2]]
+    );
+    assert!(
+        !h.settle(&w, &read_v1).await.unwrap(),
+        "a flush of the v1 bytes missed the new point"
+    );
+    assert!(h.settle(&w, &read_v2).await.unwrap());
+    h.forget(&w).await.unwrap();
+    cleanup(&bs).await;
+}
+
+/// The Redis script and the in-memory fake (`head::append_to`) build the same head
+/// bytes from the same appends, new keys and v1 keys alike, header nonce aside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local system (make test starts it)"]
+async fn redis_and_the_fake_build_the_same_head_bytes() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let h = head().await;
+    let t = tenant();
+    let bs = buckets(1);
+    let rt = tokio::runtime::Handle::current();
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        ..Config::default()
+    });
+    let case = std::sync::atomic::AtomicUsize::new(0);
+    let strategy = (
+        proptest::collection::vec(
+            proptest::collection::vec((0i64..86_400, any::<u64>(), -5i64..90_000), 1..30),
+            1..6,
+        ),
+        0usize..4,
+    );
+    let result = runner.run(&strategy, |(appends, v1_entries)| {
+        let n = case.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let w = WindowRef {
+            bucket: bs[0],
+            key: series_key(&t, &format!("parity.{n}")),
+            start: 86_400,
+        };
+        let got = tokio::task::block_in_place(|| {
+            rt.block_on(async {
+                let mut model = Vec::new();
+                if v1_entries > 0 {
+                    for i in 0..v1_entries {
+                        Entry::new(w.start, Point::new(w.start + i as i64, 3.0), w.start * 1000)
+                            .unwrap()
+                            .encode_into(&mut model);
+                    }
+                    let mut c = raw().await;
+                    let _: () = redis::cmd("SET")
+                        .arg(head_key(&w))
+                        .arg(model.as_slice())
+                        .query_async(&mut c)
+                        .await
+                        .unwrap();
+                }
+                for pts in &appends {
+                    let pts: Vec<Stamped> = pts
+                        .iter()
+                        .map(|&(t, v, s)| Stamped {
+                            time: w.start + t,
+                            value_bits: v,
+                            stamp: w.start + s,
+                        })
+                        .collect();
+                    let block = head_format::encode_block(w.start, &pts);
+                    let count = h
+                        .append(w.bucket, &[append(&w, block.clone(), 5)])
+                        .await
+                        .unwrap();
+                    let want = head_format::append_to(&mut model, &block, 0).unwrap();
+                    assert_eq!(count, vec![u64::from(want)]);
+                }
+                let read = h.read(&w).await.unwrap();
+                h.forget(&w).await.unwrap();
+                (read, model)
+            })
+        });
+        let (read, model) = got;
+        prop_assert_eq!(&read[..8], &model[..8], "version, mark and count");
+        prop_assert_eq!(&read[HEADER_BYTES..], &model[HEADER_BYTES..], "blocks");
+        Ok(())
+    });
+    cleanup(&bs).await;
+    result.unwrap();
 }
 
 #[tokio::test]
@@ -295,34 +459,44 @@ async fn health_reports_every_master() {
 }
 
 /// Memory per point of one window's head key (MEMORY USAGE), printed for the benchmark
-/// notes: the 16-byte entries plus Redis's per-key overhead and allocator slack.
+/// notes: the blocks plus Redis's per-key overhead and allocator slack, for appends of 1
+/// point (an agent posting each minute, one point per batch), 10 and 60 (a batch).
 #[tokio::test]
 #[ignore = "needs the local system (make test starts it)"]
 async fn head_memory_per_point() {
     let h = head().await;
     let t = tenant();
     let bs = buckets(1);
-    for points in [60usize, 1_440, 10_080] {
-        let w = WindowRef {
-            bucket: bs[0],
-            key: series_key(
-                &t,
-                &format!("host.0123456789a.cpu.user.percentage.{points}"),
-            ),
-            start: 0,
-        };
-        // Appended as the writer does: a few points per record batch.
-        for chunk in 0..points / 10 {
-            let start = i64::try_from(chunk * 10).unwrap();
-            h.append(bs[0], &[append(&w, entries(start, 10, 12.5), 100)])
-                .await
-                .unwrap();
+    for per_append in [1usize, 10, 60] {
+        for points in [60usize, 1_440] {
+            let w = WindowRef {
+                bucket: bs[0],
+                key: series_key(
+                    &t,
+                    &format!("host.0123456789a.cpu.user.percentage.{points}.{per_append}"),
+                ),
+                start: 0,
+            };
+            // 1-minute points of a 1-day window, values of a CPU percentage.
+            for chunk in 0..points / per_append {
+                let pts: Vec<Stamped> = (0..per_append)
+                    .map(|i| {
+                        let m = i64::try_from(chunk * per_append + i).unwrap();
+                        let v = ((m * 37) % 1000) as f64 / 10.0;
+                        Stamped::new(Point::new(60 * m, v), (60 * m + 60) * 1000)
+                    })
+                    .collect();
+                let block = head_format::encode_block(0, &pts);
+                h.append(bs[0], &[append(&w, block, 100)]).await.unwrap();
+            }
+            let bytes = h.memory_usage(&w).await.unwrap().unwrap();
+            let per_point = bytes as f64 / points as f64;
+            println!("head memory: {points} points, {per_append} per append, {bytes} bytes = {per_point:.2} bytes/point (head key only)");
+            if points == 1_440 {
+                assert!(per_point <= 16.0, "{per_append} per append: {per_point}");
+            }
+            h.forget(&w).await.unwrap();
         }
-        let bytes = h.memory_usage(&w).await.unwrap().unwrap();
-        let per_point = bytes as f64 / points as f64;
-        println!("head memory: {points} points, {bytes} bytes = {per_point:.2} bytes/point (head key only)");
-        assert!(per_point < 40.0, "{per_point}");
-        h.forget(&w).await.unwrap();
     }
     let absent = WindowRef {
         bucket: bs[0],
@@ -414,7 +588,7 @@ async fn a_node_that_hangs_after_connecting_times_out_every_call() {
         ),
         ("read", h.read(&w).await.map(|_| ())),
         ("due", h.due(1, 10, 10).await.map(|_| ())),
-        ("settle", h.settle(&w, 16).await.map(|_| ())),
+        ("settle", h.settle(&w, &[]).await.map(|_| ())),
     ] {
         let e = result.unwrap_err();
         assert!(e.is_retryable(), "{what}: {e}");
@@ -527,17 +701,34 @@ async fn key_prefixes_keep_deployments_on_one_cluster_apart() {
     assert!(two.due(bucket, 1_000, 10).await.unwrap().is_empty());
     assert!(plain.due(bucket, 1_000, 10).await.unwrap().is_empty());
     assert!(two.read(&w).await.unwrap().is_empty());
-    let _ = two.settle(&w, 0).await.unwrap();
+    let _ = two.settle(&w, &[]).await.unwrap();
     assert_eq!(one.due(bucket, 1_000, 10).await.unwrap(), vec![w.clone()]);
-    assert_eq!(one.read(&w).await.unwrap(), entries(0, 2, 1.5));
+    let read = one.read(&w).await.unwrap();
+    assert_eq!(head_format::decode(0, &read).unwrap(), points(0, 2, 1.5));
     let mut c = raw().await;
-    let len: i64 = redis::cmd("STRLEN")
+    let blocks: i64 = redis::cmd("LLEN")
         .arg(format!("one:{}", head_key(&w)))
         .query_async(&mut c)
         .await
         .unwrap();
-    assert_eq!(len, 32, "the prefix comes first, the hash tag stays");
-    assert!(one.settle(&w, 32).await.unwrap());
+    assert_eq!(blocks, 2, "header and one block, under the prefixed key");
+    let slot = |k: String| {
+        let mut c = c.clone();
+        async move {
+            redis::cmd("CLUSTER")
+                .arg("KEYSLOT")
+                .arg(k)
+                .query_async::<i64>(&mut c)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        slot(format!("one:{}", head_key(&w))).await,
+        slot(head_key(&w)).await,
+        "the prefix comes first, the hash tag stays"
+    );
+    assert!(one.settle(&w, &read).await.unwrap());
     let _: i64 = redis::cmd("DEL")
         .arg(format!("one:{}", head_key(&w)))
         .query_async(&mut c)

@@ -2,8 +2,12 @@
 //! Redis head memory):
 //!
 //! ```text
-//! cargo run --release -p carat-writer --example writer_bench -- [DATA_DIR] [--hosts N] [--no-redis]
+//! cargo run --release -p carat-writer --example writer_bench -- [DATA_DIR] [--hosts N] [--no-redis] [--head-memory]
 //! ```
+//!
+//! `--shape hourly|minutely|minutely-by-set` runs one request shape only (to profile it).
+//! `--head-memory` runs only part 4 (and the 1-shard Redis run that fills the head):
+//! the head's bytes per point, without the CPU, 4-shard and naive runs.
 //!
 //! Workload: every NAB CloudWatch series (DATA_DIR, default ../shared/data/nab-aws-cloudwatch)
 //! re-timed to 1-minute steps from a UTC midnight (the real values, the cadence of
@@ -32,7 +36,9 @@ use carat_core::record::{self, Record, SeriesPoints};
 use carat_core::{window, Config, Point, SeriesKey, SeriesName, Tenant};
 use carat_store::dynamo::item_size;
 use carat_store::fake::{FakeCatalog, FakeHead, FakeTable};
-use carat_store::ports::{Head, LogEntry, WindowItem, WindowRef, WindowTable, Written};
+use carat_store::ports::{
+    Head, LogEntry, NameSets as _, WindowItem, WindowRef, WindowTable, Written,
+};
 use carat_store::RedisHead;
 use carat_writer::flush::flush_window;
 use carat_writer::sink::LogSink;
@@ -58,6 +64,9 @@ struct Workload {
     events: Vec<KinesisEvent>,
     points: usize,
     records: usize,
+    /// The name sets the records reference (record v2 by name set), as the ingest API
+    /// stored them; empty for records with inline names.
+    name_sets: Arc<FakeCatalog>,
 }
 
 fn build(
@@ -66,7 +75,9 @@ fn build(
     hosts: usize,
     tenant: &str,
     points_per_record: i64,
+    by_set: bool,
 ) -> Result<Workload, BoxError> {
+    let name_sets = Arc::new(FakeCatalog::new());
     let data = carat_bench::data::load(dir)?;
     let tenant = Tenant::parse(tenant)?;
     let mut series = Vec::new();
@@ -113,7 +124,14 @@ fn build(
             }
         }
         for (b, sp) in by_bucket {
-            for data in record::pack(&tenant, stamp, sp, cfg.record.max_record_bytes)? {
+            for r in record::pack_records(&tenant, stamp, sp, cfg.record.max_record_bytes)? {
+                let data = if by_set {
+                    let set = record::NameSet::of(r.series.iter().map(|s| &s.series));
+                    futures::executor::block_on(name_sets.put_name_set(&tenant, &set))?;
+                    record::encode_with_set(&r, &set)
+                } else {
+                    record::encode(&r)
+                };
                 seq += 1;
                 entries.push(LogEntry {
                     shard_id: "shardId-000000000000".into(),
@@ -136,7 +154,23 @@ fn build(
         events,
         points,
         records,
+        name_sets,
     })
+}
+
+/// A record of `w` in either form (names inline, or by one of `w`'s name sets).
+async fn decode_record(w: &Workload, data: &[u8]) -> Result<Record, BoxError> {
+    let parts = record::decode_parts(data)?;
+    let Some(id) = parts.name_set() else {
+        return Ok(parts.into_record()?);
+    };
+    let sealed = w
+        .name_sets
+        .get_name_set(&parts.tenant, id)
+        .await?
+        .ok_or("a name set of the workload is missing")?;
+    let names = record::NameSet::open(&sealed, id)?;
+    Ok(parts.with_names(&names)?)
 }
 
 fn bench_cfg() -> Config {
@@ -261,6 +295,7 @@ fn cpu_run(cfg: &Config, w: &Workload) -> Result<CpuResult, BoxError> {
             Arc::new(LogSink),
             clock.clone(),
         )
+        .with_name_sets(w.name_sets.clone())
         .with_emf(false);
         let cpu0 = thread_cpu_secs();
         let t = Instant::now();
@@ -328,7 +363,7 @@ struct RedisResult {
     dirty_bytes_per_point: f64,
 }
 
-async fn redis_run(cfg: &Config, w: &Workload) -> Result<RedisResult, BoxError> {
+async fn redis_run(cfg: &Config, w: &Workload, memory_only: bool) -> Result<RedisResult, BoxError> {
     let cfg = Arc::new(cfg.clone());
     let head = Arc::new(RedisHead::connect(&cfg.redis).await?);
     let all_windows: Vec<(WindowRef, usize)> = w
@@ -362,7 +397,8 @@ async fn redis_run(cfg: &Config, w: &Workload) -> Result<RedisResult, BoxError> 
     forget_all().await?;
     let mut carat_s = Vec::new();
     let mut sampled_windows = 0;
-    for shards in [1usize, 4] {
+    let runs: &[usize] = if memory_only { &[1] } else { &[1, 4] };
+    for &shards in runs {
         let writer = Writer::new(
             cfg.clone(),
             head.clone(),
@@ -371,6 +407,7 @@ async fn redis_run(cfg: &Config, w: &Workload) -> Result<RedisResult, BoxError> 
             Arc::new(LogSink),
             Arc::new(ManualClock::at_ms(t0() * 1000)),
         )
+        .with_name_sets(w.name_sets.clone())
         .with_emf(false);
         let t = Instant::now();
         run_shards(&writer, &w.events, shards).await?;
@@ -419,6 +456,15 @@ async fn redis_run(cfg: &Config, w: &Workload) -> Result<RedisResult, BoxError> 
     carat_s.retain(|(s, _)| *s != 0 && *s != usize::MAX);
     let head_sampled = sampled_windows;
 
+    if memory_only {
+        return Ok(RedisResult {
+            carat_s,
+            naive_s: f64::NAN,
+            head_bytes_per_point,
+            head_sampled,
+            dirty_bytes_per_point,
+        });
+    }
     // Naive: one HSET per point (key per series window, field = time, value = value).
     let client = redis::cluster::ClusterClient::new(cfg.redis.nodes.clone())?;
     let conn = client.get_async_connection().await?;
@@ -427,7 +473,7 @@ async fn redis_run(cfg: &Config, w: &Workload) -> Result<RedisResult, BoxError> 
     for ev in &w.events {
         let mut cmds: Vec<(String, i64, f64)> = Vec::new();
         for r in &ev.records {
-            let rec: Record = record::decode(&r.kinesis.data)?;
+            let rec: Record = decode_record(w, &r.kinesis.data).await?;
             for sp in rec.series {
                 let key = SeriesKey::new(rec.tenant.clone(), sp.series);
                 let b = key.bucket(cfg.record.buckets);
@@ -495,12 +541,23 @@ fn main() -> Result<(), BoxError> {
     // `--figures DIR`: also write DIR/writer.json for `carat-bench cost` (docs/deploy.md).
     let mut figures_dir: Option<PathBuf> = None;
     let mut figures = serde_json::Map::new();
+    let mut memory_only = false;
+    // `--shape hourly|minutely|minutely-by-set`: only that request shape (for a profiler).
+    let mut only: Option<String> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "--hosts" => hosts = it.next().and_then(|h| h.parse().ok()).ok_or("--hosts N")?,
             "--no-redis" => redis = false,
             "--figures" => figures_dir = Some(PathBuf::from(it.next().ok_or("--figures DIR")?)),
+            "--head-memory" => memory_only = true,
+            "--shape" => {
+                only = Some(
+                    it.next()
+                        .ok_or("--shape hourly|minutely|minutely-by-set")?
+                        .clone(),
+                )
+            }
             other => dir = PathBuf::from(other),
         }
     }
@@ -514,17 +571,49 @@ fn main() -> Result<(), BoxError> {
             .trim()
     );
 
-    for (label, per_record) in [
-        ("hourly records (60 points/series/record)", 60i64),
+    // (label, points per series per record, records name their name set). The stored
+    // bytes do not depend on the record form, so the Redis and DynamoDB parts run once
+    // per request shape: hourly, and minutely by name set (the steady state of agents).
+    for (label, per_record, by_set) in [
+        ("hourly records (60 points/series/record)", 60i64, false),
         (
-            "minutely requests (one Mackerel agent post per host per minute: 19 series, 1 point each)",
+            "minutely requests, names inline (one Mackerel agent post per host per minute: 17 series, 1 point each; a host's first post, or record v1)",
             1,
+            false,
+        ),
+        (
+            "minutely requests, by name set (the same posts, record v2 naming each host's stored name set: the steady state)",
+            1,
+            true,
         ),
     ] {
+        let shape = match (per_record, by_set) {
+            (1, false) => "minutely",
+            (1, true) => "minutely-by-set",
+            _ => "hourly",
+        };
+        if only.as_deref().is_some_and(|o| o != shape) {
+            continue;
+        }
         let h = if per_record == 1 { hosts.min(2) } else { hosts };
-        let w = build(&cfg, &dir, h, &tenant, per_record)?;
+        let w = build(&cfg, &dir, h, &tenant, per_record, by_set)?;
+        if per_record == 1 && !by_set && memory_only {
+            continue;
+        }
+        if memory_only {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let rr = rt.block_on(redis_run(&cfg, &w, true))?;
+            println!(
+                "\n## Redis head memory — {label} ({} points, {} records; MEMORY USAGE, {} sampled 1-day windows)\n| what | bytes per point |\n|---|---|\n| head keys | {:.2} |\n| dirty sets, amortised | {:.2} |\n| **total** | **{:.2}** |",
+                w.points, w.records, rr.head_sampled, rr.head_bytes_per_point, rr.dirty_bytes_per_point, rr.head_bytes_per_point + rr.dirty_bytes_per_point
+            );
+            continue;
+        }
         let r = cpu_run(&cfg, &w)?;
         let total = r.ingest_s + r.flush_s;
+        let cpu_only = per_record == 1 && !by_set;
         println!(
             "\n## CPU only, one core — {label}\n{} points, {} records, {} batches, {} windows\n| phase | seconds | points/s |\n|---|---|---|\n| decode + group + entries + append (in-memory head) | {:.3} | {:.0} |\n| flush: read + merge + stamped chunk + conditional write (in-memory table) | {:.3} | {:.0} |\n| **whole writer path** | {:.3} | **{:.0}** |\n| whole writer path, per CPU-second ({:.2} CPU-s: the figure a loaded machine does not distort) | {:.3} | **{:.0}** |",
             w.points, w.records, w.events.len(), r.windows,
@@ -533,6 +622,9 @@ fn main() -> Result<(), BoxError> {
             total, w.points as f64 / total,
             r.cpu_s, r.cpu_s, w.points as f64 / r.cpu_s.max(0.01),
         );
+        if cpu_only {
+            continue;
+        }
         // DynamoDB units: what the flushes read and wrote, and the items they left.
         let per_m = |u: u64, p: u64| u as f64 * 1e6 / p.max(1) as f64;
         let stored_points: u64 = r
@@ -589,7 +681,7 @@ fn main() -> Result<(), BoxError> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            match rt.block_on(redis_run(&cfg, &w)) {
+            match rt.block_on(redis_run(&cfg, &w, false)) {
                 Ok(rr) => {
                     println!("\n## Into the local Redis cluster ({} points, {} records)\n| writer | seconds | points/s | vs naive |\n|---|---|---|---|", w.points, w.records);
                     for (shards, s) in &rr.carat_s {
@@ -601,7 +693,7 @@ fn main() -> Result<(), BoxError> {
                         w.points as f64 / rr.naive_s
                     );
                     println!(
-                        "\n## Redis head memory (MEMORY USAGE, {} sampled 1-day windows, as this workload appended them)\n| what | bytes per point |\n|---|---|\n| head keys (16-byte entries + key + allocator) | {:.2} |\n| dirty sets, amortised | {:.2} |\n| **total** | **{:.2}** |",
+                        "\n## Redis head memory (MEMORY USAGE, {} sampled 1-day windows, as this workload appended them)\n| what | bytes per point |\n|---|---|\n| head keys (blocks + key + allocator) | {:.2} |\n| dirty sets, amortised | {:.2} |\n| **total** | **{:.2}** |",
                         rr.head_sampled, rr.head_bytes_per_point, rr.dirty_bytes_per_point, rr.head_bytes_per_point + rr.dirty_bytes_per_point
                     );
                     if per_record == 1 {

@@ -10,7 +10,7 @@ use thiserror::Error;
 pub enum WriterError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The head of a window is not a whole number of entries: something else wrote
+    /// The head of a window does not decode (not a v1 or v2 head): something else wrote
     /// the key. Not retryable: the same bytes would fail again.
     #[error("head of window {window} is corrupt: {source}")]
     CorruptHead { window: String, source: ChunkError },

@@ -172,16 +172,16 @@ pub fn stored_window(
     }))
 }
 
-/// The stamped points of a window from its head bytes.
+/// The stamped points of a window from its head bytes (v1 or v2): one per time, sorted,
+/// the latest stamp winning.
 ///
 /// # Errors
-/// [`WriterError::CorruptHead`] if the bytes are not whole entries.
+/// [`WriterError::CorruptHead`] if the bytes are not a head.
 pub fn head_points(window: &WindowRef, bytes: &[u8]) -> Result<Vec<Stamped>, WriterError> {
-    let entries = head::entries(bytes).map_err(|source| WriterError::CorruptHead {
+    head::head_points(window.start, bytes).map_err(|source| WriterError::CorruptHead {
         window: format!("{}@{}", window.key, window.start),
         source,
-    })?;
-    Ok(head::merge_stamped(window.start, &entries))
+    })
 }
 
 /// Merges `fresh` (sorted, one per time) into the stored window: read, merge,
@@ -254,7 +254,7 @@ pub async fn flush_window(
     if bytes.is_empty() {
         // The head forgot the window (expired, or lost and not yet replayed): what the
         // table holds is the best there is, and there is nothing to add to it.
-        let settled = closed && head.settle(window, 0).await?;
+        let settled = closed && head.settle(window, &bytes).await?;
         return Ok(Flushed {
             points: 0,
             wrote: false,
@@ -263,7 +263,7 @@ pub async fn flush_window(
     }
     let fresh = head_points(window, &bytes)?;
     let (points, wrote) = merge_into_table(cfg, table, window, &fresh).await?;
-    let settled = closed && head.settle(window, bytes.len()).await?;
+    let settled = closed && head.settle(window, &bytes).await?;
     tracing::debug!(window = %window.key, start = window.start, points, wrote, settled, "flushed");
     Ok(Flushed {
         points,

@@ -1,15 +1,16 @@
-//! The Kinesis event handler: records ⇒ head entries ⇒ `Head::append` per bucket ⇒
+//! The Kinesis event handler: records ⇒ head blocks ⇒ `Head::append` per bucket ⇒
 //! flushes of windows that crossed the point threshold or closed.
 //!
 //! Order of work for one batch:
 //! 1. decode every record; an undecodable one is counted, logged and given to the
 //!    [`FailureSink`], never retried (it would block its shard forever);
-//! 2. turn points into 16-byte head entries stamped with the record's ingest stamp.
+//! 2. turn points into head points stamped with the record's ingest stamp, one head
+//!    block per window per batch (`carat_core::head::encode_block`).
 //!    Points of sealed windows (past `head_expiry`: a late writer, or a replay) are
 //!    kept like any other: the flush merges them into the stored item, so a replay can
 //!    rebuild any window that Kinesis still holds. Only points whose raw TTL already
 //!    passed are dropped (their item would be deleted at once; counted);
-//! 3. group the entries per bucket (one `Head::append` per bucket per batch) and store
+//! 3. group the points per bucket (one `Head::append` per bucket per batch) and store
 //!    the buckets concurrently; each bucket then flushes its windows that crossed a
 //!    multiple of `flush_point_threshold` and up to `due_flushes_per_bucket` of its
 //!    closed windows;
@@ -29,9 +30,12 @@ use std::sync::Arc;
 
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
-use carat_core::head::{Entry, ENTRY_BYTES};
-use carat_core::{record, window, Config, SeriesKey};
-use carat_store::ports::{Catalog, Head, HeadAppend, WindowRef, WindowTable};
+use carat_core::head::{self, Stamped};
+use carat_core::record::NameSetId;
+use carat_core::{record, window, Config, SeriesKey, Tenant};
+use carat_store::name_sets::{NameSetResolver, Resolved};
+use carat_store::ports::{Catalog, Head, HeadAppend, NameSets, WindowRef, WindowTable};
+use carat_store::StoreError;
 use futures::StreamExt as _;
 
 use crate::catalog::{CatalogKeeper, Labels};
@@ -63,6 +67,8 @@ pub struct BatchReport {
     pub labels_records: u64,
     /// Sequence number of the first record not fully stored (after a retryable failure).
     pub first_failed: Option<String>,
+    /// Batches stopped early because a name set could not be fetched (0 or 1).
+    pub name_set_failures: u64,
 }
 
 impl BatchReport {
@@ -81,12 +87,15 @@ impl BatchReport {
     }
 }
 
-/// The entries of one bucket in one batch.
+/// The points of one bucket in one batch.
 struct Group {
     bucket: u32,
     /// Index in the batch of the first record with points in this bucket.
     first_record: usize,
+    /// One per window; `block` is encoded from `staged` once every record is read.
     appends: Vec<HeadAppend>,
+    /// The points of `appends[i]`, in record order.
+    staged: Vec<Vec<Stamped>>,
     /// Series ⇒ (window start, index in `appends`).
     index: HashMap<SeriesKey, Vec<(i64, usize)>>,
     points: u64,
@@ -101,6 +110,7 @@ impl Group {
             bucket,
             first_record,
             appends: Vec::new(),
+            staged: Vec::new(),
             index: HashMap::new(),
             points: 0,
             series: BTreeMap::new(),
@@ -108,12 +118,12 @@ impl Group {
     }
 }
 
-/// The entries of one series of one record, before the record is known to be good.
+/// The points of one series of one record, before the record is known to be good.
 struct Staged {
     key: SeriesKey,
     bucket: u32,
-    /// (window start, entry bytes), in order of first appearance.
-    windows: Vec<(i64, Vec<u8>)>,
+    /// (window start, stamped points), in order of first appearance.
+    windows: Vec<(i64, Vec<Stamped>)>,
 }
 
 /// The writer: clients injected once per container, then one [`Writer::handle`] per batch.
@@ -125,7 +135,16 @@ pub struct Writer {
     sink: Arc<dyn FailureSink>,
     clock: Arc<dyn Clock>,
     emit_emf: bool,
+    /// Where record v2's name sets come from (the catalog table); `None`: records by
+    /// name set are rejected as undecodable.
+    name_sets: Option<NameSetResolver>,
 }
+
+/// The name sets of a batch: (tenant, id) ⇒ what fetching it found.
+type BatchSets = HashMap<(Tenant, NameSetId), Result<Resolved, StoreError>>;
+
+/// Name sets fetched concurrently for one batch.
+const SET_GETS_IN_FLIGHT: usize = 16;
 
 impl Writer {
     #[must_use]
@@ -146,7 +165,16 @@ impl Writer {
             sink,
             clock,
             emit_emf: true,
+            name_sets: None,
         }
+    }
+
+    /// Decodes record v2's name sets from `store` (the catalog table), caching them for
+    /// the container's life.
+    #[must_use]
+    pub fn with_name_sets(mut self, store: Arc<dyn NameSets>) -> Self {
+        self.name_sets = Some(NameSetResolver::new(store));
+        self
     }
 
     /// Whether each batch prints its EMF line on stdout (on in Lambda; tests turn it off).
@@ -215,8 +243,33 @@ impl Writer {
         let mut groups: Vec<Group> = Vec::new();
         let mut group_of_bucket: HashMap<u32, usize> = HashMap::new();
 
-        for (i, rec) in records.iter().enumerate() {
-            if rec.kinesis.data.0.first() == Some(&record::labels::VERSION) {
+        // Points records decoded first, so that the name sets they reference (record v2)
+        // are fetched together, before anything is staged. A set that cannot be fetched
+        // now stops the batch at the first record needing it: the records before it are
+        // stored, and Lambda re-sends from it.
+        let decoded: Vec<Option<Result<record::Parts, String>>> = records
+            .iter()
+            .map(|rec| {
+                (rec.kinesis.data.0.first() != Some(&record::labels::VERSION))
+                    .then(|| record::decode_parts(&rec.kinesis.data.0).map_err(|e| e.to_string()))
+            })
+            .collect();
+        let sets = self.resolve_name_sets(&decoded).await;
+        let stop_at = decoded
+            .iter()
+            .position(|d| match d {
+                Some(Ok(p)) => p
+                    .name_set()
+                    .is_some_and(|id| matches!(sets.get(&(p.tenant.clone(), id)), Some(Err(_)))),
+                _ => false,
+            })
+            .unwrap_or(records.len());
+        if stop_at < records.len() {
+            report.name_set_failures += 1;
+        }
+
+        for (i, (rec, parts)) in records.iter().zip(decoded).enumerate().take(stop_at) {
+            let Some(parts) = parts else {
                 match self.stage_labels(rec) {
                     Ok(labelled) => {
                         report.labels_records += 1;
@@ -234,8 +287,11 @@ impl Writer {
                     }
                 }
                 continue;
-            }
-            let staged = match self.stage(rec, now, &mut report) {
+            };
+            let staged = parts
+                .and_then(|p| self.with_names(p, &sets))
+                .and_then(|r| self.stage(r, now, &mut report));
+            let staged = match staged {
                 Ok(s) => s,
                 Err(reason) => {
                     report.bad_records += 1;
@@ -254,11 +310,11 @@ impl Writer {
                 // A late point (close to the head expiry, or past it: a lagging writer, a
                 // replay) keeps its window in the head until a flush has merged it.
                 let expire_at = |start| self.cfg.head_expiry_after(start, now);
-                for (start, bytes) in s.windows {
-                    g.points += (bytes.len() / ENTRY_BYTES) as u64;
+                for (start, points) in s.windows {
+                    g.points += points.len() as u64;
                     let slots = g.index.entry(s.key.clone()).or_default();
                     if let Some(&(_, ai)) = slots.iter().find(|(st, _)| *st == start) {
-                        g.appends[ai].entries.extend_from_slice(&bytes);
+                        g.staged[ai].extend_from_slice(&points);
                     } else {
                         slots.push((start, g.appends.len()));
                         g.appends.push(HeadAppend {
@@ -267,12 +323,19 @@ impl Writer {
                                 key: s.key.clone(),
                                 start,
                             },
-                            entries: bytes,
+                            block: Vec::new(),
                             flush_due: self.cfg.flush_due(start),
                             expire_at: expire_at(start),
                         });
+                        g.staged.push(points);
                     }
                 }
+            }
+        }
+        // One block per window: the batch's points of the window, in record order.
+        for g in &mut groups {
+            for (a, points) in g.appends.iter_mut().zip(&g.staged) {
+                a.block = head::encode_block(a.window.start, points);
             }
         }
 
@@ -330,6 +393,9 @@ impl Writer {
             }
             pending = again;
         }
+        if stop_at < records.len() {
+            first_failed = Some(first_failed.map_or(stop_at, |f| f.min(stop_at)));
+        }
         report.first_failed = first_failed
             .and_then(|i| records.get(i))
             .map(|r| r.kinesis.sequence_number.clone());
@@ -368,6 +434,7 @@ impl Writer {
                         ("FlushedWindows", report.flushed_windows),
                         ("FailedFlushes", report.failed_flushes),
                         ("CatalogWrites", report.catalog_writes),
+                        ("NameSetFailures", report.name_set_failures),
                     ],
                     &millis,
                 )
@@ -379,14 +446,68 @@ impl Writer {
         }
     }
 
-    /// Decodes one record into per-series head entries. `Err` names why the record is bad.
+    /// Fetches the name sets the batch's records reference (each once; cached ones
+    /// cost nothing).
+    async fn resolve_name_sets(
+        &self,
+        decoded: &[Option<Result<record::Parts, String>>],
+    ) -> BatchSets {
+        let Some(resolver) = &self.name_sets else {
+            return HashMap::new();
+        };
+        let mut wanted: Vec<(Tenant, NameSetId)> = decoded
+            .iter()
+            .filter_map(|d| match d {
+                Some(Ok(p)) => p.name_set().map(|id| (p.tenant.clone(), id)),
+                _ => None,
+            })
+            .collect();
+        wanted.sort();
+        wanted.dedup();
+        futures::stream::iter(wanted)
+            .map(|(tenant, id)| async move {
+                let found = resolver.resolve(&tenant, id).await;
+                if let Err(e) = &found {
+                    tracing::warn!(error = %e, tenant = %tenant, name_set = %id, "name set not fetched; the batch resumes at the first record naming it");
+                }
+                ((tenant, id), found)
+            })
+            .buffer_unordered(SET_GETS_IN_FLIGHT)
+            .collect()
+            .await
+    }
+
+    /// The record of `parts`, its names taken from its name set if it has one. `Err`
+    /// names why the record cannot be decoded.
+    fn with_names(&self, parts: record::Parts, sets: &BatchSets) -> Result<record::Record, String> {
+        let Some(id) = parts.name_set() else {
+            return parts.into_record().map_err(|e| e.to_string());
+        };
+        if self.name_sets.is_none() {
+            return Err(format!(
+                "record names its series by name set {id}, and this writer has no name set store"
+            ));
+        }
+        match sets.get(&(parts.tenant.clone(), id)) {
+            Some(Ok(Resolved::Names(names))) => parts.with_names(names).map_err(|e| e.to_string()),
+            Some(Ok(Resolved::Missing)) => Err(format!(
+                "name set {id} of tenant {} is not in the catalog table",
+                parts.tenant
+            )),
+            Some(Ok(Resolved::Corrupt(why))) => Err(format!("name set {id}: {why}")),
+            // Not fetched: the batch stopped before this record.
+            Some(Err(e)) => Err(format!("name set {id} not fetched: {e}")),
+            None => Err(format!("name set {id} was not looked up")),
+        }
+    }
+
+    /// A decoded record into per-series head points. `Err` names why the record is bad.
     fn stage(
         &self,
-        rec: &KinesisEventRecord,
+        decoded: record::Record,
         now: i64,
         report: &mut BatchReport,
     ) -> Result<Vec<Staged>, String> {
-        let decoded = record::decode(&rec.kinesis.data.0).map_err(|e| e.to_string())?;
         // Every record-derived number goes through these bounds before any arithmetic:
         // within them no window start, end, expiry or millisecond stamp can overflow.
         if !window::in_range(decoded.stamp_ms.div_euclid(1000)) {
@@ -401,7 +522,7 @@ impl Writer {
         for sp in decoded.series {
             let key = SeriesKey::new(decoded.tenant.clone(), sp.series);
             let bucket = key.bucket(self.cfg.record.buckets);
-            let mut windows: Vec<(i64, Vec<u8>)> = Vec::new();
+            let mut windows: Vec<(i64, Vec<Stamped>)> = Vec::new();
             let mut cur: Option<usize> = None;
             for p in sp.points {
                 if !window::in_range(p.time) {
@@ -418,12 +539,7 @@ impl Writer {
                     expired += 1;
                     continue;
                 }
-                let entry = Entry::new(start, p, decoded.stamp_ms).ok_or_else(|| {
-                    format!(
-                        "series {key}: point at {} with stamp {} ms does not fit a head entry",
-                        p.time, decoded.stamp_ms
-                    )
-                })?;
+                let stamped = Stamped::new(p, decoded.stamp_ms);
                 let wi = match cur {
                     Some(wi) if windows[wi].0 == start => wi,
                     _ => {
@@ -431,14 +547,14 @@ impl Writer {
                             .iter()
                             .position(|(s, _)| *s == start)
                             .unwrap_or_else(|| {
-                                windows.push((start, Vec::with_capacity(ENTRY_BYTES * 16)));
+                                windows.push((start, Vec::with_capacity(16)));
                                 windows.len() - 1
                             });
                         cur = Some(wi);
                         wi
                     }
                 };
-                entry.encode_into(&mut windows[wi].1);
+                windows[wi].1.push(stamped);
             }
             if !windows.is_empty() {
                 out.push(Staged {
@@ -489,7 +605,7 @@ impl Writer {
         }
     }
 
-    /// Appends one bucket's entries, then flushes its windows that crossed the
+    /// Appends one bucket's points, then flushes its windows that crossed the
     /// threshold or are due. A window whose flush fails for good is counted and
     /// skipped; a retryable failure fails the bucket (it is retried as a whole:
     /// appending again is harmless).
@@ -502,8 +618,8 @@ impl Writer {
         };
         let threshold = self.cfg.window.flush_point_threshold.max(1);
         let mut to_flush: Vec<WindowRef> = Vec::new();
-        for (a, &after) in g.appends.iter().zip(&counts) {
-            let added = (a.entries.len() / ENTRY_BYTES) as u64;
+        for ((a, points), &after) in g.appends.iter().zip(&g.staged).zip(&counts) {
+            let added = points.len() as u64;
             let before = after.saturating_sub(added);
             if after / threshold > before / threshold {
                 to_flush.push(a.window.clone());

@@ -2,7 +2,7 @@
 //! DynamoDB window table (docs/write-path.md).
 //!
 //! Module map, in the order a batch flows through it:
-//! - [`handler`]: the Lambda handler. Decodes records, turns points into head entries,
+//! - [`handler`]: the Lambda handler. Decodes records, turns points into head blocks,
 //!   appends them per bucket, reports the first unstored record on retryable failures.
 //! - [`flush`]: one window's flush — head ⇒ merge with the stored window ⇒ conditional
 //!   write of the stamped chunk (split into parts if large) ⇒ settle. Shared with

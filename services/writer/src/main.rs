@@ -19,14 +19,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sdk = carat_store::connect::aws_config(&config.retry).await;
     let password = carat_store::secrets::redis_password(&sdk, env).await?;
     let clients = carat_store::connect_with(&sdk, &config, password.as_ref()).await?;
-    let writer = Arc::new(Writer::new(
-        Arc::clone(&config),
-        clients.head,
-        clients.table,
-        clients.catalog,
-        Arc::new(LogSink),
-        Arc::new(SystemClock),
-    ));
+    let writer = Arc::new(
+        Writer::new(
+            Arc::clone(&config),
+            clients.head,
+            clients.table,
+            clients.catalog.clone(),
+            Arc::new(LogSink),
+            Arc::new(SystemClock),
+        )
+        .with_name_sets(clients.catalog),
+    );
     lambda_runtime::run(service_fn(move |event: LambdaEvent<KinesisEvent>| {
         let writer = Arc::clone(&writer);
         async move {

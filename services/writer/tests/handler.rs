@@ -183,8 +183,8 @@ impl Head for FailBucket {
     async fn due(&self, b: u32, now: i64, limit: usize) -> Result<Vec<WindowRef>, StoreError> {
         self.inner.due(b, now, limit).await
     }
-    async fn settle(&self, w: &WindowRef, len: usize) -> Result<bool, StoreError> {
-        self.inner.settle(w, len).await
+    async fn settle(&self, w: &WindowRef, read: &[u8]) -> Result<bool, StoreError> {
+        self.inner.settle(w, read).await
     }
 }
 
@@ -222,7 +222,12 @@ async fn retryable_head_failure_reports_first_unprocessed_record() {
             vec![event.records[failing].kinesis.sequence_number.clone()]
         );
         // Every record before the reported one is fully in the head.
-        let stored: usize = head.inner.windows().iter().map(|(_, b)| b.len() / 16).sum();
+        let stored: usize = head
+            .inner
+            .windows()
+            .iter()
+            .map(|(w, b)| carat_core::head::decode(w.start, b).unwrap().len())
+            .sum();
         let before: usize = event.records[..failing]
             .iter()
             .map(|r| {
@@ -357,4 +362,115 @@ async fn extreme_record_times_are_bad_records_not_panics() {
         assert_eq!(report.first_failed, None);
     }
     assert!(rig.head.windows().is_empty());
+}
+
+/// `recs` (one per bucket, as [`records`] packs them) re-encoded as record v2 naming a
+/// name set each; the sets are stored in `rig`'s catalog except those of `unstored`.
+async fn by_name_set(
+    rig: &Rig,
+    recs: Vec<(String, Vec<u8>)>,
+    unstored: &[usize],
+) -> Vec<(String, Vec<u8>)> {
+    use carat_store::ports::NameSets as _;
+    let mut out = Vec::new();
+    for (i, (pk, data)) in recs.into_iter().enumerate() {
+        let r = record::decode(&data).unwrap();
+        let set = record::NameSet::of(r.series.iter().map(|s| &s.series));
+        if !unstored.contains(&i) {
+            rig.catalog.put_name_set(&r.tenant, &set).await.unwrap();
+        }
+        out.push((pk, record::encode_with_set(&r, &set)));
+    }
+    out
+}
+
+#[tokio::test]
+async fn records_naming_a_name_set_store_the_same_points() {
+    let stamp = T0 * 1000 + 500;
+    let inline = Rig::new(cfg(), T0 * 1000 + 900);
+    let recs = records(&inline.cfg, stamp, &good_series());
+    assert!(recs.len() >= 2, "the fixture spans several buckets");
+    let report = inline
+        .writer
+        .process(&kinesis_event(&entries(1, stamp, recs.clone())).records)
+        .await
+        .unwrap();
+    assert_eq!(report.processed_points, 8);
+
+    let rig = Rig::new(cfg(), T0 * 1000 + 900);
+    let event = kinesis_event(&entries(1, stamp, by_name_set(&rig, recs, &[]).await));
+    let report = rig.writer.process(&event.records).await.unwrap();
+    assert_eq!((report.processed_points, report.bad_records), (8, 0));
+    assert_eq!(report.first_failed, None);
+    // A second batch of the same sets fetches nothing: the sets are cached.
+    let (_, gets) = rig.catalog.name_set_calls();
+    rig.writer.process(&event.records).await.unwrap();
+    assert_eq!(rig.catalog.name_set_calls().1, gets);
+    // The same head, hence the same stored bytes, as the inline records gave.
+    let start = carat_core::window::start(3_600, T0);
+    for r in [&inline, &rig] {
+        r.clock.set_ms(r.cfg.flush_due(start) * 1000);
+        assert_eq!(r.flush_due().await, 4);
+    }
+    let bytes = |r: &Rig| {
+        let mut v = r.items();
+        v.sort_by(|a, b| (&a.pk, a.sk).cmp(&(&b.pk, b.sk)));
+        v
+    };
+    assert_eq!(bytes(&inline), bytes(&rig));
+}
+
+#[tokio::test]
+async fn a_record_whose_name_set_is_missing_is_sunk_and_a_failed_fetch_stops_the_batch() {
+    let stamp = T0 * 1000 + 500;
+    let rig = Rig::new(cfg(), T0 * 1000 + 900);
+    let recs = records(&rig.cfg, stamp, &good_series());
+    let n = recs.len();
+    assert!(n >= 3, "the fixture spans at least three buckets");
+    // Record 1's set was never stored: it cannot be decoded, and goes to the sink.
+    let event = kinesis_event(&entries(
+        1,
+        stamp,
+        by_name_set(&rig, recs.clone(), &[1]).await,
+    ));
+    let report = rig.writer.process(&event.records).await.unwrap();
+    assert_eq!(report.bad_records, 1);
+    assert_eq!(
+        report.first_failed, None,
+        "a bad record never blocks the shard"
+    );
+    let sunk = rig.sink.0.lock().unwrap().clone();
+    assert_eq!(sunk.len(), 1);
+    assert_eq!(sunk[0].0, event.records[1].kinesis.sequence_number);
+    assert!(
+        sunk[0].1.contains("is not in the catalog table"),
+        "{}",
+        sunk[0].1
+    );
+
+    // The catalog table failing: the batch stops at the first record naming a set not
+    // yet fetched; what comes before it is stored, and the resent rest succeeds.
+    let rig = Rig::new(cfg(), T0 * 1000 + 900);
+    let mut mixed = recs.clone();
+    let by_set = by_name_set(&rig, recs, &[]).await;
+    mixed[1] = by_set[1].clone();
+    let event = kinesis_event(&entries(1, stamp, mixed));
+    rig.catalog.faults().fail_next_op("get_name_set", 1);
+    let report = rig.writer.process(&event.records).await.unwrap();
+    assert_eq!(report.name_set_failures, 1);
+    assert_eq!(
+        report.first_failed.as_deref(),
+        Some(event.records[1].kinesis.sequence_number.as_str())
+    );
+    assert_eq!(report.bad_records, 0, "a failed fetch is not a bad record");
+    let first: u64 = record::decode(&event.records[0].kinesis.data)
+        .unwrap()
+        .series
+        .iter()
+        .map(|s| s.points.len() as u64)
+        .sum();
+    assert_eq!(report.processed_points, first);
+    let report = rig.writer.process(&event.records[1..]).await.unwrap();
+    assert_eq!(report.first_failed, None);
+    assert_eq!(report.processed_points, 8 - first);
 }

@@ -17,7 +17,14 @@
 //! impls ([`ModelHead`], [`ModelTable`]) and the error constructors [`throttled`] /
 //! [`refused`] — nothing else.
 //!
-//! `CARAT_MODEL_FAULTS` (comma-separated subset of `lose,park,lag,fail`; default all)
+//! Head format (issue 12): the head is the v2 list of blocks (`carat_core::head`); a
+//! v1 writer (the release before, during a rolling deploy) may write 16-byte-entry
+//! strings into windows the v2 writer has not touched, and fails on the lists the v2
+//! writer made, as Redis answers WRONGTYPE (Lambda then re-sends the batch to the new
+//! code); and a flush may read a head as it was before the latest append (a read that
+//! raced an append): its settle must then refuse.
+//!
+//! `CARAT_MODEL_FAULTS` (comma-separated subset of `lose,park,lag,fail,v1,stale`; default all)
 //! turns fault kinds off, to look at one finding at a time; `CARAT_MODEL_FAULTS=none`
 //! must pass on any correct writer, including today's (a check of the model itself).
 
@@ -30,11 +37,14 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use aws_lambda_events::encodings::{Base64Data, SecondTimestamp};
 use aws_lambda_events::event::kinesis::{KinesisEncryptionType, KinesisEventRecord, KinesisRecord};
+use carat_core::head::{self, Entry};
 use carat_core::record::{self, SeriesPoints};
 use carat_core::{window, Config, Point, SeriesKey, SeriesName, Tenant};
 use carat_flusher::Flusher;
 use carat_store::fake::FakeTable;
-use carat_store::ports::{Head, HeadAppend, WindowItem, WindowRef, WindowTable, Written};
+use carat_store::ports::{
+    Head, HeadAppend, NameSets as _, WindowItem, WindowRef, WindowTable, Written,
+};
 use carat_store::StoreError;
 use carat_writer::sink::{BadRecord, FailureSink};
 use carat_writer::{ManualClock, Writer};
@@ -166,6 +176,13 @@ enum Op {
     FailNextPut(Fault),
     /// An extra flusher run, besides the scheduled ones.
     FlusherRun,
+    /// New records written by a v1 writer (16-byte entries into a string), as [`Op::Ingest`].
+    V1Ingest {
+        points: Vec<(usize, u8, u8)>,
+        lag: u8,
+    },
+    /// The next head read returns the window as it was before its latest append.
+    StaleRead,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -182,6 +199,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => prop_oneof![Just(Fault::Throttled), Just(Fault::Refused), Just(Fault::PartialThenThrottled)]
             .prop_map(Op::FailNextPut),
         1 => Just(Op::FlusherRun),
+        1 => (prop::collection::vec((0..NAMES.len(), 0u8..=6, 0u8..4), 1..4), prop_oneof![3 => Just(0u8), 1 => 1u8..=40])
+            .prop_map(|(points, lag)| Op::V1Ingest { points, lag }),
+        1 => Just(Op::StaleRead),
     ]
 }
 
@@ -210,6 +230,8 @@ struct Enabled {
     park: bool,
     lag: bool,
     fail: bool,
+    v1: bool,
+    stale: bool,
 }
 
 impl Enabled {
@@ -221,6 +243,8 @@ impl Enabled {
             park: has("park"),
             lag: has("lag"),
             fail: has("fail"),
+            v1: has("v1"),
+            stale: has("stale"),
         }
     }
 }
@@ -230,14 +254,23 @@ impl Enabled {
 
 #[derive(Debug, Default)]
 struct HeadState {
-    /// Window ⇒ (entry bytes, expire_at).
+    /// Window ⇒ (head bytes, expire_at).
     windows: HashMap<WindowRef, (Vec<u8>, i64)>,
+    /// Window ⇒ its head bytes before its latest append (for stale reads).
+    before: HashMap<WindowRef, Vec<u8>>,
+    /// The next read is stale.
+    stale_next: bool,
+    /// Stale reads served.
+    stale_reads: u64,
+    /// Nonces drawn so far (each append call draws one, as `RedisHead` does).
+    nonces: u64,
     /// Dirty marks: window ⇒ flush due (the `{b<bucket>}:dirty` ZSET).
     dirty: BTreeMap<WindowRef, i64>,
 }
 
-/// Implements the four `Head` methods as `carat_store::fake::FakeHead` does (atomic
-/// append-and-mark, `ZADD LT` due times, settle only if the length is unchanged).
+/// Implements the four `Head` methods as `carat_store::RedisHead` does (atomic
+/// append-and-mark of v2 blocks, `head::append_to`; `ZADD LT` due times; settle only if
+/// the head's identity is unchanged), plus a v1 writer's append.
 #[derive(Debug, Default)]
 struct ModelHead(Mutex<HeadState>);
 
@@ -248,6 +281,32 @@ impl ModelHead {
         let mut s = self.0.lock().unwrap();
         s.dirty.remove(w);
         s.windows.remove(w).is_some_and(|(b, _)| !b.is_empty())
+    }
+
+    /// A v1 writer's append script: 16-byte entries `APPEND`ed to each window's string,
+    /// in order; a window the v2 writer made a list stops it with WRONGTYPE (the windows
+    /// before it keep their appends, as a Redis script that errors halfway does).
+    /// Returns whether every window was appended.
+    fn v1_append(&self, appends: &[(WindowRef, Vec<u8>, i64, i64)]) -> bool {
+        let mut s = self.0.lock().unwrap();
+        for (w, entries, due, expire_at) in appends {
+            let slot = s
+                .windows
+                .entry(w.clone())
+                .or_insert_with(|| (Vec::new(), *expire_at));
+            if head::is_v2(&slot.0) {
+                return false;
+            }
+            let before = slot.0.clone();
+            slot.0.extend_from_slice(entries);
+            slot.1 = *expire_at;
+            s.before.insert(w.clone(), before);
+            s.dirty
+                .entry(w.clone())
+                .and_modify(|d| *d = (*d).min(*due))
+                .or_insert(*due);
+        }
+        true
     }
 
     fn is_dirty(&self, w: &WindowRef) -> bool {
@@ -278,6 +337,8 @@ impl ModelHead {
 impl Head for ModelHead {
     async fn append(&self, bucket: u32, appends: &[HeadAppend]) -> Result<Vec<u64>, StoreError> {
         let mut s = self.0.lock().unwrap();
+        s.nonces += 1;
+        let nonce = s.nonces;
         let mut counts = Vec::with_capacity(appends.len());
         for a in appends {
             assert_eq!(a.window.bucket, bucket, "append to another bucket");
@@ -285,9 +346,12 @@ impl Head for ModelHead {
                 .windows
                 .entry(a.window.clone())
                 .or_insert_with(|| (Vec::new(), a.expire_at));
-            slot.0.extend_from_slice(&a.entries);
+            let before = slot.0.clone();
+            let count =
+                head::append_to(&mut slot.0, &a.block, nonce).expect("the writer appends blocks");
             slot.1 = a.expire_at;
-            counts.push((slot.0.len() / carat_core::head::ENTRY_BYTES) as u64);
+            s.before.insert(a.window.clone(), before);
+            counts.push(u64::from(count));
             s.dirty
                 .entry(a.window.clone())
                 .and_modify(|d| *d = (*d).min(a.flush_due))
@@ -297,14 +361,22 @@ impl Head for ModelHead {
     }
 
     async fn read(&self, window: &WindowRef) -> Result<Vec<u8>, StoreError> {
-        Ok(self
-            .0
-            .lock()
-            .unwrap()
+        let mut s = self.0.lock().unwrap();
+        let current = s
             .windows
             .get(window)
             .map(|(b, _)| b.clone())
-            .unwrap_or_default())
+            .unwrap_or_default();
+        if std::mem::take(&mut s.stale_next) {
+            if let Some(before) = s.before.get(window) {
+                if s.windows.contains_key(window) {
+                    let before = before.clone();
+                    s.stale_reads += 1;
+                    return Ok(before);
+                }
+            }
+        }
+        Ok(current)
     }
 
     async fn due(&self, bucket: u32, now: i64, limit: usize) -> Result<Vec<WindowRef>, StoreError> {
@@ -319,10 +391,14 @@ impl Head for ModelHead {
         Ok(v.into_iter().take(limit).map(|(_, w)| w).collect())
     }
 
-    async fn settle(&self, window: &WindowRef, len: usize) -> Result<bool, StoreError> {
+    async fn settle(&self, window: &WindowRef, read: &[u8]) -> Result<bool, StoreError> {
         let mut s = self.0.lock().unwrap();
-        let current = s.windows.get(window).map_or(0, |(b, _)| b.len());
-        if current != len {
+        let current = s
+            .windows
+            .get(window)
+            .map(|(b, _)| b.as_slice())
+            .unwrap_or_default();
+        if head::identity(current).unwrap() != head::identity(read).unwrap() {
             return Ok(false);
         }
         s.dirty.remove(window);
@@ -494,6 +570,10 @@ struct CaseStats {
     past_seal: u64,
     /// Points of replayed records whose window is sealed.
     replays_past_seal: u64,
+    /// Records a v1 writer appended (as 16-byte-entry strings).
+    v1_records: u64,
+    /// Head reads that returned the window as it was before its latest append.
+    stale_reads: u64,
 }
 
 struct World {
@@ -513,6 +593,8 @@ struct World {
     inflight: Vec<Inflight>,
     parked_rx: mpsc::UnboundedReceiver<u64>,
     stats: CaseStats,
+    /// Where the API stores name sets and the writers read them (record v2).
+    name_sets: Arc<carat_store::fake::FakeCatalog>,
 }
 
 impl World {
@@ -523,6 +605,7 @@ impl World {
         let head = Arc::new(ModelHead::default());
         let (tx, parked_rx) = mpsc::unbounded_channel();
         let table = Arc::new(ModelTable::new(tx));
+        let name_sets = Arc::new(carat_store::fake::FakeCatalog::new());
         let mk = || {
             Arc::new(
                 Writer::new(
@@ -533,6 +616,7 @@ impl World {
                     Arc::new(PanicSink),
                     clock.clone(),
                 )
+                .with_name_sets(name_sets.clone())
                 .with_emf(false),
             )
         };
@@ -557,6 +641,7 @@ impl World {
             inflight: Vec::new(),
             parked_rx,
             stats: CaseStats::default(),
+            name_sets,
         }
     }
 
@@ -664,7 +749,7 @@ impl World {
         self.stats.unacked += idxs.len() as u64;
     }
 
-    async fn ingest(&mut self, points: &[(usize, u8, u8)], lag: u8) {
+    async fn ingest(&mut self, points: &[(usize, u8, u8)], lag: u8, v1: bool) {
         let mut by_bucket: BTreeMap<u32, Vec<(usize, u8, u8)>> = BTreeMap::new();
         for &p in points {
             by_bucket
@@ -699,14 +784,30 @@ impl World {
                     }
                 })
                 .collect();
-            let mut datas = record::pack(
+            let mut packed = record::pack_records(
                 &Tenant::default_tenant(),
                 stamp_s * 1000,
                 series,
                 self.cfg.record.max_record_bytes,
             )
             .expect("a few points fit a record");
-            assert_eq!(datas.len(), 1, "one record per bucket");
+            assert_eq!(packed.len(), 1, "one record per bucket");
+            // Every record format a writer meets during a rolling deploy: v1 (an old
+            // API), v2 with inline names, v2 naming a name set (stored first, as the
+            // API does). The stored bytes must not depend on which.
+            let r = packed.remove(0);
+            let mut datas = vec![match no % 3 {
+                0 => record::encode_v1(&r),
+                1 => record::encode(&r),
+                _ => {
+                    let set = record::NameSet::of(r.series.iter().map(|s| &s.series));
+                    self.name_sets
+                        .put_name_set(&r.tenant, &set)
+                        .await
+                        .expect("the fake catalog stores name sets");
+                    record::encode_with_set(&r, &set)
+                }
+            }];
             self.log.push(LogRec {
                 seq: (no + 1).to_string(),
                 partition_key: carat_core::series::partition_key(bucket),
@@ -724,7 +825,48 @@ impl World {
             self.advance_to(to).await;
         }
         self.stats.past_seal += self.points_past_seal(&batch);
-        self.deliver(false, batch).await;
+        if v1 {
+            // A v1 writer takes the batch; what it cannot append (a window is a v2 list
+            // already) fails the batch, and Lambda re-sends it to the v2 writer.
+            let mut rest = Vec::new();
+            for i in batch {
+                if self.v1_write(i) {
+                    self.ack(i);
+                    self.stats.v1_records += 1;
+                } else {
+                    rest.push(i);
+                }
+            }
+            self.deliver(false, rest).await;
+        } else {
+            self.deliver(false, batch).await;
+        }
+    }
+
+    /// What the v1 writer did with record `i`: one 16-byte entry per point, appended to
+    /// its window's string with the v1 dirty mark and expiry. Whether it all landed.
+    fn v1_write(&self, i: usize) -> bool {
+        let r = &self.log[i];
+        let len = self.cfg.window.raw_secs;
+        let mut per: BTreeMap<(usize, i64), Vec<u8>> = BTreeMap::new();
+        for &(s, t, bits) in &r.points {
+            let start = window::start(len, t);
+            Entry::new(start, Point::new(t, f64::from_bits(bits)), r.stamp_ms)
+                .expect("model points fit a v1 entry")
+                .encode_into(per.entry((s, start)).or_default());
+        }
+        let appends: Vec<_> = per
+            .into_iter()
+            .map(|((s, start), bytes)| {
+                (
+                    self.window_ref(s, start),
+                    bytes,
+                    self.cfg.flush_due(start),
+                    self.cfg.head_expiry_after(start, self.now),
+                )
+            })
+            .collect();
+        self.head.v1_append(&appends)
     }
 
     /// Waits until `task` (started with the next table put parked) parked or finished.
@@ -755,7 +897,13 @@ impl World {
 
     async fn step(&mut self, op: &Op) {
         match *op {
-            Op::Ingest { ref points, lag } => self.ingest(points, lag).await,
+            Op::Ingest { ref points, lag } => self.ingest(points, lag, false).await,
+            Op::V1Ingest { ref points, lag } => self.ingest(points, lag, self.on.v1).await,
+            Op::StaleRead => {
+                if self.on.stale {
+                    self.head.0.lock().unwrap().stale_next = true;
+                }
+            }
             Op::Replay { pick, backup } => {
                 if !self.log.is_empty() {
                     self.stats.replays += 1;
@@ -849,6 +997,7 @@ impl World {
             let _ = self.flusher.run().await;
         }
         self.stats.failed_puts = self.table.failed_puts.load(Ordering::Relaxed);
+        self.stats.stale_reads = self.head.0.lock().unwrap().stale_reads;
         assert_eq!(
             self.stats.parked,
             self.table.parked_puts.load(Ordering::Relaxed)
@@ -948,6 +1097,8 @@ fn the_model_exercises_every_fault() {
         park: true,
         lag: true,
         fail: true,
+        v1: true,
+        stale: true,
     };
     let mut seen: BTreeMap<&str, u32> = BTreeMap::new();
     let mut violations = 0u32;
@@ -962,6 +1113,8 @@ fn the_model_exercises_every_fault() {
             ("puts failed", st.failed_puts),
             ("ingests past seal", st.past_seal),
             ("replays past seal", st.replays_past_seal),
+            ("v1 records", st.v1_records),
+            ("stale reads", st.stale_reads),
         ] {
             if n > 0 {
                 *seen.entry(name).or_default() += 1;
@@ -982,6 +1135,8 @@ fn the_model_exercises_every_fault() {
         "puts parked",
         "puts failed",
         "replays past seal",
+        "v1 records",
+        "stale reads",
     ] {
         let n = seen.get(name).copied().unwrap_or(0);
         assert!(n >= cases / 10, "only {n} of {cases} cases had {name}");

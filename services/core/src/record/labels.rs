@@ -277,7 +277,7 @@ mod tests {
             stamp_ms: 0,
             series: vec![],
         });
-        assert_eq!(decode(&points), Err(RecordError::UnsupportedVersion(1)));
+        assert_eq!(decode(&points), Err(RecordError::UnsupportedVersion(2)));
         assert_eq!(decode(&[]), Err(RecordError::Empty));
     }
 

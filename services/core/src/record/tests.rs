@@ -70,10 +70,113 @@ fn record_bytes_are_frozen() {
             },
         ],
     };
-    let bytes = encode(&record);
+    let bytes = encode_v1(&record);
     assert!(same(&decode(&bytes).expect("decodes"), &record));
-    let body = encode_body(&record);
+    let body = encode_body(&record, Names::V1);
     insta::assert_snapshot!(format!("record: {}\nbody:   {}", hex(&bytes), hex(&body)));
+}
+
+fn golden_record() -> Record {
+    Record {
+        tenant: Tenant::default_tenant(),
+        stamp_ms: 1_700_000_041_234,
+        series: vec![
+            SeriesPoints {
+                series: name("host.h1.cpu.user"),
+                points: vec![
+                    Point::new(1_700_000_040, 12.34),
+                    Point::new(1_700_000_100, -0.0),
+                ],
+            },
+            SeriesPoints {
+                series: name("host.h1.memory.used"),
+                points: vec![Point::new(1_700_000_040, 225_260.0)],
+            },
+        ],
+    }
+}
+
+#[test]
+fn record_v2_bytes_are_frozen() {
+    let record = golden_record();
+    let inline = encode(&record);
+    let set = NameSet::of(record.series.iter().map(|s| &s.series));
+    let by_set = encode_with_set(&record, &set);
+    assert!(same(&decode(&inline).expect("decodes"), &record));
+    let parts = decode_parts(&by_set).expect("decodes");
+    assert_eq!(parts.name_set(), Some(set.id()));
+    let names = NameSet::open(&set.sealed(), set.id()).expect("opens");
+    assert!(same(&parts.with_names(&names).expect("resolves"), &record));
+    insta::assert_snapshot!(format!(
+        "inline record: {}\ninline body:   {}\nset record:    {}\nset body:      {}\nname set id:   {}\nname set body: {}\nname set item: {}",
+        hex(&inline),
+        hex(&encode_body(&record, Names::Inline)),
+        hex(&by_set),
+        hex(&encode_body(&record, Names::Set(set.id()))),
+        set.id(),
+        hex(set.body()),
+        hex(&set.sealed()),
+    ));
+}
+
+#[test]
+fn both_versions_decode_to_the_same_record() {
+    let r = mackerel_post();
+    let set = NameSet::of(r.series.iter().map(|s| &s.series));
+    assert!(set.worth_referencing());
+    let names = NameSet::open(&set.sealed(), set.id()).expect("opens");
+    let v1 = decode(&encode_v1(&r)).expect("v1");
+    let v2 = decode(&encode(&r)).expect("v2 inline");
+    let v2s = decode_parts(&encode_with_set(&r, &set))
+        .expect("v2 by set")
+        .with_names(&names)
+        .expect("resolves");
+    assert!(same(&v1, &r) && same(&v2, &r) && same(&v2s, &r));
+    // Without its set, a record by set is an error that names the set.
+    assert_eq!(
+        decode(&encode_with_set(&r, &set)),
+        Err(RecordError::NeedsNameSet(set.id()))
+    );
+    // The set of 100 names is 16 bytes in the record.
+    let inline = encode(&r).len();
+    let by_set = encode_with_set(&r, &set).len();
+    assert!(by_set + 300 < inline, "{by_set} vs {inline}");
+}
+
+#[test]
+fn name_sets_are_checked_against_their_id() {
+    let r = mackerel_post();
+    let set = NameSet::of(r.series.iter().map(|s| &s.series));
+    let mut other = r.clone();
+    other.series.truncate(50);
+    let other_set = NameSet::of(other.series.iter().map(|s| &s.series));
+    assert_ne!(set.id(), other_set.id());
+    // Bytes of another set under this id.
+    assert!(matches!(
+        NameSet::open(&other_set.sealed(), set.id()),
+        Err(RecordError::Corrupt { .. })
+    ));
+    // A set with fewer names than the record has series.
+    let names = NameSet::open(&other_set.sealed(), other_set.id()).expect("opens");
+    let parts = decode_parts(&encode_with_set(&r, &set)).expect("decodes");
+    assert!(matches!(
+        parts.with_names(&names),
+        Err(RecordError::Corrupt { .. })
+    ));
+    // Same names, same id, whoever computes it.
+    assert_eq!(
+        NameSet::of(r.series.iter().map(|s| &s.series)).id(),
+        set.id()
+    );
+    // An unknown names kind.
+    let mut body = encode_body(&r, Names::Inline);
+    let kind_at = 1 + 6 + 1 + 1; // tenant, stamp, base, series count (100: 1 byte)
+    assert_eq!(body[kind_at], 0);
+    body[kind_at] = 7;
+    let mut rec = vec![VERSION, CODEC_STORED];
+    varint::put_u64(&mut rec, body.len() as u64);
+    rec.extend_from_slice(&body);
+    assert!(matches!(decode(&rec), Err(RecordError::Corrupt { .. })));
 }
 
 #[test]
@@ -97,7 +200,7 @@ fn bad_records_give_typed_errors() {
     // An invalid series name inside a valid layout.
     let mut r = mackerel_post();
     r.series.truncate(1);
-    let mut body = encode_body(&r);
+    let mut body = encode_body(&r, Names::V1);
     let at = body
         .iter()
         .position(|&b| b == b'.')
@@ -219,6 +322,15 @@ proptest! {
         let bytes = encode(&r);
         let back = decode(&bytes).expect("a record we encoded decodes");
         prop_assert!(same(&back, &r), "{:?} != {:?}", back, r);
+        let back = decode(&encode_v1(&r)).expect("a v1 record we encoded decodes");
+        prop_assert!(same(&back, &r), "v1: {:?} != {:?}", back, r);
+        let set = NameSet::of(r.series.iter().map(|s| &s.series));
+        let names = NameSet::open(&set.sealed(), set.id()).expect("a set we sealed opens");
+        let back = decode_parts(&encode_with_set(&r, &set))
+            .expect("a record by set decodes")
+            .with_names(&names)
+            .expect("and resolves");
+        prop_assert!(same(&back, &r), "by set: {:?} != {:?}", back, r);
     }
 
     #[test]
@@ -249,14 +361,23 @@ proptest! {
         flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
         cut in any::<prop::sample::Index>(),
     ) {
-        for bytes in [encode(&r), {
+        let set = NameSet::of(r.series.iter().map(|s| &s.series));
+        let stored = |version: u8, names: Names| {
             // The stored form too, so mutations reach the body parser directly.
-            let body = encode_body(&r);
-            let mut b = vec![VERSION, CODEC_STORED];
+            let body = encode_body(&r, names);
+            let mut b = vec![version, CODEC_STORED];
             varint::put_u64(&mut b, body.len() as u64);
             b.extend_from_slice(&body);
             b
-        }] {
+        };
+        for bytes in [
+            encode(&r),
+            encode_with_set(&r, &set),
+            stored(VERSION_1, Names::V1),
+            stored(VERSION, Names::Inline),
+            stored(VERSION, Names::Set(set.id())),
+            set.sealed(),
+        ] {
             let mut mutated = bytes.clone();
             for (i, x) in &flips {
                 let i = i.index(mutated.len());
@@ -264,6 +385,7 @@ proptest! {
             }
             let _ = decode(&mutated);
             let _ = decode(&bytes[..cut.index(bytes.len() + 1)]);
+            let _ = NameSet::open(&mutated, set.id());
         }
     }
 }
@@ -275,11 +397,16 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
         let _ = decode(&bytes);
-        for codec in [0u8, 1] {
-            let mut b = vec![VERSION, codec];
-            varint::put_u64(&mut b, bytes.len() as u64);
-            b.extend_from_slice(&bytes);
-            let _ = decode(&b);
+        for version in [VERSION_1, VERSION] {
+            for codec in [0u8, 1] {
+                let mut b = vec![version, codec];
+                varint::put_u64(&mut b, bytes.len() as u64);
+                b.extend_from_slice(&bytes);
+                let _ = decode(&b);
+                if let Ok(p) = decode_parts(&b) {
+                    let _ = p.with_names(&[]);
+                }
+            }
         }
     }
 }

@@ -179,7 +179,8 @@ impl System {
             self.state.clients.log.clone(),
             Arc::new(keys),
             Arc::clone(&self.state.config),
-        );
+        )
+        .with_name_sets(self.state.clients.catalog.clone());
         state.clock = clock;
         carat_api::router(state)
     }

@@ -8,8 +8,9 @@ use carat_core::catalog::group_of;
 use carat_core::{SeriesName, Tenant};
 
 use super::{lock, Faults};
-use crate::ports::{Catalog, CatalogEntry};
+use crate::ports::{Catalog, CatalogEntry, NameSets};
 use crate::StoreError;
+use carat_core::record::{NameSet, NameSetId};
 
 /// The series of one group: name ⇒ (labels, day).
 type GroupSeries = BTreeMap<SeriesName, (Vec<(String, String)>, i64)>;
@@ -22,6 +23,11 @@ struct CatalogState {
     groups: BTreeMap<Tenant, BTreeMap<String, i64>>,
     /// Series entries written (what DynamoDB would bill one write each).
     writes: u64,
+    /// (tenant, name set id) ⇒ sealed set.
+    name_sets: BTreeMap<(Tenant, NameSetId), Vec<u8>>,
+    /// Name set puts and gets that reached the store.
+    name_set_puts: u64,
+    name_set_gets: u64,
 }
 
 /// The series catalog in memory, with the adapter's upsert semantics: an entry with
@@ -47,6 +53,18 @@ impl FakeCatalog {
     #[must_use]
     pub fn writes(&self) -> u64 {
         lock(&self.state).writes
+    }
+
+    /// Name set puts and gets that reached the store (not a process's cache).
+    #[must_use]
+    pub fn name_set_calls(&self) -> (u64, u64) {
+        let state = lock(&self.state);
+        (state.name_set_puts, state.name_set_gets)
+    }
+
+    /// Forgets every stored name set (what a lost or wrong table looks like).
+    pub fn drop_name_sets(&self) {
+        lock(&self.state).name_sets.clear();
     }
 
     /// Every entry of `tenant`, sorted by series name.
@@ -191,5 +209,29 @@ mod tests {
         assert_eq!(c.writes(), 4);
         c.faults().fail_next(1);
         assert!(c.record(&t, &[]).await.unwrap_err().is_retryable());
+    }
+}
+
+#[async_trait]
+impl NameSets for FakeCatalog {
+    async fn put_name_set(&self, tenant: &Tenant, set: &NameSet) -> Result<(), StoreError> {
+        self.faults.check("put_name_set")?;
+        let mut state = lock(&self.state);
+        state.name_set_puts += 1;
+        state
+            .name_sets
+            .insert((tenant.clone(), set.id()), set.sealed());
+        Ok(())
+    }
+
+    async fn get_name_set(
+        &self,
+        tenant: &Tenant,
+        id: NameSetId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.faults.check("get_name_set")?;
+        let mut state = lock(&self.state);
+        state.name_set_gets += 1;
+        Ok(state.name_sets.get(&(tenant.clone(), id)).cloned())
     }
 }

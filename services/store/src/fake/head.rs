@@ -4,16 +4,17 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use carat_core::head::ENTRY_BYTES;
+use carat_core::head;
 use carat_core::SeriesKey;
 
 use super::{lock, Faults, SERVICE};
-use crate::head_keys::{catalog_key, catalog_member, check_appends, dirty_member};
+use crate::head_keys::{catalog_key, catalog_member, check_appends, dirty_member, nonce};
 use crate::ports::{Head, HeadAppend, WindowRef};
 use crate::StoreError;
 
 #[derive(Debug, Default)]
 struct HeadState {
+    /// Window ⇒ (head bytes, expire_at): what `Head::read` of Redis gives.
     windows: HashMap<WindowRef, (Vec<u8>, i64)>,
     /// bucket ⇒ member ⇒ (score, window), like the `{b<bucket>}:dirty` ZSET.
     dirty: HashMap<u32, BTreeMap<String, (i64, WindowRef)>>,
@@ -59,7 +60,15 @@ impl FakeHead {
         v
     }
 
-    /// Every window the head holds, with its entry bytes, sorted.
+    /// Puts a v1 head (16-byte entries, what a v1 writer appended) for a window, as a
+    /// v1 head key present during a rolling deploy: migration tests.
+    pub fn put_v1(&self, window: &WindowRef, entries: &[u8], expire_at: i64) {
+        lock(&self.state)
+            .windows
+            .insert(window.clone(), (entries.to_vec(), expire_at));
+    }
+
+    /// Every window the head holds, with its head bytes, sorted.
     #[must_use]
     pub fn windows(&self) -> Vec<(WindowRef, Vec<u8>)> {
         let mut v: Vec<_> = lock(&self.state)
@@ -94,6 +103,7 @@ impl Head for FakeHead {
     async fn append(&self, bucket: u32, appends: &[HeadAppend]) -> Result<Vec<u64>, StoreError> {
         self.faults.check("append")?;
         check_appends(SERVICE, bucket, appends)?;
+        let nonce = nonce();
         let mut state = lock(&self.state);
         let mut counts = Vec::with_capacity(appends.len());
         for a in appends {
@@ -101,9 +111,11 @@ impl Head for FakeHead {
                 .windows
                 .entry(a.window.clone())
                 .or_insert_with(|| (Vec::new(), a.expire_at));
-            slot.0.extend_from_slice(&a.entries);
+            let count = head::append_to(&mut slot.0, &a.block, nonce).map_err(|e| {
+                StoreError::fatal(SERVICE, "append", format!("{}: {e}", a.window.key))
+            })?;
             slot.1 = a.expire_at;
-            counts.push((slot.0.len() / ENTRY_BYTES) as u64);
+            counts.push(u64::from(count));
             // Like `ZADD LT`: the earliest due time a window was given stays.
             state
                 .dirty
@@ -143,11 +155,15 @@ impl Head for FakeHead {
             .collect())
     }
 
-    async fn settle(&self, window: &WindowRef, len: usize) -> Result<bool, StoreError> {
+    async fn settle(&self, window: &WindowRef, read: &[u8]) -> Result<bool, StoreError> {
         self.faults.check("settle")?;
         let mut state = lock(&self.state);
-        let current = state.windows.get(window).map_or(0, |(b, _)| b.len());
-        if current != len {
+        let current = state
+            .windows
+            .get(window)
+            .map(|(b, _)| head::identity(b))
+            .unwrap_or(Ok(head::Identity::Absent));
+        if current.ok() != head::identity(read).ok() {
             return Ok(false);
         }
         if let Some(set) = state.dirty.get_mut(&window.bucket) {

@@ -6,7 +6,7 @@ use crate::ports::{
     cmp_sequence, Archive, Head, HeadAppend, Log, LogRecord, StartAt, WindowItem, WindowRef,
     WindowTable, Written,
 };
-use carat_core::head::ENTRY_BYTES;
+use carat_core::head::{self, Stamped};
 use carat_core::{SeriesKey, SeriesName, Tenant};
 
 fn window(series: &str, start: i64) -> WindowRef {
@@ -21,10 +21,17 @@ fn window(series: &str, start: i64) -> WindowRef {
     }
 }
 
-fn append(w: &WindowRef, entries: usize, due: i64) -> HeadAppend {
+fn append(w: &WindowRef, points: usize, due: i64) -> HeadAppend {
+    let pts: Vec<Stamped> = (0..points as i64)
+        .map(|i| Stamped {
+            time: w.start + i,
+            value_bits: 7,
+            stamp: w.start,
+        })
+        .collect();
     HeadAppend {
         window: w.clone(),
-        entries: vec![7; entries * ENTRY_BYTES],
+        block: head::encode_block(w.start, &pts),
         flush_due: due,
         expire_at: due + 100,
     }
@@ -43,18 +50,20 @@ async fn head_appends_counts_due_and_settles() {
         .await
         .unwrap();
     assert_eq!(counts, vec![2, 1]);
+    let stale = head.read(&a).await.unwrap();
     let counts = head.append(a.bucket, &[append(&a, 3, 120)]).await.unwrap();
     assert_eq!(counts, vec![5]);
-    assert_eq!(head.read(&a).await.unwrap().len(), 5 * ENTRY_BYTES);
+    let read = head.read(&a).await.unwrap();
+    assert_eq!(head::decode(a.start, &read).unwrap().len(), 5);
     assert_eq!(head.due(a.bucket, 119, 10).await.unwrap(), vec![]);
     assert_eq!(
         head.due(a.bucket, 200, 10).await.unwrap(),
         vec![a.clone(), b.clone()]
     );
     assert_eq!(head.due(a.bucket, 200, 1).await.unwrap(), vec![a.clone()]);
-    // A stale length does not settle; the current one does.
-    assert!(!head.settle(&a, 2 * ENTRY_BYTES).await.unwrap());
-    assert!(head.settle(&a, 5 * ENTRY_BYTES).await.unwrap());
+    // A stale read does not settle; the current one does.
+    assert!(!head.settle(&a, &stale).await.unwrap());
+    assert!(head.settle(&a, &read).await.unwrap());
     assert_eq!(head.due(a.bucket, 200, 10).await.unwrap(), vec![b.clone()]);
     head.expire(280);
     assert!(head.read(&b).await.unwrap().is_empty());
@@ -81,7 +90,7 @@ async fn head_refuses_foreign_bucket_and_torn_entries() {
         .unwrap_err();
     assert!(!e.is_retryable());
     let mut torn = append(&a, 1, 1);
-    torn.entries.pop();
+    torn.block[0] = 0x7f;
     assert!(head.append(a.bucket, &[torn]).await.is_err());
     assert!(head.windows().is_empty());
 }

@@ -125,6 +125,7 @@ impl Rig {
             sink.clone(),
             clock.clone(),
         )
+        .with_name_sets(catalog.clone())
         .with_emf(false);
         Self {
             cfg,
