@@ -77,7 +77,10 @@ pub async fn records_with_sets(
     todo.dedup_by_key(|s| s.id());
     // Futures collected first: a lazy `map` over borrowed sets trips the higher-ranked
     // lifetime check of the handler's `Send` future.
-    let puts: Vec<_> = todo.into_iter().map(|set| sent.ensure(tenant, set)).collect();
+    let puts: Vec<_> = todo
+        .into_iter()
+        .map(|set| sent.ensure(tenant, set))
+        .collect();
     let results: Vec<Result<(), carat_store::StoreError>> = futures::stream::iter(puts)
         .buffer_unordered(SET_PUTS_IN_FLIGHT)
         .collect()

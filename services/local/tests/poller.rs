@@ -100,7 +100,11 @@ fn rig(log: Arc<dyn Log>, checkpoints: Option<Checkpoints>, dir: &Path) -> Rig {
 fn points_in_head(head: &FakeHead) -> usize {
     head.windows()
         .iter()
-        .map(|(w, b)| carat_core::head::decode(w.start, b).expect("head decodes").len())
+        .map(|(w, b)| {
+            carat_core::head::decode(w.start, b)
+                .expect("head decodes")
+                .len()
+        })
         .sum()
 }
 

@@ -47,30 +47,41 @@ pub fn head_key(prefix: &str, tenant: &str, series: &str, window_start: i64) -> 
     )
 }
 
-/// The head entries of a window (16 bytes each: offset u32, stamp i32, value bits u64),
-/// empty if the key is absent.
-pub async fn head_entries(
+/// Whether a window's head holds points, false if its key is absent. Head v2 (what the
+/// writer appends, docs/formats.md "Head v2") is a LIST of a 16-byte header and one
+/// block per append; a v1 head is a string of 16-byte entries.
+pub async fn head_holds_points(
     conn: &mut redis::cluster_async::ClusterConnection,
     prefix: &str,
     tenant: &str,
     series: &str,
     window_start: i64,
-) -> Vec<(u32, i32, u64)> {
+) -> bool {
     let key = head_key(prefix, tenant, series, window_start);
-    let bytes: Option<Vec<u8>> = redis_call(conn, redis::cmd("GET").arg(&key))
+    let kind: String = redis_call(conn, redis::cmd("TYPE").arg(&key))
         .await
-        .unwrap_or_else(|e| panic!("GET {key}: {e}"));
-    bytes
-        .unwrap_or_default()
-        .chunks_exact(16)
-        .map(|e| {
-            (
-                u32::from_le_bytes(e[0..4].try_into().unwrap()),
-                i32::from_le_bytes(e[4..8].try_into().unwrap()),
-                u64::from_le_bytes(e[8..16].try_into().unwrap()),
-            )
-        })
-        .collect()
+        .unwrap_or_else(|e| panic!("TYPE {key}: {e}"));
+    let len = |cmd: &str| {
+        let mut c = redis::cmd(cmd);
+        c.arg(&key);
+        c
+    };
+    match kind.as_str() {
+        "none" => false,
+        "list" => {
+            let blocks: i64 = redis_call(conn, &len("LLEN"))
+                .await
+                .unwrap_or_else(|e| panic!("LLEN {key}: {e}"));
+            blocks > 1
+        }
+        "string" => {
+            let bytes: i64 = redis_call(conn, &len("STRLEN"))
+                .await
+                .unwrap_or_else(|e| panic!("STRLEN {key}: {e}"));
+            bytes >= 16
+        }
+        other => panic!("head key {key} is a {other}, neither a list (v2) nor a string (v1)"),
+    }
 }
 
 /// The window item's partition key: `<tenant>#<series>#raw`.

@@ -27,7 +27,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use carat_system_tests::stored::{bucket, head_entries, item_pk, nudge};
+use carat_system_tests::stored::{bucket, head_holds_points, item_pk, nudge};
 use carat_system_tests::{now_secs, redis, Carat, Options};
 
 const WINDOW: i64 = 10;
@@ -273,9 +273,7 @@ async fn answers_stay_the_same_while_points_move_redis_dynamodb_s3() {
         ];
         let mut wheres = Vec::new();
         for (i, w) in [a, b].into_iter().enumerate() {
-            let redis = !head_entries(&mut conn, &c.key_prefix(), &tenant, series, w)
-                .await
-                .is_empty();
+            let redis = head_holds_points(&mut conn, &c.key_prefix(), &tenant, series, w).await;
             // An archived window is in the day of its start.
             let day = w - w.rem_euclid(86_400);
             let here = Where {
