@@ -96,7 +96,7 @@ describe('Services stack', () => {
     expect(JSON.stringify(writer.Environment.Variables.CARAT_REDIS_NODES)).toContain('ConfigurationEndPointAddress');
     const api = fns.find((f) => f.Description.startsWith('carat ingest API'))!;
     expect(Object.keys(api.Environment.Variables).sort()).toEqual(
-      ['CARAT_API_KEYS_SECRET_ARN', 'CARAT_ARCHIVE_BUCKET', 'CARAT_STREAM', 'CARAT_TABLE'],
+      ['CARAT_API_KEYS_SECRET_ARN', 'CARAT_ARCHIVE_BUCKET', 'CARAT_CATALOG_TABLE', 'CARAT_STREAM', 'CARAT_TABLE'],
     );
     expect(api.VpcConfig).toBeUndefined();
     expect(writer.VpcConfig.SubnetIds).toBeDefined();
@@ -327,7 +327,7 @@ describe('Services stack', () => {
     expect(onCatalog[0].Condition).toEqual({ 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['*##names'] } });
     const [, apiFn] = Object.entries(resources(template, 'AWS::Lambda::Function'))
       .find(([id]) => id.startsWith('ApiFunction'))!;
-    const dependsOn: string[] = [apiFn.DependsOn ?? []].flat();
+    const dependsOn: string[] = [(apiFn as { DependsOn?: string | string[] }).DependsOn ?? []].flat();
     expect(dependsOn.some((d) => d.startsWith('WriterFunction'))).toBe(true);
     expect(dependsOn.some((d) => d.startsWith('BackupWriterFunction'))).toBe(true);
     expect(Object.keys(apiFn.Properties.Environment.Variables)).toContain('CARAT_CATALOG_TABLE');
