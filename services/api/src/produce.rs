@@ -182,6 +182,7 @@ fn keep_last(points: Vec<Point>) -> Vec<Point> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

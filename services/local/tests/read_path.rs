@@ -279,7 +279,6 @@ async fn points_read_back_exactly_from_every_tier() {
         Duration::from_secs(30),
         || {
             let (table, windows) = (table.clone(), windows.clone());
-            let key = key;
             async move {
                 for (s, w) in &windows {
                     if table
@@ -309,7 +308,6 @@ async fn points_read_back_exactly_from_every_tier() {
     // 3. The head has forgotten them: DynamoDB alone.
     wait_for("head keys expired", Duration::from_secs(60), || {
         let (head, windows) = (head.clone(), windows.clone());
-        let key = key;
         let buckets = cfg.record.buckets;
         async move {
             for (s, w) in &windows {
@@ -355,7 +353,6 @@ async fn points_read_back_exactly_from_every_tier() {
                 archive.clone(),
                 prefix.clone(),
             );
-            let key = key;
             async move {
                 let now = now_ms() / 1000;
                 // Our own sweep of what has expired (the table is shared with other tests).

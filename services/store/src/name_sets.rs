@@ -84,10 +84,13 @@ pub enum Resolved {
     Corrupt(String),
 }
 
+/// Sets fetched and parsed, by (tenant, id).
+type Fetched = HashMap<(Tenant, NameSetId), Arc<[SeriesName]>>;
+
 /// The writer's side: sets fetched and parsed, by (tenant, id).
 pub struct NameSetResolver {
     store: Arc<dyn NameSets>,
-    cache: Mutex<HashMap<(Tenant, NameSetId), Arc<[SeriesName]>>>,
+    cache: Mutex<Fetched>,
 }
 
 impl std::fmt::Debug for NameSetResolver {

@@ -97,7 +97,9 @@ struct Group {
     /// The points of `appends[i]`, in record order.
     staged: Vec<Vec<Stamped>>,
     /// Series ⇒ (window start, index in `appends`).
-    index: HashMap<SeriesKey, Vec<(i64, usize)>>,
+    /// FxHash: a batch's keys come from the stream, not from an attacker choosing
+    /// collisions against this process's table (and SipHash was a tenth of the batch).
+    index: HashMap<SeriesKey, Vec<(i64, usize)>, rustc_hash::FxBuildHasher>,
     points: u64,
     /// Distinct series of the bucket in this batch, with the label set a labels record
     /// gave (empty if none): what the catalog step looks at.
@@ -111,7 +113,7 @@ impl Group {
             first_record,
             appends: Vec::new(),
             staged: Vec::new(),
-            index: HashMap::new(),
+            index: HashMap::default(),
             points: 0,
             series: BTreeMap::new(),
         }
@@ -306,13 +308,20 @@ impl Writer {
                 });
                 let g = &mut groups[gi];
                 // A label set from a labels record stays; points alone add none.
-                g.series.entry(s.key.clone()).or_default();
+                // (Looked up before inserting: a series comes back in most records of a
+                // batch, and cloning its key for every one was a fifth of the batch.)
+                if !g.series.contains_key(&s.key) {
+                    g.series.insert(s.key.clone(), Labels::default());
+                }
                 // A late point (close to the head expiry, or past it: a lagging writer, a
                 // replay) keeps its window in the head until a flush has merged it.
                 let expire_at = |start| self.cfg.head_expiry_after(start, now);
                 for (start, points) in s.windows {
                     g.points += points.len() as u64;
-                    let slots = g.index.entry(s.key.clone()).or_default();
+                    let slots = match g.index.get_mut(&s.key) {
+                        Some(slots) => slots,
+                        None => g.index.entry(s.key.clone()).or_default(),
+                    };
                     if let Some(&(_, ai)) = slots.iter().find(|(st, _)| *st == start) {
                         g.staged[ai].extend_from_slice(&points);
                     } else {
@@ -524,6 +533,7 @@ impl Writer {
             let bucket = key.bucket(self.cfg.record.buckets);
             let mut windows: Vec<(i64, Vec<Stamped>)> = Vec::new();
             let mut cur: Option<usize> = None;
+            let n_points = sp.points.len();
             for p in sp.points {
                 if !window::in_range(p.time) {
                     return Err(format!(
@@ -547,7 +557,7 @@ impl Writer {
                             .iter()
                             .position(|(s, _)| *s == start)
                             .unwrap_or_else(|| {
-                                windows.push((start, Vec::with_capacity(16)));
+                                windows.push((start, Vec::with_capacity(n_points.min(16))));
                                 windows.len() - 1
                             });
                         cur = Some(wi);

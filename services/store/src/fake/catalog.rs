@@ -163,6 +163,30 @@ impl Catalog for FakeCatalog {
     }
 }
 
+#[async_trait]
+impl NameSets for FakeCatalog {
+    async fn put_name_set(&self, tenant: &Tenant, set: &NameSet) -> Result<(), StoreError> {
+        self.faults.check("put_name_set")?;
+        let mut state = lock(&self.state);
+        state.name_set_puts += 1;
+        state
+            .name_sets
+            .insert((tenant.clone(), set.id()), set.sealed());
+        Ok(())
+    }
+
+    async fn get_name_set(
+        &self,
+        tenant: &Tenant,
+        id: NameSetId,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.faults.check("get_name_set")?;
+        let mut state = lock(&self.state);
+        state.name_set_gets += 1;
+        Ok(state.name_sets.get(&(tenant.clone(), id)).cloned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,29 +233,5 @@ mod tests {
         assert_eq!(c.writes(), 4);
         c.faults().fail_next(1);
         assert!(c.record(&t, &[]).await.unwrap_err().is_retryable());
-    }
-}
-
-#[async_trait]
-impl NameSets for FakeCatalog {
-    async fn put_name_set(&self, tenant: &Tenant, set: &NameSet) -> Result<(), StoreError> {
-        self.faults.check("put_name_set")?;
-        let mut state = lock(&self.state);
-        state.name_set_puts += 1;
-        state
-            .name_sets
-            .insert((tenant.clone(), set.id()), set.sealed());
-        Ok(())
-    }
-
-    async fn get_name_set(
-        &self,
-        tenant: &Tenant,
-        id: NameSetId,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.faults.check("get_name_set")?;
-        let mut state = lock(&self.state);
-        state.name_set_gets += 1;
-        Ok(state.name_sets.get(&(tenant.clone(), id)).cloned())
     }
 }
