@@ -53,29 +53,14 @@ fn mackerel_post() -> Record {
 
 #[test]
 fn record_bytes_are_frozen() {
-    let record = Record {
-        tenant: Tenant::default_tenant(),
-        stamp_ms: 1_700_000_041_234,
-        series: vec![
-            SeriesPoints {
-                series: name("host.h1.cpu.user"),
-                points: vec![
-                    Point::new(1_700_000_040, 12.34),
-                    Point::new(1_700_000_100, -0.0),
-                ],
-            },
-            SeriesPoints {
-                series: name("host.h1.memory.used"),
-                points: vec![Point::new(1_700_000_040, 225_260.0)],
-            },
-        ],
-    };
+    let record = golden_record();
     let bytes = encode_v1(&record);
     assert!(same(&decode(&bytes).expect("decodes"), &record));
     let body = encode_body(&record, Names::V1);
     insta::assert_snapshot!(format!("record: {}\nbody:   {}", hex(&bytes), hex(&body)));
 }
 
+/// The example of docs/formats.md ("Kinesis record v1" and "v2").
 fn golden_record() -> Record {
     Record {
         tenant: Tenant::default_tenant(),
