@@ -230,10 +230,6 @@ fn value_len(v: f64) -> usize {
     }
 }
 
-fn shared_prefix(a: &str, b: &str) -> usize {
-    a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count()
-}
-
 fn encode_body(record: &Record, names: Names) -> Vec<u8> {
     let mut out = Vec::new();
     let tenant = tenant_bytes(&record.tenant);
@@ -743,7 +739,7 @@ impl Builder {
         if new {
             let prev = self.record.series.last().map_or("", |s| s.series.as_str());
             let name = name.as_str();
-            let shared = shared_prefix(prev, name);
+            let shared = names::shared_prefix(prev, name);
             body += varint::len_u64(shared as u64) + (name.len() - shared) + 1;
             counts_len += 1;
         }

@@ -36,6 +36,7 @@ use carat_core::record::{self, Record, SeriesPoints};
 use carat_core::{window, Config, Point, SeriesKey, SeriesName, Tenant};
 use carat_store::dynamo::item_size;
 use carat_store::fake::{FakeCatalog, FakeHead, FakeTable};
+use carat_store::name_sets::{NameSetResolver, Resolved};
 use carat_store::ports::{
     Head, LogEntry, NameSets as _, WindowItem, WindowRef, WindowTable, Written,
 };
@@ -178,19 +179,17 @@ fn build(
     })
 }
 
-/// A record of `w` in either form (names inline, or by one of `w`'s name sets).
-async fn decode_record(w: &Workload, data: &[u8]) -> Result<Record, BoxError> {
+/// A record in either form (names inline, or by one of the workload's name sets, fetched
+/// once through `sets`).
+async fn decode_record(sets: &NameSetResolver, data: &[u8]) -> Result<Record, BoxError> {
     let parts = record::decode_parts(data)?;
     let Some(id) = parts.name_set() else {
         return Ok(parts.into_record()?);
     };
-    let sealed = w
-        .name_sets
-        .get_name_set(&parts.tenant, id)
-        .await?
-        .ok_or("a name set of the workload is missing")?;
-    let names = record::NameSet::open(&sealed, id)?;
-    Ok(parts.with_names(&names)?)
+    match sets.resolve(&parts.tenant, id).await? {
+        Resolved::Names(names) => Ok(parts.with_names(&names)?),
+        other => Err(format!("name set {id} of the workload: {other:?}").into()),
+    }
 }
 
 fn bench_cfg() -> Config {
@@ -489,11 +488,12 @@ async fn redis_run(cfg: &Config, w: &Workload, memory_only: bool) -> Result<Redi
     let client = redis::cluster::ClusterClient::new(cfg.redis.nodes.clone())?;
     let conn = client.get_async_connection().await?;
     let t = Instant::now();
+    let sets = NameSetResolver::new(w.name_sets.clone());
     let mut naive_keys: HashMap<String, ()> = HashMap::new();
     for ev in &w.events {
         let mut cmds: Vec<(String, i64, f64)> = Vec::new();
         for r in &ev.records {
-            let rec: Record = decode_record(w, &r.kinesis.data).await?;
+            let rec: Record = decode_record(&sets, &r.kinesis.data).await?;
             for sp in rec.series {
                 let key = SeriesKey::new(rec.tenant.clone(), sp.series);
                 let b = key.bucket(cfg.record.buckets);

@@ -64,7 +64,8 @@ impl fmt::Debug for NameSetId {
     }
 }
 
-fn shared_prefix(a: &str, b: &str) -> usize {
+/// Bytes `a` and `b` share at their start (the front coding of names).
+pub(super) fn shared_prefix(a: &str, b: &str) -> usize {
     a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count()
 }
 
