@@ -123,6 +123,7 @@ pub async fn check(probes: Vec<NamedProbe>) -> Health {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use axum::{body::Body, http::Request};
     use tower::ServiceExt;

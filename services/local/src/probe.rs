@@ -150,6 +150,7 @@ pub async fn run_probe(state: AppState, shutdown: Shutdown) -> TaskResult {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -270,6 +270,7 @@ pub async fn run(config: Config, args: &ReplayArgs) -> Result<(), LocalError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use carat_store::fake::FakeLog;
 

@@ -582,6 +582,7 @@ pub fn summary(plan: &Plan, args: &BenchArgs, url: &str, r: &Report) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -358,6 +358,7 @@ fn element_lines(text: &[u8]) -> Vec<usize> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -113,6 +113,7 @@ pub fn fmt_value(v: f64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -128,6 +128,7 @@ pub fn parse_names(answer: &Value) -> Option<Vec<(String, String)>> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;

@@ -65,6 +65,7 @@ pub fn rfc3339(t: i64) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
