@@ -5,6 +5,7 @@
 //! without escaping.
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::error::ValidationError;
 
@@ -33,9 +34,10 @@ fn check_name(value: &str, field: &'static str, max: usize) -> Result<(), Valida
     Err(ValidationError::Name { field, reason })
 }
 
-/// A validated series name.
+/// A validated series name. Shared, not copied, when cloned: a writer batch puts each
+/// name into several maps and head keys (docs/BENCHMARKS.md, "Writer CPU").
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SeriesName(String);
+pub struct SeriesName(Arc<str>);
 
 impl SeriesName {
     /// Validates `name` as a series name; `field` names the request field it came from.
@@ -45,7 +47,7 @@ impl SeriesName {
     /// character outside `[A-Za-z0-9._-]`.
     pub fn parse(name: &str, field: &'static str) -> Result<Self, ValidationError> {
         check_name(name, field, MAX_SERIES_LEN)?;
-        Ok(Self(name.to_string()))
+        Ok(Self(Arc::from(name)))
     }
 
     /// Mackerel host metric `name` of host `host_id` ⇒ `host.<hostId>.<name>`.
@@ -80,22 +82,23 @@ impl fmt::Display for SeriesName {
     }
 }
 
-/// A validated tenant id (same charset as series names, at most 64 bytes).
+/// A validated tenant id (same charset as series names, at most 64 bytes); shared when
+/// cloned, like [`SeriesName`].
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Tenant(String);
+pub struct Tenant(Arc<str>);
 
 impl Tenant {
     /// # Errors
     /// [`ValidationError::Name`] naming `tenant` if the id is invalid.
     pub fn parse(id: &str) -> Result<Self, ValidationError> {
         check_name(id, "tenant", MAX_TENANT_LEN)?;
-        Ok(Self(id.to_string()))
+        Ok(Self(Arc::from(id)))
     }
 
     /// The tenant every deployment has unless configured otherwise.
     #[must_use]
     pub fn default_tenant() -> Self {
-        Self("default".to_string())
+        Self(Arc::from("default"))
     }
 
     #[must_use]

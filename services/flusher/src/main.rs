@@ -9,7 +9,11 @@ use carat_flusher::Flusher;
 use carat_writer::SystemClock;
 use lambda_runtime::{service_fn, LambdaEvent};
 
-#[tokio::main]
+// One thread: a Lambda container serves one invocation at a time, and the work is
+// Redis and DynamoDB round trips. The multi-thread runtime's cross-thread wake-ups cost
+// the writer 1.6× the CPU per point into Redis (docs/BENCHMARKS.md, "Writer CPU into
+// Redis"); concurrent bucket stores still overlap their I/O on the one thread.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     carat_writer::init_lambda_tracing();
     let env = |name: &str| std::env::var(name).ok();

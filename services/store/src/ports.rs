@@ -44,6 +44,29 @@ pub trait Head: Send + Sync {
     /// Dirty windows of `bucket` whose flush is due at or before `now`, at most `limit`.
     async fn due(&self, bucket: u32, now: i64, limit: usize) -> Result<Vec<WindowRef>, StoreError>;
 
+    /// [`Head::append`], then [`Head::due`] of the same bucket (none if `limit` is 0) as
+    /// it stands after the append: what the writer does for every bucket of a batch, in
+    /// one round trip where the head can (the Redis head: one script).
+    async fn append_and_due(
+        &self,
+        bucket: u32,
+        appends: &[HeadAppend],
+        now: i64,
+        limit: usize,
+    ) -> Result<(Vec<u64>, Vec<WindowRef>), StoreError> {
+        let counts = if appends.is_empty() {
+            Vec::new()
+        } else {
+            self.append(bucket, appends).await?
+        };
+        let due = if limit == 0 {
+            Vec::new()
+        } else {
+            self.due(bucket, now, limit).await?
+        };
+        Ok((counts, due))
+    }
+
     /// After a flush that read `read` (what [`Head::read`] gave): clears the window's
     /// dirty mark if nothing was appended since — the head still has the identity
     /// (`carat_core::head::identity`) of what was read — atomically, and returns whether

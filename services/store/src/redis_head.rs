@@ -45,7 +45,10 @@ const SERVICE: &str = "redis";
 /// Appends to the windows of one bucket and marks them dirty, atomically.
 /// KEYS[1] = dirty set, KEYS[1+i] = head key of window i; ARGV[1] = the header of a key
 /// this call creates (its nonce; count 0); ARGV[1+5(i-1)+1..=1+5i] = block, points in it,
-/// expire_at, flush_due, member of window i. Returns each window's appended count.
+/// expire_at, flush_due, member of window i; ARGV[#ARGV - 1], ARGV[#ARGV] = now and limit
+/// of the due windows to return. Returns each window's appended count, then (limit > 0)
+/// the members of the bucket's dirty windows due at or before now, at most limit, as
+/// `ZRANGEBYSCORE` gives them after the appends ([`Head::due`] in the same round trip).
 /// A list gets the block pushed and its header's count raised (same size: LSET rewrites
 /// it in place). A v1 string (written by a v1 writer) becomes a list whose first block
 /// holds its entries unchanged (kind 1): the rolling-deploy migration. `RPUSH` grows the
@@ -88,6 +91,13 @@ for i = 1, #KEYS - 1 do
   redis.call('EXPIREAT', k, ARGV[a + 3])
   redis.call('ZADD', KEYS[1], 'LT', ARGV[a + 4], ARGV[a + 5])
   out[i] = count
+end
+local limit = tonumber(ARGV[#ARGV])
+if limit > 0 then
+  local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[#ARGV - 1], 'LIMIT', 0, limit)
+  for j = 1, #due do
+    out[#KEYS - 1 + j] = due[j]
+  end
 end
 return out
 ";
@@ -424,6 +434,37 @@ impl RedisHead {
         }
     }
 
+    /// The windows of `bucket`'s due members; a member carat did not write is removed
+    /// (best effort), so it cannot block the bucket's due list forever.
+    async fn due_windows(&self, bucket: u32, members: Vec<Vec<u8>>) -> Vec<WindowRef> {
+        let key = self.k(dirty_key(bucket));
+        let mut out = Vec::with_capacity(members.len());
+        for m in members {
+            if let Some(w) = parse_dirty_member(bucket, &m) {
+                out.push(w);
+            } else {
+                // Not something carat wrote: drop it so it does not block the bucket's
+                // due list forever. Best effort; a failure here changes nothing.
+                tracing::warn!(
+                    bucket,
+                    member = %String::from_utf8_lossy(&m),
+                    "corrupt dirty-set member removed"
+                );
+                let mut conn = self.conn.clone();
+                let removed: Result<i64, _> = self
+                    .call(
+                        "due",
+                        redis::cmd("ZREM").arg(&key).arg(&m).query_async(&mut conn),
+                    )
+                    .await;
+                if let Err(e) = removed {
+                    tracing::warn!(bucket, error = %e, "could not remove corrupt dirty-set member");
+                }
+            }
+        }
+        out
+    }
+
     /// Waits until `replica_acks` replicas of the master of `bucket`'s slot hold every
     /// write this client sent it (`WAIT`, on the connection the append used), so that a
     /// master dying right after the append cannot take it along: the replica promoted
@@ -565,8 +606,18 @@ impl RedisHead {
 #[async_trait]
 impl Head for RedisHead {
     async fn append(&self, bucket: u32, appends: &[HeadAppend]) -> Result<Vec<u64>, StoreError> {
+        Ok(self.append_and_due(bucket, appends, 0, 0).await?.0)
+    }
+
+    async fn append_and_due(
+        &self,
+        bucket: u32,
+        appends: &[HeadAppend],
+        now: i64,
+        limit: usize,
+    ) -> Result<(Vec<u64>, Vec<WindowRef>), StoreError> {
         if appends.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), self.due(bucket, now, limit).await?));
         }
         let points = check_appends(SERVICE, bucket, appends)?;
         let mut call = ScriptCall::default();
@@ -586,20 +637,33 @@ impl Head for RedisHead {
                 .arg(a.flush_due)
                 .arg(dirty_member(&a.window));
         }
-        let counts: Vec<u64> = self.eval("append", &self.append, &call).await?;
+        call.arg(now).arg(limit);
+        let mut out: Vec<Value> = self.eval("append", &self.append, &call).await?;
         self.wait_for_replicas(bucket).await?;
-        if counts.len() != appends.len() {
-            return Err(StoreError::fatal(
-                SERVICE,
-                "append",
-                format!(
-                    "script returned {} counts for {} windows",
-                    counts.len(),
-                    appends.len()
-                ),
-            ));
+        let bad = |what: String| StoreError::fatal(SERVICE, "append", what);
+        if out.len() < appends.len() || out.len() - appends.len() > limit {
+            return Err(bad(format!(
+                "script returned {} values for {} windows and at most {limit} due",
+                out.len(),
+                appends.len()
+            )));
         }
-        Ok(counts)
+        let members = out.split_off(appends.len());
+        let counts = out
+            .into_iter()
+            .map(|v| match v {
+                Value::Int(n) => u64::try_from(n).map_err(|_| bad(format!("count {n}"))),
+                other => Err(bad(format!("a count that is not an integer: {other:?}"))),
+            })
+            .collect::<Result<Vec<u64>, _>>()?;
+        let members = members
+            .into_iter()
+            .map(|v| match v {
+                Value::BulkString(m) => Ok(m),
+                other => Err(bad(format!("a due member that is not a string: {other:?}"))),
+            })
+            .collect::<Result<Vec<Vec<u8>>, _>>()?;
+        Ok((counts, self.due_windows(bucket, members).await))
     }
 
     async fn read(&self, window: &WindowRef) -> Result<Vec<u8>, StoreError> {
@@ -655,31 +719,7 @@ impl Head for RedisHead {
                     .query_async(&mut conn),
             )
             .await?;
-        let mut out = Vec::with_capacity(members.len());
-        for m in members {
-            if let Some(w) = parse_dirty_member(bucket, &m) {
-                out.push(w);
-            } else {
-                // Not something carat wrote: drop it so it does not block the bucket's
-                // due list forever. Best effort; a failure here changes nothing.
-                tracing::warn!(
-                    bucket,
-                    member = %String::from_utf8_lossy(&m),
-                    "corrupt dirty-set member removed"
-                );
-                let mut conn = self.conn.clone();
-                let removed: Result<i64, _> = self
-                    .call(
-                        "due",
-                        redis::cmd("ZREM").arg(&key).arg(&m).query_async(&mut conn),
-                    )
-                    .await;
-                if let Err(e) = removed {
-                    tracing::warn!(bucket, error = %e, "could not remove corrupt dirty-set member");
-                }
-            }
-        }
-        Ok(out)
+        Ok(self.due_windows(bucket, members).await)
     }
 
     async fn settle(&self, window: &WindowRef, read: &[u8]) -> Result<bool, StoreError> {

@@ -735,3 +735,97 @@ async fn key_prefixes_keep_deployments_on_one_cluster_apart() {
         .await
         .unwrap();
 }
+
+/// `append_and_due` in one script gives what `append` then `due` give — the trait's
+/// default, which the in-memory head uses — for random appends, due times, `now` and
+/// limits; and, like `due`, it skips and removes dirty members carat did not write.
+#[tokio::test]
+#[ignore = "needs the local system (make test starts it)"]
+async fn append_and_due_in_one_script_matches_append_then_due() {
+    use carat_store::fake::FakeHead;
+    let h = head().await;
+    let fake = FakeHead::new();
+    let t = tenant();
+    let bs = buckets(1);
+    let bucket = bs[0];
+    let mut rng = rand::rng();
+    let windows: Vec<WindowRef> = (0..6)
+        .map(|i| WindowRef {
+            bucket,
+            key: series_key(&t, &format!("due.{}", i % 3)),
+            start: 86_400 * (i / 3),
+        })
+        .collect();
+    for round in 0..40 {
+        let n = rng.random_range(0..4usize);
+        let appends: Vec<HeadAppend> = (0..n)
+            .map(|_| {
+                let w = &windows[rng.random_range(0..windows.len())];
+                let pts = points(w.start, rng.random_range(1..4), f64::from(round));
+                HeadAppend {
+                    window: w.clone(),
+                    block: head_format::encode_block(w.start, &pts),
+                    flush_due: rng.random_range(0..5_000),
+                    expire_at: now_secs() + 3_600,
+                }
+            })
+            .collect();
+        // One window per append call (as the writer groups them).
+        let mut seen = std::collections::HashSet::new();
+        let appends: Vec<HeadAppend> = appends
+            .into_iter()
+            .filter(|a| seen.insert(a.window.clone()))
+            .collect();
+        let now = rng.random_range(0..2_000);
+        let limit = rng.random_range(0..4usize);
+        let got = h
+            .append_and_due(bucket, &appends, now, limit)
+            .await
+            .unwrap();
+        let want = fake
+            .append_and_due(bucket, &appends, now, limit)
+            .await
+            .unwrap();
+        assert_eq!(got, want, "round {round}: now {now}, limit {limit}");
+        if round % 2 == 1 {
+            // A flush of the first due window settles it in both heads (so that windows
+            // come back with later due times: ZADD LT only ever lowers them).
+            if let Some(w) = want.1.first() {
+                let read = h.read(w).await.unwrap();
+                assert!(h.settle(w, &read).await.unwrap());
+                let read = fake.read(w).await.unwrap();
+                assert!(fake.settle(w, &read).await.unwrap());
+            }
+        }
+    }
+    let mut c = raw().await;
+    let _: i64 = redis::cmd("ZADD")
+        .arg(dirty_key(bucket))
+        .arg(-1)
+        .arg("not a member")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let w = &windows[0];
+    let (_, due) = h
+        .append_and_due(
+            bucket,
+            &[append(w, entries(w.start, 1, 1.0), 0)],
+            2_000,
+            100,
+        )
+        .await
+        .unwrap();
+    assert!(due.contains(w), "{due:?}");
+    let junk: Option<f64> = redis::cmd("ZSCORE")
+        .arg(dirty_key(bucket))
+        .arg("not a member")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(junk, None, "the corrupt member is removed");
+    for w in &windows {
+        h.forget(w).await.unwrap();
+    }
+    cleanup(&bs).await;
+}

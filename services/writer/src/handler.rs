@@ -96,10 +96,10 @@ struct Group {
     appends: Vec<HeadAppend>,
     /// The points of `appends[i]`, in record order.
     staged: Vec<Vec<Stamped>>,
-    /// Series ⇒ (window start, index in `appends`).
+    /// (series, window start) ⇒ index in `appends`.
     /// FxHash: a batch's keys come from the stream, not from an attacker choosing
     /// collisions against this process's table (and SipHash was a tenth of the batch).
-    index: HashMap<SeriesKey, Vec<(i64, usize)>, rustc_hash::FxBuildHasher>,
+    index: HashMap<(SeriesKey, i64), usize, rustc_hash::FxBuildHasher>,
     points: u64,
     /// Distinct series of the bucket in this batch, with the label set a labels record
     /// gave (empty if none): what the catalog step looks at.
@@ -308,24 +308,18 @@ impl Writer {
                 });
                 let g = &mut groups[gi];
                 // A label set from a labels record stays; points alone add none.
-                // (Looked up before inserting: a series comes back in most records of a
-                // batch, and cloning its key for every one was a fifth of the batch.)
-                if !g.series.contains_key(&s.key) {
-                    g.series.insert(s.key.clone(), Labels::default());
-                }
+                // (Series names are shared, so the clones here cost a reference count.)
+                g.series.entry(s.key.clone()).or_default();
                 // A late point (close to the head expiry, or past it: a lagging writer, a
                 // replay) keeps its window in the head until a flush has merged it.
                 let expire_at = |start| self.cfg.head_expiry_after(start, now);
                 for (start, points) in s.windows {
                     g.points += points.len() as u64;
-                    let slots = match g.index.get_mut(&s.key) {
-                        Some(slots) => slots,
-                        None => g.index.entry(s.key.clone()).or_default(),
-                    };
-                    if let Some(&(_, ai)) = slots.iter().find(|(st, _)| *st == start) {
+                    let next = g.appends.len();
+                    let ai = *g.index.entry((s.key.clone(), start)).or_insert(next);
+                    if ai < next {
                         g.staged[ai].extend_from_slice(&points);
                     } else {
-                        slots.push((start, g.appends.len()));
                         g.appends.push(HeadAppend {
                             window: WindowRef {
                                 bucket: s.bucket,
@@ -620,12 +614,13 @@ impl Writer {
     /// skipped; a retryable failure fails the bucket (it is retried as a whole:
     /// appending again is harmless).
     async fn store_group(&self, g: &Group, now: i64) -> Result<Stored, WriterError> {
-        // A bucket of labels records only has nothing to append.
-        let counts = if g.appends.is_empty() {
-            Vec::new()
-        } else {
-            self.head.append(g.bucket, &g.appends).await?
-        };
+        // A bucket of labels records only has nothing to append. The bucket's due
+        // windows come back with the append (one Redis round trip for both).
+        let limit = self.cfg.writer.due_flushes_per_bucket;
+        let (counts, due) = self
+            .head
+            .append_and_due(g.bucket, &g.appends, now, limit)
+            .await?;
         let threshold = self.cfg.window.flush_point_threshold.max(1);
         let mut to_flush: Vec<WindowRef> = Vec::new();
         for ((a, points), &after) in g.appends.iter().zip(&g.staged).zip(&counts) {
@@ -635,12 +630,9 @@ impl Writer {
                 to_flush.push(a.window.clone());
             }
         }
-        let limit = self.cfg.writer.due_flushes_per_bucket;
-        if limit > 0 {
-            for w in self.head.due(g.bucket, now, limit).await? {
-                if !to_flush.contains(&w) {
-                    to_flush.push(w);
-                }
+        for w in due {
+            if !to_flush.contains(&w) {
+                to_flush.push(w);
             }
         }
         let mut stored = Stored::default();

@@ -1,11 +1,12 @@
 //! [`FakeHead`]: the Redis head in memory.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 use carat_core::head;
 use carat_core::SeriesKey;
+use rustc_hash::FxHashMap;
 
 use super::{lock, Faults, SERVICE};
 use crate::head_keys::{catalog_key, catalog_member, check_appends, dirty_member, nonce};
@@ -14,10 +15,13 @@ use crate::StoreError;
 
 #[derive(Debug, Default)]
 struct HeadState {
-    /// Window ⇒ (head bytes, expire_at): what `Head::read` of Redis gives.
-    windows: HashMap<WindowRef, (Vec<u8>, i64)>,
-    /// bucket ⇒ member ⇒ (score, window), like the `{b<bucket>}:dirty` ZSET.
-    dirty: HashMap<u32, BTreeMap<String, (i64, WindowRef)>>,
+    /// Window ⇒ (head bytes, expire_at): what `Head::read` of Redis gives. FxHash:
+    /// SipHash of every window key was a fifth of the writer benchmark, which measures
+    /// the writer's CPU, not this stand-in's.
+    windows: FxHashMap<WindowRef, (Vec<u8>, i64)>,
+    /// bucket ⇒ window ⇒ score, like the `{b<bucket>}:dirty` ZSET (whose member is
+    /// `dirty_member(window)`: formatted only where ZSET order is needed).
+    dirty: HashMap<u32, FxHashMap<WindowRef, i64>>,
     /// `{b<bucket>}:c:<day>` ⇒ (members, expire_at): the catalog markers.
     markers: HashMap<String, (HashSet<String>, i64)>,
 }
@@ -89,7 +93,7 @@ impl FakeHead {
             .get(&bucket)
             .map(|m| {
                 m.iter()
-                    .map(|(member, (s, w))| (*s, member.clone(), w.clone()))
+                    .map(|(w, s)| (*s, dirty_member(w), w.clone()))
                     .collect()
             })
             .unwrap_or_default();
@@ -106,24 +110,30 @@ impl Head for FakeHead {
         let nonce = nonce();
         let mut state = lock(&self.state);
         let mut counts = Vec::with_capacity(appends.len());
+        let state = &mut *state;
         for a in appends {
-            let slot = state
-                .windows
-                .entry(a.window.clone())
-                .or_insert_with(|| (Vec::new(), a.expire_at));
+            // Looked up before inserting: cloning every window's key was most of the
+            // benchmark's in-memory head (docs/BENCHMARKS.md, "Writer CPU").
+            let slot = match state.windows.get_mut(&a.window) {
+                Some(slot) => slot,
+                None => state
+                    .windows
+                    .entry(a.window.clone())
+                    .or_insert_with(|| (Vec::new(), a.expire_at)),
+            };
             let count = head::append_to(&mut slot.0, &a.block, nonce).map_err(|e| {
                 StoreError::fatal(SERVICE, "append", format!("{}: {e}", a.window.key))
             })?;
             slot.1 = a.expire_at;
             counts.push(u64::from(count));
             // Like `ZADD LT`: the earliest due time a window was given stays.
-            state
-                .dirty
-                .entry(bucket)
-                .or_default()
-                .entry(dirty_member(&a.window))
-                .and_modify(|(due, _)| *due = (*due).min(a.flush_due))
-                .or_insert_with(|| (a.flush_due, a.window.clone()));
+            let set = state.dirty.entry(bucket).or_default();
+            match set.get_mut(&a.window) {
+                Some(due) => *due = (*due).min(a.flush_due),
+                None => {
+                    set.insert(a.window.clone(), a.flush_due);
+                }
+            }
         }
         Ok(counts)
     }
@@ -145,8 +155,8 @@ impl Head for FakeHead {
         };
         let mut v: Vec<_> = set
             .iter()
-            .filter(|(_, (score, _))| *score <= now)
-            .map(|(member, (score, w))| (*score, member, w))
+            .filter(|(_, score)| **score <= now)
+            .map(|(w, score)| (*score, dirty_member(w), w))
             .collect();
         v.sort();
         Ok(v.into_iter()
@@ -167,7 +177,7 @@ impl Head for FakeHead {
             return Ok(false);
         }
         if let Some(set) = state.dirty.get_mut(&window.bucket) {
-            set.remove(&dirty_member(window));
+            set.remove(window);
         }
         Ok(true)
     }
