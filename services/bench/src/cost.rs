@@ -26,7 +26,9 @@ pub struct Figures {
     pub dynamodb_read_units_per_million_points: f64,
     /// `writer_bench`: average bytes of a full-day window item (what DynamoDB stores).
     pub dynamodb_item_bytes_full_day: f64,
-    /// `writer_bench`: whole writer path, one core, agent-shaped (minutely) records.
+    /// `writer_bench`: points per CPU-second of the writer process into the local Redis
+    /// cluster (decode, group, encode and the Redis client; not the servers), agent-shaped
+    /// posts by name set: the CPU the writer Lambda pays for.
     pub writer_points_per_cpu_second: f64,
     /// `kinesis_payload` (services/api/examples): Kinesis data + key bytes per point of a
     /// one-host Mackerel agent post.
