@@ -208,6 +208,14 @@ describe('Monitoring stack', () => {
     for (const name of ['DecodeMs', 'TotalMs']) expect(handler).toContain(`("${name}"`);
   });
 
+  test('the dashboard graphs the writer\'s NameSetFailures (the EMF name of services/writer/src/handler.rs)', () => {
+    const body = JSON.stringify(template.toJSON());
+    expect(body).toContain('NameSetFailures');
+    expect(body).toContain('batches stopped: name set not fetched');
+    const handler = fs.readFileSync(path.resolve(__dirname, '..', '..', 'services', 'writer', 'src', 'handler.rs'), 'utf8');
+    expect(handler).toContain('("NameSetFailures"');
+  });
+
   test('one dashboard', () => {
     template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
     template.hasResourceProperties('AWS::CloudWatch::Dashboard', { DashboardName: 'carat-test' });

@@ -343,6 +343,9 @@ export class MonitoringStack extends Stack {
           emf(METRICS.processedPoints.flusher, 'FlushedWindows').with({ label: 'windows flushed by the flusher' }),
           emf(METRICS.failedFlushes.writer, METRICS.failedFlushes.name).with({ label: 'failed flushes (writer)' }),
           emf(METRICS.failedFlushes.flusher, METRICS.failedFlushes.name).with({ label: 'failed flushes (flusher)' }),
+          // Batches stopped at a record whose name set (record v2) could not be fetched:
+          // they are re-sent, so a rising line is a catalog table that does not answer.
+          emf(METRICS.processedPoints.writer, 'NameSetFailures').with({ label: 'batches stopped: name set not fetched' }),
         ] }),
       new cw.GraphWidget({ title: 'end-to-end latency (ms)', width: 8, left: [endToEnd],
         leftAnnotations: [{ value: a.endToEndLatencyMs, label: 'alarm' }] }),
