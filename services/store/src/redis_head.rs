@@ -437,7 +437,6 @@ impl RedisHead {
     /// The windows of `bucket`'s due members; a member carat did not write is removed
     /// (best effort), so it cannot block the bucket's due list forever.
     async fn due_windows(&self, bucket: u32, members: Vec<Vec<u8>>) -> Vec<WindowRef> {
-        let key = self.k(dirty_key(bucket));
         let mut out = Vec::with_capacity(members.len());
         for m in members {
             if let Some(w) = parse_dirty_member(bucket, &m) {
@@ -450,6 +449,9 @@ impl RedisHead {
                     member = %String::from_utf8_lossy(&m),
                     "corrupt dirty-set member removed"
                 );
+                // The key is built only here: this runs for every bucket of every batch,
+                // and a corrupt member is rare.
+                let key = self.k(dirty_key(bucket));
                 let mut conn = self.conn.clone();
                 let removed: Result<i64, _> = self
                     .call(
